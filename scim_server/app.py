@@ -1,0 +1,50 @@
+"""The application factory (DESIGN §2): configuration in, a ready WSGI app out."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from flask import Flask, Response, g, request
+
+from scim_server.config import Settings
+from scim_server.http import health, scim
+from scim_server.http.errors import register_error_handlers
+from scim_server.scim.schema import Registry, default_registry
+from scim_server.store.db import Database
+
+_REQUEST_ID = "X-Request-Id"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    registry: Registry | None = None,
+) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["scim_settings"] = settings
+    app.extensions["scim_db"] = database or Database(
+        settings.database_url, pool_size=settings.db_pool_size
+    )
+    app.extensions["scim_registry"] = registry or default_registry()
+    logging.getLogger("scim_server").setLevel(settings.log_level)
+
+    @app.before_request
+    def _assign_request_id() -> None:
+        incoming = request.headers.get(_REQUEST_ID, "")
+        usable = incoming if 0 < len(incoming) <= 64 and incoming.isprintable() else ""
+        g.request_id = usable or uuid.uuid4().hex
+
+    @app.after_request
+    def _echo_request_id(response: Response) -> Response:
+        response.headers[_REQUEST_ID] = g.get("request_id", "")
+        return response
+
+    register_error_handlers(app)
+    app.register_blueprint(scim.bp)
+    app.register_blueprint(health.bp)
+    return app

@@ -1,0 +1,69 @@
+"""Configuration from environment variables only (DESIGN §8). Each one is documented in README."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the server cannot use."""
+
+
+def _int(env: dict[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///./scim.db"
+    #: Public base URL of the SCIM endpoint; derived from the request when unset.
+    base_url: str | None = None
+    default_page_size: int = 100
+    max_page_size: int = 1000
+    max_filter_length: int = 4096
+    max_body_bytes: int = 1024 * 1024
+    db_pool_size: int = 5
+    public_discovery: bool = False
+    log_level: str = "INFO"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if environ is None else environ)
+        settings = cls(
+            database_url=env.get("SCIM_DATABASE_URL") or cls.database_url,
+            base_url=(env.get("SCIM_BASE_URL") or None),
+            default_page_size=_int(env, "SCIM_DEFAULT_PAGE_SIZE", cls.default_page_size),
+            max_page_size=_int(env, "SCIM_MAX_PAGE_SIZE", cls.max_page_size),
+            max_filter_length=_int(env, "SCIM_MAX_FILTER_LENGTH", cls.max_filter_length),
+            max_body_bytes=_int(env, "SCIM_MAX_BODY_BYTES", cls.max_body_bytes),
+            db_pool_size=_int(env, "SCIM_DB_POOL_SIZE", cls.db_pool_size),
+            public_discovery=_bool(env, "SCIM_PUBLIC_DISCOVERY", cls.public_discovery),
+            log_level=(env.get("SCIM_LOG_LEVEL") or cls.log_level).upper(),
+        )
+        if settings.default_page_size > settings.max_page_size:
+            raise ConfigError("SCIM_DEFAULT_PAGE_SIZE must not exceed SCIM_MAX_PAGE_SIZE")
+        return settings

@@ -1,0 +1,76 @@
+"""Discovery documents (RFC 7644 §4, RFC 7643 §5-7), built from the schema registry.
+
+They must tell the truth: a feature appears as supported only once it works, and what is not
+built says ``supported: false`` (and its endpoint answers 501).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from scim_server.scim.schema import Registry
+
+SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+
+
+def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any]:
+    return {
+        "schemas": [SPC_SCHEMA],
+        "patch": {"supported": True},
+        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": True, "maxResults": max_results},
+        "changePassword": {"supported": False},
+        "sort": {"supported": True},
+        "etag": {"supported": True},
+        "authenticationSchemes": [
+            {
+                "type": "oauthbearertoken",
+                "name": "Bearer token",
+                "description": "A connection token from `scim-server connection create`, sent "
+                "as 'Authorization: Bearer <token>'.",
+                "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
+                "primary": True,
+            }
+        ],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": f"{base_url}/ServiceProviderConfig",
+        },
+    }
+
+
+def _with_location(doc: dict[str, Any], resource_type: str, location: str) -> dict[str, Any]:
+    out = copy.deepcopy(doc)
+    out["meta"] = {"resourceType": resource_type, "location": location}
+    return out
+
+
+def schema_documents(
+    registry: Registry, base_url: str, served: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The schema documents of the served resource types (core and extensions)."""
+    wanted: list[str] = []
+    for name in served:
+        for urn in registry.resource_type(name).schema_ids:
+            if urn not in wanted:
+                wanted.append(urn)
+    docs = []
+    for urn in wanted:
+        schema = registry.schema(urn)
+        assert schema is not None
+        docs.append(_with_location(schema.document, "Schema", f"{base_url}/Schemas/{schema.id}"))
+    return docs
+
+
+def resource_type_documents(
+    registry: Registry, base_url: str, served: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    return [
+        _with_location(
+            registry.resource_type(name).document,
+            "ResourceType",
+            f"{base_url}/ResourceTypes/{registry.resource_type(name).id}",
+        )
+        for name in served
+    ]

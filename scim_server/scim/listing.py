@@ -1,0 +1,159 @@
+"""List and search parameters (RFC 7644 §3.4.2 and §3.4.3), parsed once for GET and POST .search.
+
+Query-string values are text; a SearchRequest body carries JSON types. Both become one
+:class:`ListQuery`, so ``GET /Users?...`` and ``POST /Users/.search`` can never disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from scim_server.scim.errors import InvalidFilter, InvalidSyntax, InvalidValue
+from scim_server.scim.filter import parse_filter
+from scim_server.scim.filter_ast import AttrPath, Expr
+
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+_SEARCH_KEYS = {
+    "schemas",
+    "attributes",
+    "excludedattributes",
+    "filter",
+    "sortby",
+    "sortorder",
+    "startindex",
+    "count",
+}
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    filter: Expr | None
+    sort_by: AttrPath | None
+    descending: bool
+    start_index: int
+    count: int
+    attributes: str | None
+    excluded_attributes: str | None
+
+
+@dataclass(frozen=True)
+class Limits:
+    default_count: int
+    max_count: int
+    max_filter_length: int
+
+
+def _as_int(name: str, raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise InvalidValue(f'"{name}" must be an integer, got {raw!r}')
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str):
+        try:
+            return int(raw.strip())
+        except ValueError:
+            pass
+    raise InvalidValue(f'"{name}" must be an integer, got {raw!r}')
+
+
+def _as_attribute_list(name: str, raw: Any) -> str | None:
+    if raw is None:
+        return None
+    if isinstance(raw, list) and all(isinstance(item, str) for item in raw):
+        return ",".join(raw)
+    if isinstance(raw, str):
+        return raw
+    raise InvalidValue(f'"{name}" must be a list of attribute names')
+
+
+def _parse_sort_by(raw: str) -> AttrPath:
+    """A sort attribute is a filter attribute path: parse ``<path> pr`` to reuse the grammar."""
+    try:
+        expr = parse_filter(f"{raw} pr")
+    except InvalidFilter:
+        raise InvalidValue(f'"sortBy" is not an attribute path: {raw!r}') from None
+    path = getattr(expr, "path", None)
+    if not isinstance(path, AttrPath) or type(expr).__name__ != "Present":
+        raise InvalidValue(f'"sortBy" is not an attribute path: {raw!r}')
+    return path
+
+
+def parse_list_query(params: Mapping[str, Any], limits: Limits) -> ListQuery:
+    """Parameters by their RFC names (any case), from a query string or a SearchRequest."""
+    values = {key.lower(): value for key, value in params.items()}
+
+    filter_text = values.get("filter")
+    expr: Expr | None = None
+    if filter_text is not None:
+        if not isinstance(filter_text, str):
+            raise InvalidFilter('"filter" must be a string')
+        if len(filter_text) > limits.max_filter_length:
+            raise InvalidFilter(
+                f"filter is {len(filter_text)} characters long; "
+                f"the maximum is {limits.max_filter_length}"
+            )
+        expr = parse_filter(filter_text)
+
+    sort_by_raw = values.get("sortby")
+    sort_by = None
+    if sort_by_raw not in (None, ""):
+        if not isinstance(sort_by_raw, str):
+            raise InvalidValue('"sortBy" must be a string')
+        sort_by = _parse_sort_by(sort_by_raw)
+
+    order = values.get("sortorder")
+    if order in (None, ""):
+        descending = False
+    elif isinstance(order, str) and order.lower() in {"ascending", "descending"}:
+        descending = order.lower() == "descending"
+    else:
+        raise InvalidValue(f'"sortOrder" must be "ascending" or "descending", got {order!r}')
+
+    start_raw = values.get("startindex")
+    # RFC 7644 §3.4.2.4: a value less than 1 is interpreted as 1.
+    start_index = 1 if start_raw in (None, "") else max(1, _as_int("startIndex", start_raw))
+
+    count_raw = values.get("count")
+    if count_raw in (None, ""):
+        count = limits.default_count
+    else:
+        # RFC 7644 §3.4.2.4: a negative value is interpreted as 0.
+        count = max(0, _as_int("count", count_raw))
+        if count > limits.max_count:
+            raise InvalidValue(
+                f'"count" is {count}; the maximum page size of this server is '
+                f"{limits.max_count} (ServiceProviderConfig filter.maxResults)"
+            )
+
+    attributes = _as_attribute_list("attributes", values.get("attributes"))
+    excluded = _as_attribute_list("excludedAttributes", values.get("excludedattributes"))
+    if attributes and excluded:
+        raise InvalidValue('"attributes" and "excludedAttributes" cannot be used together')
+    return ListQuery(
+        filter=expr,
+        sort_by=sort_by,
+        descending=descending,
+        start_index=start_index,
+        count=count,
+        attributes=attributes or None,
+        excluded_attributes=excluded or None,
+    )
+
+
+def parse_search_request(body: Any, limits: Limits) -> ListQuery:
+    """A ``POST .search`` body (RFC 7644 §3.4.3)."""
+    if not isinstance(body, dict):
+        raise InvalidSyntax("a SearchRequest body must be a JSON object")
+    schemas = body.get("schemas")
+    if not isinstance(schemas, list) or SEARCH_REQUEST.lower() not in {
+        str(s).lower() for s in schemas
+    }:
+        raise InvalidSyntax(f'a SearchRequest must list "{SEARCH_REQUEST}" in "schemas"')
+    unknown = [key for key in body if key.lower() not in _SEARCH_KEYS]
+    if unknown:
+        raise InvalidSyntax(f'unknown SearchRequest attribute "{unknown[0]}"')
+    return parse_list_query(body, limits)

@@ -1,0 +1,149 @@
+"""Organisations, connections and bearer tokens (DESIGN §7).
+
+A token is 256 random bits, shown once and stored only as its SHA-256. Lookup is by hash (an
+indexed equality on a value the caller cannot choose), then the stored hash is compared again in
+constant time so no timing difference depends on how much of a guess was right.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scim_server.store.models import ApiToken, Connection, Organization
+from scim_server.store.types import utcnow
+
+SCOPES = ("scim", "admin", "audit")
+IDPS = ("okta", "entra", "generic")
+TOKEN_PREFIX = "scim_"  # noqa: S105 - a marker, not a secret
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+class ServiceError(Exception):
+    """A refusal of an admin action, with a message for the admin."""
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_prefix(token: str) -> str:
+    """The part of a token that may be shown in logs and audit events to identify it."""
+    return token[: len(TOKEN_PREFIX) + 6]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the organisation, the connection (for SCIM tokens) and the token's scope."""
+
+    org_id: int
+    org_slug: str
+    connection_id: str | None
+    scope: str
+    token_prefix: str
+    expires_at: datetime | None
+    revoked: bool
+
+    # authlib's TokenValidator protocol
+    def is_expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= utcnow()
+
+    def is_revoked(self) -> bool:
+        return self.revoked
+
+    def get_scope(self) -> str:
+        return self.scope
+
+
+def authenticate(session: Session, token: str) -> Principal | None:
+    digest = hash_token(token)
+    row = session.execute(
+        select(ApiToken, Organization.slug)
+        .join(Organization, Organization.id == ApiToken.org_id)
+        .where(ApiToken.token_hash == digest)
+    ).first()
+    if row is None:
+        return None
+    stored, slug = row
+    if not hmac.compare_digest(stored.token_hash, digest):
+        return None
+    return Principal(
+        org_id=stored.org_id,
+        org_slug=slug,
+        connection_id=stored.connection_id,
+        scope=stored.scope,
+        token_prefix=stored.prefix,
+        expires_at=stored.expires_at,
+        revoked=stored.revoked_at is not None,
+    )
+
+
+def create_organization(session: Session, slug: str, name: str) -> Organization:
+    if not _SLUG.match(slug):
+        raise ServiceError(
+            f"organisation slug {slug!r} must be lower-case letters, digits and '-', "
+            "at most 63 characters"
+        )
+    if session.scalar(select(Organization.id).where(Organization.slug == slug)) is not None:
+        raise ServiceError(f"organisation {slug!r} already exists")
+    org = Organization(slug=slug, name=name)
+    session.add(org)
+    session.flush()
+    return org
+
+
+def get_organization(session: Session, slug: str) -> Organization:
+    org = session.scalar(select(Organization).where(Organization.slug == slug))
+    if org is None:
+        raise ServiceError(f"no organisation {slug!r}")
+    return org
+
+
+def issue_token(
+    session: Session,
+    org: Organization,
+    scope: str,
+    connection: Connection | None = None,
+    expires_at: datetime | None = None,
+) -> str:
+    """Create a token and return it in clear: the only time it exists outside the caller."""
+    if scope not in SCOPES:
+        raise ServiceError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    token = new_token()
+    session.add(
+        ApiToken(
+            org_id=org.id,
+            connection_id=connection.id if connection else None,
+            scope=scope,
+            prefix=token_prefix(token),
+            token_hash=hash_token(token),
+            expires_at=expires_at,
+        )
+    )
+    session.flush()
+    return token
+
+
+def create_connection(
+    session: Session, org: Organization, name: str, idp: str = "generic"
+) -> tuple[Connection, str]:
+    """A new IdP connection and its first SCIM token."""
+    if idp not in IDPS:
+        raise ServiceError(f"idp must be one of {', '.join(IDPS)}, got {idp!r}")
+    connection = Connection(id=str(uuid.uuid4()), org_id=org.id, name=name, idp=idp)
+    session.add(connection)
+    session.flush()
+    token = issue_token(session, org, "scim", connection)
+    return connection, token

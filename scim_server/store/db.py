@@ -1,0 +1,78 @@
+"""Engine, sessions and transactions for SQLite (embedded default) and PostgreSQL (production).
+
+One transaction per request (DESIGN §2). On SQLite, pysqlite's own transaction handling is
+switched off so that SQLAlchemy's BEGIN is real, and a write transaction begins with
+``BEGIN IMMEDIATE``: it takes the write lock up front, so two gunicorn workers writing at once
+wait on ``busy_timeout`` instead of failing with SQLITE_BUSY when a read lock is upgraded.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+_write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "scim_write_intent", default=False
+)
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
+
+
+def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=False)
+
+
+class Database:
+    """The engine and session factory of one process."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = url
+        self.engine = create_db_engine(url, pool_size=pool_size)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[Session]:
+        """A session in one transaction: committed on success, rolled back on any exception."""
+        token = _write_intent.set(write)
+        try:
+            with self._sessions() as session, session.begin():
+                yield session
+        finally:
+            _write_intent.reset(token)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

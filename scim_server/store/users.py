@@ -1,0 +1,150 @@
+"""User rows: the document, its promoted columns and its multi-valued index rows, kept in step.
+
+``write_user`` is the only place that sets a user's ``data``; it re-derives the promoted columns
+and rewrites the child rows of exactly the multi-valued attributes that changed, so the index a
+filter reads can never drift from the document a GET returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import delete, insert
+from sqlalchemy.orm import Session
+
+from scim_server.scim.schema import Attribute, ResourceType
+from scim_server.store.filters import ChildStorage, ResourceStorage
+from scim_server.store.models import User, UserAttributeValue
+from scim_server.store.types import utcnow
+
+USER_STORAGE = ResourceStorage(
+    model=User,
+    pk_column="pk",
+    org_column="org_id",
+    document_column="data",
+    columns={
+        "id": "id",
+        "externalid": "external_id",
+        "username": "user_name",
+        "displayname": "display_name",
+        "meta.created": "created_at",
+        "meta.lastmodified": "last_modified",
+    },
+    child=ChildStorage(
+        model=UserAttributeValue,
+        parent_fk="user_pk",
+        key_column="attribute",
+        columns={"value": "value", "type": "type", "primary": "primary", "display": "display"},
+    ),
+    # Computed from memberships and policy; filterable once groups exist (issue 4).
+    unfilterable=frozenset({"groups"}),
+)
+
+
+def indexed_attributes(rt: ResourceType) -> Iterator[tuple[str, str | None, Attribute]]:
+    """Every stored multi-valued attribute: (child key, extension URN or None, definition)."""
+    for attribute in rt.schema.attributes:
+        if attribute.multi_valued and attribute.mutability != "readOnly":
+            yield attribute.name, None, attribute
+    for extension in rt.extensions:
+        for attribute in extension.schema.attributes:
+            if attribute.multi_valued and attribute.mutability != "readOnly":
+                yield f"{extension.schema.id}:{attribute.name}", extension.schema.id, attribute
+
+
+def _elements(doc: dict[str, Any], urn: str | None, attribute: Attribute) -> list[Any]:
+    holder = doc.get(urn, {}) if urn else doc
+    value = holder.get(attribute.name) if isinstance(holder, dict) else None
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _child_rows(
+    org_id: int, user_pk: int, key: str, attribute: Attribute, elements: list[Any]
+) -> list[dict[str, Any]]:
+    rows = []
+    for element in elements:
+        if attribute.is_complex and isinstance(element, dict):
+            rows.append(
+                {
+                    "org_id": org_id,
+                    "user_pk": user_pk,
+                    "attribute": key,
+                    "value": _text(element.get("value")),
+                    "type": _text(element.get("type")),
+                    "primary": element.get("primary") is True,
+                    "display": _text(element.get("display")),
+                    "data": element,
+                }
+            )
+        else:
+            rows.append(
+                {
+                    "org_id": org_id,
+                    "user_pk": user_pk,
+                    "attribute": key,
+                    "value": _text(element),
+                    "type": None,
+                    "primary": False,
+                    "display": None,
+                    "data": {"value": element},
+                }
+            )
+    return rows
+
+
+def apply_document(user: User, doc: dict[str, Any]) -> None:
+    """Set the document and the columns promoted from it."""
+    user.data = doc
+    user.user_name = doc["userName"]
+    user.external_id = doc.get("externalId")
+    user.display_name = doc.get("displayName")
+    # Unassigned ``active`` (removed by PATCH) is not a deactivation (DESIGN §5.3).
+    user.active = doc.get("active") is not False
+
+
+def write_user(
+    session: Session,
+    rt: ResourceType,
+    user: User,
+    doc: dict[str, Any],
+    previous: dict[str, Any] | None,
+) -> None:
+    """Store ``doc`` as the user's document; ``previous`` is the stored one (None on create).
+
+    The caller has already added a new ``user`` to the session; this flushes it so that the
+    unique index on ``userName`` is checked here, inside the caller's transaction.
+    """
+    now = utcnow()
+    if previous is None:
+        user.created_at = now
+    user.last_modified = now
+    apply_document(user, doc)
+    session.flush()
+
+    stale: list[str] = []
+    fresh: list[dict[str, Any]] = []
+    for key, urn, attribute in indexed_attributes(rt):
+        new_elements = _elements(doc, urn, attribute)
+        old_elements = _elements(previous, urn, attribute) if previous is not None else []
+        if previous is not None and new_elements == old_elements:
+            continue
+        if previous is not None and old_elements:
+            stale.append(key)
+        fresh.extend(_child_rows(user.org_id, user.pk, key, attribute, new_elements))
+    if stale:
+        session.execute(
+            delete(UserAttributeValue).where(
+                UserAttributeValue.user_pk == user.pk, UserAttributeValue.attribute.in_(stale)
+            )
+        )
+    if fresh:
+        session.execute(insert(UserAttributeValue), fresh)

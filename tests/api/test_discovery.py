@@ -1,0 +1,53 @@
+"""Discovery endpoints (RFC 7644 §4) are served from schemas/ and tell the truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.conftest import Api
+
+SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
+USER = "urn:ietf:params:scim:schemas:core:2.0:User"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+def test_service_provider_config_tells_what_is_supported(api: Api) -> None:
+    response = api.get("/ServiceProviderConfig")
+    assert response.status_code == 200
+    config = response.get_json()
+    assert config["schemas"] == ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"]
+    assert config["patch"]["supported"] is True
+    assert config["filter"] == {"supported": True, "maxResults": 200}
+    assert config["sort"]["supported"] is True
+    assert config["etag"]["supported"] is True
+    assert config["changePassword"]["supported"] is False
+    # /Bulk is not built: advertised as unsupported, and it answers 501
+    assert config["bulk"]["supported"] is False
+    assert api.post("/Bulk", {}).status_code == 501
+    assert config["authenticationSchemes"][0]["type"] == "oauthbearertoken"
+
+
+def test_schemas_are_served_from_the_schema_documents(api: Api) -> None:
+    listed = api.get("/Schemas").get_json()
+    ids = [doc["id"] for doc in listed["Resources"]]
+    # the access extension is attached once its attributes are computed (issues 4 and 5)
+    assert ids == [USER, ENTERPRISE]
+    assert listed["totalResults"] == 2
+    on_disk = json.loads((SCHEMAS_DIR / "user.json").read_text())
+    served = api.get(f"/Schemas/{USER}").get_json()
+    assert served["attributes"] == on_disk["attributes"]
+    assert served["meta"]["location"].endswith(f"/scim/v2/Schemas/{USER}")
+    # URNs are case-insensitive
+    assert api.get(f"/Schemas/{USER.upper()}").get_json()["id"] == USER
+    assert api.get("/Schemas/urn:nope").status_code == 404
+
+
+def test_resource_types_list_only_what_is_served(api: Api) -> None:
+    listed = api.get("/ResourceTypes").get_json()
+    assert [rt["name"] for rt in listed["Resources"]] == ["User"]
+    user = api.get("/ResourceTypes/User").get_json()
+    assert user["endpoint"] == "/Users"
+    assert user["schema"] == USER
+    assert [ext["schema"] for ext in user["schemaExtensions"]] == [ENTERPRISE]
+    assert api.get("/ResourceTypes/Group").status_code == 404

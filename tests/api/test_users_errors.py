@@ -1,0 +1,222 @@
+"""Bad input answers the right SCIM error and writes nothing (RFC 7644 §3.12)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from scim_server.store.db import Database
+from tests.conftest import USER_SCHEMA, Api, patch_body, store_snapshot
+
+ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+
+
+def assert_error(response: Any, status: int, scim_type: str | None, *detail_words: str) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/scim+json"
+    body = response.get_json()
+    assert body["schemas"] == [ERROR]
+    assert body["status"] == str(status)
+    assert body.get("scimType") == scim_type
+    for word in detail_words:
+        assert word in body["detail"], body["detail"]
+
+
+@pytest.fixture
+def seeded(api: Api) -> dict[str, Any]:
+    return api.create_user(
+        "seed@example.com",
+        displayName="Seed",
+        emails=[{"value": "seed@example.com", "type": "work"}],
+    )
+
+
+def test_malformed_json_is_invalid_syntax(
+    api: Api, database: Database, seeded: dict[str, Any]
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    response = api.request(
+        "POST", "/Users", data=b'{"userName": "x",', content_type="application/scim+json"
+    )
+    assert_error(response, 400, "invalidSyntax", "not valid JSON")
+    response = api.request(
+        "PATCH", f"/Users/{seeded['id']}", data=b"[1,", content_type="application/scim+json"
+    )
+    assert_error(response, 400, "invalidSyntax", "not valid JSON")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_unknown_attribute_is_refused(api: Api, database: Database, seeded: dict[str, Any]) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    response = api.post(
+        "/Users", {"schemas": [USER_SCHEMA], "userName": "new", "favouriteColour": "red"}
+    )
+    assert_error(response, 400, "invalidSyntax", "favouriteColour")
+    response = api.put(
+        f"/Users/{seeded['id']}",
+        {"schemas": [USER_SCHEMA], "userName": "seed@example.com", "name": {"nickname": "x"}},
+    )
+    assert_error(response, 400, "invalidSyntax", "nickname")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "words"),
+    [
+        ("active", "yes", ("active", "boolean")),
+        ("userName", 42, ("userName", "string")),
+        ("name", "Barbara", ("name",)),
+        ("emails", [{"value": 7}], ("emails.value", "string")),
+        ("emails", ["a@b.c"], ("emails",)),
+    ],
+)
+def test_wrong_type_is_invalid_value(
+    api: Api,
+    database: Database,
+    seeded: dict[str, Any],
+    attribute: str,
+    value: Any,
+    words: tuple[str, ...],
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    body = {"schemas": [USER_SCHEMA], "userName": "typed", attribute: value}
+    assert_error(api.post("/Users", body), 400, "invalidValue", *words)
+    patch = patch_body({"op": "replace", "path": attribute, "value": value})
+    assert_error(api.patch(f"/Users/{seeded['id']}", patch), 400, "invalidValue", *words)
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_missing_user_name_is_invalid_value(api: Api, database: Database) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    assert_error(
+        api.post("/Users", {"schemas": [USER_SCHEMA], "displayName": "x"}),
+        400,
+        "invalidValue",
+        "userName",
+    )
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_duplicate_user_name_is_409_uniqueness_case_insensitively(
+    api: Api, database: Database, seeded: dict[str, Any]
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    response = api.post("/Users", {"schemas": [USER_SCHEMA], "userName": "SEED@example.com"})
+    assert_error(response, 409, "uniqueness", "userName", "SEED@example.com")
+    other = api.create_user("other@example.com")
+    before = store_snapshot(database, api.tenant.org_id)
+    renamed = api.patch(
+        f"/Users/{other['id']}",
+        patch_body({"op": "replace", "path": "userName", "value": "Seed@Example.com"}),
+    )
+    assert_error(renamed, 409, "uniqueness", "userName")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+@pytest.mark.parametrize(
+    "bad_filter",
+    [
+        "userName eq",
+        'userName eq "unterminated',
+        'userName xx "a"',
+        'nosuchattribute eq "a"',
+        'name.nosuch eq "a"',
+        'emails[type eq "work"',
+        '(userName eq "a"',
+        "active gt true",
+        'userName eq "a" and',
+        'meta.lastModified gt "not a date"',
+        'name eq "x"',
+    ],
+)
+def test_bad_filter_is_invalid_filter(api: Api, seeded: dict[str, Any], bad_filter: str) -> None:
+    response = api.get("/Users", query_string={"filter": bad_filter})
+    assert_error(response, 400, "invalidFilter")
+
+
+@pytest.mark.parametrize(
+    ("operation", "status", "scim_type", "word"),
+    [
+        ({"op": "replace", "path": "nosuch", "value": "x"}, 400, "invalidPath", "nosuch"),
+        ({"op": "replace", "path": "emails[type eq", "value": "x"}, 400, "invalidPath", "emails"),
+        ({"op": "remove"}, 400, "noTarget", ""),
+        (
+            {"op": "replace", "path": 'emails[type eq "home"].value', "value": "x@y.z"},
+            400,
+            "noTarget",
+            "",
+        ),
+        ({"op": "replace", "path": "id", "value": "x"}, 400, "mutability", "id"),
+        (
+            {"op": "frobnicate", "path": "displayName", "value": "x"},
+            400,
+            "invalidSyntax",
+            "frobnicate",
+        ),
+    ],
+)
+def test_bad_patch_leaves_the_user_unchanged(
+    api: Api,
+    database: Database,
+    seeded: dict[str, Any],
+    operation: dict[str, Any],
+    status: int,
+    scim_type: str,
+    word: str,
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    # a valid first operation must not be applied when a later one fails (atomic PATCH)
+    body = patch_body({"op": "replace", "path": "displayName", "value": "Changed"}, operation)
+    assert_error(api.patch(f"/Users/{seeded['id']}", body), status, scim_type, word)
+    assert store_snapshot(database, api.tenant.org_id) == before
+    assert api.get(f"/Users/{seeded['id']}").get_json()["displayName"] == "Seed"
+
+
+def test_patch_body_without_patchop_schema_is_refused(api: Api, seeded: dict[str, Any]) -> None:
+    response = api.patch(
+        f"/Users/{seeded['id']}",
+        {"Operations": [{"op": "replace", "path": "displayName", "value": "x"}]},
+    )
+    assert_error(response, 400, "invalidSyntax")
+
+
+def test_too_large_count_is_refused(api: Api, seeded: dict[str, Any]) -> None:
+    response = api.get("/Users", query_string={"count": "100000"})
+    assert_error(response, 400, "invalidValue", "count", "200")
+    assert_error(api.get("/Users", query_string={"count": "ten"}), 400, "invalidValue", "count")
+    assert_error(
+        api.get("/Users", query_string={"sortOrder": "sideways"}), 400, "invalidValue", "sortOrder"
+    )
+
+
+def test_unsupported_media_type(api: Api) -> None:
+    response = api.request("POST", "/Users", data=b"userName=x", content_type="text/plain")
+    assert_error(response, 415, None, "text/plain")
+
+
+def test_scim_json_with_charset_and_plain_json_are_accepted(api: Api) -> None:
+    for content_type in ("application/scim+json; charset=utf-8", "application/json"):
+        response = api.request(
+            "POST",
+            "/Users",
+            data=b'{"schemas": ["%s"], "userName": "%s"}'
+            % (USER_SCHEMA.encode(), content_type.split(";")[0].replace("/", ".").encode()),
+            content_type=content_type,
+        )
+        assert response.status_code == 201, response.get_json()
+
+
+def test_request_body_over_the_limit_is_413(api: Api, database: Database) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    body = {"schemas": [USER_SCHEMA], "userName": "big", "displayName": "x" * 300_000}
+    assert_error(api.post("/Users", body), 413, None, "too large")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_unknown_endpoint_and_unbuilt_features(api: Api) -> None:
+    assert_error(api.get("/Nope"), 404, None)
+    assert_error(api.get("/Groups"), 501, None, "Group")
+    assert_error(api.post("/Bulk", {"schemas": []}), 501, None, "bulk")
+    assert_error(api.get("/Me"), 501, None, "/Me")
+    assert_error(api.request("POST", "/Users/some-id"), 405, None)

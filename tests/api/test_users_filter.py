@@ -1,0 +1,239 @@
+"""Filters run as SQL (RFC 7644 §3.4.2.2), on both databases.
+
+Each filter's result through HTTP is checked against the in-memory evaluator (the plain statement
+of the RFC semantics), and the number of user rows loaded from the database is asserted to equal
+the number of matches: the filtering happened in SQL, not by loading rows into Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from scim_server.scim.filter import parse_filter
+from scim_server.scim.filter_eval import matches
+from scim_server.scim.schema import default_registry
+from scim_server.store.models import User
+from tests.conftest import Api, StatementCounter
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+PEOPLE: list[dict[str, Any]] = [
+    {
+        "userName": "bjensen@acme.com",
+        "externalId": "ext-1",
+        "displayName": "Barbara Jensen",
+        "title": "Tour Guide",
+        "name": {"givenName": "Barbara", "familyName": "Jensen"},
+        "emails": [
+            {"value": "bjensen@acme.com", "type": "work", "primary": True},
+            {"value": "babs@home.example", "type": "home"},
+        ],
+        ENTERPRISE: {"department": "Tours", "employeeNumber": "100"},
+    },
+    {
+        "userName": "jsmith@acme.com",
+        "externalId": "ext-2",
+        "displayName": "John Smith",
+        "name": {"givenName": "John", "familyName": "Smith"},
+        "emails": [{"value": "jsmith@other.example", "type": "work"}],
+        "active": False,
+        ENTERPRISE: {"department": "Sales"},
+    },
+    {
+        "userName": "ALICE_100%@acme.com",
+        "displayName": "Alice",
+        "nickName": "Al",
+        "emails": [{"value": "alice@acme.com", "type": "home"}],
+        "phoneNumbers": [{"value": "+1 555 0100", "type": "mobile"}],
+    },
+    {"userName": "nobody", "title": ""},
+]
+
+FILTERS = [
+    'userName eq "BJENSEN@acme.com"',
+    'userName ne "bjensen@acme.com"',
+    'userName co "SMITH"',
+    'userName sw "alice"',
+    'userName ew "@ACME.com"',
+    'userName co "100%"',
+    'userName co "_"',
+    'userName gt "c"',
+    'userName ge "jsmith@acme.com"',
+    'userName lt "c"',
+    'userName le "bjensen@acme.com"',
+    "title pr",
+    "nickName pr",
+    "not (title pr)",
+    'externalId eq "ext-1"',
+    'externalId eq "EXT-1"',
+    "active eq false",
+    "active eq true",
+    'name.familyName eq "jensen"',
+    'name.givenName sw "J"',
+    'emails.value co "@acme.com"',
+    'emails co "home.example"',
+    'emails[type eq "work" and value co "@acme.com"]',
+    'emails[type eq "home" and value co "@acme.com"]',
+    'emails[type eq "work"].value ew "other.example"',
+    'emails[not (type eq "work")]',
+    "emails.primary eq true",
+    'phoneNumbers[type eq "mobile"]',
+    f'{ENTERPRISE}:department eq "tours"',
+    f"{ENTERPRISE}:employeeNumber pr",
+    'userName sw "b" or userName sw "j"',
+    'userName sw "b" or userName sw "j" and active eq true',
+    '(userName sw "b" or userName sw "j") and active eq true',
+    'not (userName eq "nobody") and not (emails.value co "acme")',
+    'meta.created gt "2000-01-01T00:00:00Z"',
+    'meta.lastModified lt "2000-01-01T00:00:00Z"',
+    "displayName eq null",
+    'USERNAME Eq "nobody"',
+]
+
+
+@pytest.fixture
+def people(api: Api) -> list[dict[str, Any]]:
+    return [api.create_user(**person) for person in PEOPLE]
+
+
+@pytest.fixture
+def rows_loaded() -> Iterator[list[int]]:
+    loaded: list[int] = []
+
+    def _count(target: Any, context: Any) -> None:
+        loaded.append(1)
+
+    event.listen(User, "load", _count)
+    yield loaded
+    event.remove(User, "load", _count)
+
+
+@pytest.mark.parametrize("filter_text", FILTERS)
+def test_filter_matches_rfc_semantics_and_runs_in_sql(
+    api: Api,
+    people: list[dict[str, Any]],
+    rows_loaded: list[int],
+    count_statements: StatementCounter,
+    filter_text: str,
+) -> None:
+    rt = default_registry().resource_type("User")
+    expr = parse_filter(filter_text)
+    expected = [p["id"] for p in people if matches(rt, expr, p)]
+
+    rows_loaded.clear()
+    result = api.list_users(filter=filter_text)
+
+    assert sorted(r["id"] for r in result["Resources"]) == sorted(expected)
+    assert result["totalResults"] == len(expected)
+    # only the matching rows were read: the filter ran in the database
+    assert len(rows_loaded) == len(expected)
+    # one COUNT and, when anything matched, one page query (plus the token lookup)
+    assert count_statements.count <= 3
+
+
+def test_filter_on_a_multi_valued_attribute_uses_a_subquery(
+    api: Api, people: list[dict[str, Any]], count_statements: StatementCounter
+) -> None:
+    api.list_users(filter='emails[type eq "work" and value co "@acme.com"]')
+    page_query = count_statements.statements[-1].lower()
+    assert "exists" in page_query
+    assert "user_attribute_values" in page_query
+    assert "like" in page_query
+
+
+def test_value_path_requires_both_conditions_on_the_same_email(
+    api: Api, people: list[dict[str, Any]]
+) -> None:
+    # Barbara has a work email at acme.com and a home email elsewhere; Alice a home one at acme.
+    work_at_acme = api.list_users(filter='emails[type eq "work" and value co "@acme.com"]')
+    assert [r["userName"] for r in work_at_acme["Resources"]] == ["bjensen@acme.com"]
+    home_at_acme = api.list_users(filter='emails[type eq "home" and value co "@acme.com"]')
+    assert [r["userName"] for r in home_at_acme["Resources"]] == ["ALICE_100%@acme.com"]
+
+
+def test_like_wildcards_in_values_are_literal(api: Api, people: list[dict[str, Any]]) -> None:
+    assert api.list_users(filter='userName co "%"')["totalResults"] == 1
+    assert api.list_users(filter='userName co "_"')["totalResults"] == 1
+    assert api.list_users(filter='userName sw "%"')["totalResults"] == 0
+
+
+def test_lookup_miss_is_an_empty_list(api: Api, people: list[dict[str, Any]]) -> None:
+    result = api.list_users(filter='userName eq "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"')
+    assert result == {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 0,
+        "startIndex": 1,
+        "itemsPerPage": 0,
+        "Resources": [],
+    }
+
+
+def test_sorting_and_paging(api: Api, people: list[dict[str, Any]]) -> None:
+    names = sorted(p["userName"].lower() for p in people)
+    ascending = api.list_users(sortBy="userName")
+    assert [r["userName"].lower() for r in ascending["Resources"]] == names
+    descending = api.list_users(sortBy="userName", sortOrder="descending")
+    assert [r["userName"].lower() for r in descending["Resources"]] == names[::-1]
+
+    page = api.list_users(sortBy="userName", startIndex=2, count=2)
+    assert page["totalResults"] == 4
+    assert page["startIndex"] == 2
+    assert page["itemsPerPage"] == 2
+    assert [r["userName"].lower() for r in page["Resources"]] == names[1:3]
+
+    assert api.list_users(count=0) | {"Resources": []} == {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+        "totalResults": 4,
+        "startIndex": 1,
+        "itemsPerPage": 0,
+        "Resources": [],
+    }
+    past_the_end = api.list_users(startIndex=50)
+    assert past_the_end["totalResults"] == 4
+    assert past_the_end["Resources"] == []
+
+
+def test_sort_by_multi_valued_attribute_uses_the_primary_value(
+    api: Api, people: list[dict[str, Any]]
+) -> None:
+    result = api.list_users(sortBy="emails", filter="emails pr")
+    assert [r["userName"] for r in result["Resources"]] == [
+        "ALICE_100%@acme.com",  # alice@acme.com
+        "bjensen@acme.com",  # primary bjensen@acme.com
+        "jsmith@acme.com",  # jsmith@other.example
+    ]
+
+
+def test_list_applies_attributes_projection(api: Api, people: list[dict[str, Any]]) -> None:
+    result = api.list_users(attributes="userName", filter='userName eq "nobody"')
+    assert result["Resources"] == [
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "id": people[3]["id"],
+            "userName": "nobody",
+        }
+    ]
+
+
+def test_search_endpoints_take_a_search_request(api: Api, people: list[dict[str, Any]]) -> None:
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+        "filter": 'emails.value co "@acme.com"',
+        "attributes": ["userName"],
+        "sortBy": "userName",
+        "startIndex": 1,
+        "count": 10,
+    }
+    for path in ("/Users/.search", "/.search"):
+        response = api.post(path, body)
+        assert response.status_code == 200, response.get_json()
+        result = response.get_json()
+        assert [r["userName"] for r in result["Resources"]] == [
+            "ALICE_100%@acme.com",
+            "bjensen@acme.com",
+        ]
+        assert set(result["Resources"][0]) == {"schemas", "id", "userName"}
