@@ -24,10 +24,18 @@ _write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar(
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
+def _unicode_lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
+        # SQLite's built-in lower() folds ASCII only; case-insensitive attributes (userName
+        # uniqueness, filters) must fold "Ä" as PostgreSQL does. Deterministic, so the
+        # functional indexes may use it.
+        dbapi_connection.create_function("lower", 1, _unicode_lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")

@@ -51,6 +51,7 @@ PEOPLE: list[dict[str, Any]] = [
         "phoneNumbers": [{"value": "+1 555 0100", "type": "mobile"}],
     },
     {"userName": "nobody", "title": ""},
+    {"userName": "ÄNNE@acme.com", "title": "Zoologist", "name": {"familyName": "Öst"}},
 ]
 
 FILTERS = [
@@ -92,6 +93,19 @@ FILTERS = [
     'meta.lastModified lt "2000-01-01T00:00:00Z"',
     "displayName eq null",
     'USERNAME Eq "nobody"',
+    'title ne "Tour Guide"',
+    'not (title eq "Tour Guide")',
+    'nickName ne "Al"',
+    "name pr",
+    "name eq null",
+    "emails pr",
+    "emails eq null",
+    "emails ne null",
+    'userName sw "änne"',
+    'name.familyName eq "öst"',
+    'userName gt "b"',
+    'title lt "a"',
+    'emails.value ne "alice@acme.com"',
 ]
 
 
@@ -180,20 +194,20 @@ def test_sorting_and_paging(api: Api, people: list[dict[str, Any]]) -> None:
     assert [r["userName"].lower() for r in descending["Resources"]] == names[::-1]
 
     page = api.list_users(sortBy="userName", startIndex=2, count=2)
-    assert page["totalResults"] == 4
+    assert page["totalResults"] == len(people)
     assert page["startIndex"] == 2
     assert page["itemsPerPage"] == 2
     assert [r["userName"].lower() for r in page["Resources"]] == names[1:3]
 
     assert api.list_users(count=0) | {"Resources": []} == {
         "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
-        "totalResults": 4,
+        "totalResults": len(people),
         "startIndex": 1,
         "itemsPerPage": 0,
         "Resources": [],
     }
     past_the_end = api.list_users(startIndex=50)
-    assert past_the_end["totalResults"] == 4
+    assert past_the_end["totalResults"] == len(people)
     assert past_the_end["Resources"] == []
 
 
