@@ -11,10 +11,12 @@ import json
 import logging
 
 from flask import Flask, Response, g
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from scim_server.http.provisioning_log import note_error
 from scim_server.scim.errors import ERROR_SCHEMA, ScimError
+from scim_server.store.errors import database_unavailable
 
 SCIM_CONTENT_TYPE = "application/scim+json"
 
@@ -35,10 +37,12 @@ def error_response(status: int, body: dict[str, object], headers: dict[str, str]
 
 
 def render_scim_error(error: ScimError) -> Response:
+    note_error(error.scim_type, error.detail)
     return error_response(error.status, error.to_body(), error.headers)
 
 
 def _plain(status: int, detail: str, headers: dict[str, str] | None = None) -> Response:
+    note_error(None, detail)
     body: dict[str, object] = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail}
     return error_response(status, body, headers or {})
 
@@ -60,16 +64,11 @@ def register_error_handlers(app: Flask) -> None:
             headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
         return _plain(status, detail, headers)
 
-    @app.errorhandler(OperationalError)
-    def _database_unavailable(error: OperationalError) -> Response:
-        log.error("database unavailable: %s", type(error.orig).__name__, exc_info=error)
-        return _plain(503, "the database is unavailable; retry later", {"Retry-After": "5"})
-
     @app.errorhandler(Exception)
     def _internal(error: Exception) -> Response:
-        if isinstance(error, DBAPIError) and error.connection_invalidated:
-            log.error("database connection lost (request %s)", g.get("request_id", "-"))
-            return _plain(503, "the database is unavailable; retry later", {"Retry-After": "5"})
         request_id = g.get("request_id", "-")
+        if isinstance(error, DBAPIError) and database_unavailable(error):
+            log.error("database unavailable (request %s): %s", request_id, type(error.orig))
+            return _plain(503, "the database is unavailable; retry later", {"Retry-After": "5"})
         log.exception("internal error (request %s)", request_id)
         return _plain(500, f"internal error (request id {request_id})")

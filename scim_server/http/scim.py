@@ -11,9 +11,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 
+from scim_server.audit.events import EventDraft
 from scim_server.config import Settings
 from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE
+from scim_server.http.provisioning_log import current_draft
 from scim_server.scim import discovery
 from scim_server.scim.errors import (
     InvalidSyntax,
@@ -28,13 +30,34 @@ from scim_server.scim.listing import (
     parse_list_query,
     parse_search_request,
 )
-from scim_server.scim.projection import apply_projection, parse_projection
+from scim_server.scim.projection import Projection, apply_projection, parse_projection
 from scim_server.scim.schema import Registry
 from scim_server.services import users
 from scim_server.services.context import RequestContext
+from scim_server.services.transaction import perform, perform_write
 from scim_server.store.db import Database
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
+
+#: The provisioning-log operation of each endpoint (DESIGN §6).
+OPERATIONS = {
+    "scim.service_provider_config": "discovery.read",
+    "scim.schemas": "discovery.read",
+    "scim.schema": "discovery.read",
+    "scim.resource_types": "discovery.read",
+    "scim.resource_type": "discovery.read",
+    "scim.create_user": "user.create",
+    "scim.list_users": "user.list",
+    "scim.search_users": "user.search",
+    "scim.search_root": "search",
+    "scim.get_user": "user.read",
+    "scim.replace_user": "user.replace",
+    "scim.patch_user": "user.patch",
+    "scim.delete_user": "user.delete",
+    "scim.groups_not_built": "group.unsupported",
+    "scim.bulk_not_built": "bulk.unsupported",
+    "scim.me_not_built": "me.unsupported",
+}
 
 #: Resource types with working endpoints; discovery lists only these.
 SERVED_RESOURCE_TYPES: tuple[str, ...] = ("User",)
@@ -85,6 +108,7 @@ def _ctx() -> RequestContext:
             registry=_registry(),
             base_url=_base_url(),
             limits=_limits(),
+            audit=current_draft() or EventDraft(operation=str(request.endpoint)),
         )
         g.scim_context = ctx
     return ctx
@@ -131,11 +155,7 @@ def _list_response(page: users.Page) -> Response:
 def _resource_response(
     rendered: users.Rendered, status: int = 200, *, location: bool = False
 ) -> Response:
-    rt = users.user_type(_ctx())
-    projection = parse_projection(
-        rt, request.args.get("attributes"), request.args.get("excludedAttributes")
-    )
-    document = apply_projection(rt, rendered.document, projection)
+    document = apply_projection(users.user_type(_ctx()), rendered.document, _projection())
     headers = {"ETag": rendered.etag}
     if location:
         headers["Location"] = rendered.document["meta"]["location"]
@@ -153,12 +173,31 @@ _DISCOVERY_ENDPOINTS = frozenset(
 )
 
 
+def _projection() -> Projection:
+    """``attributes``/``excludedAttributes`` of this request, parsed once."""
+    projection: Projection | None = g.get("scim_projection")
+    if projection is None:
+        projection = parse_projection(
+            users.user_type(_ctx()),
+            request.args.get("attributes"),
+            request.args.get("excludedAttributes"),
+        )
+        g.scim_projection = projection
+    return projection
+
+
 @bp.before_request
 def _authenticate() -> None:
-    """Every endpoint needs a SCIM token (before its body is read), discovery unless configured."""
+    """Every endpoint needs a SCIM token (before its body is read), discovery unless configured.
+
+    Query parameters that shape the response are checked here too, before any write: a bad
+    ``attributes`` on a POST must not answer 400 after the user was created.
+    """
     if request.endpoint in _DISCOVERY_ENDPOINTS and _settings().public_discovery:
         return
     _ctx()
+    if request.endpoint not in _DISCOVERY_ENDPOINTS:
+        _projection()
 
 
 # -- discovery -----------------------------------------------------------------------------
@@ -216,40 +255,53 @@ def resource_type(name: str) -> Response:
 # -- users ---------------------------------------------------------------------------------
 
 
-def _run(write: bool, action: Callable[..., Any], *args: Any) -> Any:
-    ctx = _ctx()
-    with _db().transaction(write=write) as session:
-        return action(session, ctx, *args)
+def _read(action: Callable[..., Any], *args: Any) -> Any:
+    return perform(_db(), _ctx(), action, *args)
+
+
+def _write(status: int, action: Callable[..., Any], *args: Any) -> Any:
+    return perform_write(_db(), _ctx(), status, action, *args)
+
+
+def _describe_search(query: ListQuery, filter_text: Any) -> None:
+    """Auditors want to know who looked up whom: the filter goes into the event."""
+    if filter_text:
+        _ctx().audit.detail = f"filter: {filter_text}"
 
 
 @bp.post("/Users")
 def create_user() -> Response:
     body = json_body()
-    return _resource_response(_run(True, users.create_user, body), 201, location=True)
+    return _resource_response(_write(201, users.create_user, body), 201, location=True)
 
 
 @bp.get("/Users")
 def list_users() -> Response:
     query = parse_list_query(request.args, _limits())
-    return _list_response(_run(False, users.list_users, query))
+    _describe_search(query, request.args.get("filter"))
+    return _list_response(_read(users.list_users, query))
 
 
 @bp.post("/Users/.search")
 def search_users() -> Response:
-    query = parse_search_request(json_body(), _limits())
-    return _list_response(_run(False, users.list_users, query))
+    body = json_body()
+    query = parse_search_request(body, _limits())
+    _describe_search(query, body.get("filter"))
+    return _list_response(_read(users.list_users, query))
 
 
 @bp.post("/.search")
 def search_root() -> Response:
     """RFC 7644 §3.4.3 search across resource types; only Users are served so far."""
-    query: ListQuery = parse_search_request(json_body(), _limits())
-    return _list_response(_run(False, users.list_users, query))
+    body = json_body()
+    query: ListQuery = parse_search_request(body, _limits())
+    _describe_search(query, body.get("filter"))
+    return _list_response(_read(users.list_users, query))
 
 
 @bp.get("/Users/<user_id>")
 def get_user(user_id: str) -> Response:
-    rendered: users.Rendered = _run(False, users.get_user, user_id)
+    rendered: users.Rendered = _read(users.get_user, user_id)
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match:
         tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
@@ -262,19 +314,19 @@ def get_user(user_id: str) -> Response:
 def replace_user(user_id: str) -> Response:
     body = json_body()
     if_match = request.headers.get("If-Match")
-    return _resource_response(_run(True, users.replace_user, user_id, body, if_match))
+    return _resource_response(_write(200, users.replace_user, user_id, body, if_match))
 
 
 @bp.patch("/Users/<user_id>")
 def patch_user(user_id: str) -> Response:
     body = json_body()
     if_match = request.headers.get("If-Match")
-    return _resource_response(_run(True, users.patch_user, user_id, body, if_match))
+    return _resource_response(_write(200, users.patch_user, user_id, body, if_match))
 
 
 @bp.delete("/Users/<user_id>")
 def delete_user(user_id: str) -> Response:
-    _run(True, users.delete_user, user_id, request.headers.get("If-Match"))
+    _write(204, users.delete_user, user_id, request.headers.get("If-Match"))
     return scim_response(None, 204)
 
 

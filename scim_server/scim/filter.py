@@ -304,6 +304,8 @@ def parse_filter(text: str) -> Expr:
         )
     if not text.strip():
         raise InvalidFilter("the filter is empty")
+    if "\x00" in text:
+        raise InvalidFilter("the filter contains the NUL character (U+0000), which no value has")
     try:
         tree = _parse_tree(text)
         return _convert(tree, inside=None)

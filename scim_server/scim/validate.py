@@ -242,6 +242,8 @@ def _single_value(attr: Attribute, value: object, path: str, owner: str) -> Any:
     if kind in _STRING_TYPES:
         if not isinstance(value, str):
             raise _wrong_type(path, _EXPECTED[kind], value)
+        if "\x00" in value:
+            raise InvalidValue(f"attribute {_shown(path)} must not contain the NUL character")
         limit = MAX_BINARY_LENGTH if kind == "binary" else MAX_STRING_LENGTH
         if len(value) > limit:
             raise InvalidValue(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from scim_server.audit.events import EventDraft
 from scim_server.scim.listing import Limits
 from scim_server.scim.schema import Registry
 from scim_server.services.tokens import Principal
@@ -16,3 +17,5 @@ class RequestContext:
     #: Absolute URL of the SCIM root (``https://host/scim/v2``), for ``meta.location``.
     base_url: str
     limits: Limits
+    #: The event this request will be recorded as; use cases say what they touched.
+    audit: EventDraft

@@ -18,6 +18,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from scim_server.audit.chain import create_chain
+from scim_server.store.db import Database
 from scim_server.store.models import ApiToken, Connection, Organization
 from scim_server.store.types import utcnow
 
@@ -67,7 +69,13 @@ class Principal:
         return self.scope
 
 
-def authenticate(session: Session, token: str) -> Principal | None:
+def authenticate(database: Database, token: str) -> Principal | None:
+    """Who presents ``token`` (expired and revoked tokens included: the caller refuses those)."""
+    with database.transaction(write=False) as session:
+        return _lookup(session, token)
+
+
+def _lookup(session: Session, token: str) -> Principal | None:
     digest = hash_token(token)
     row = session.execute(
         select(ApiToken, Organization.slug)
@@ -101,6 +109,7 @@ def create_organization(session: Session, slug: str, name: str) -> Organization:
     org = Organization(slug=slug, name=name)
     session.add(org)
     session.flush()
+    create_chain(session, org.id)
     return org
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from scim_server.audit.events import document_changes
 from scim_server.scim.errors import NotFound, PreconditionFailed, Uniqueness
 from scim_server.scim.listing import ListQuery
 from scim_server.scim.patch import apply_patch
@@ -86,14 +87,37 @@ def render(ctx: RequestContext, user: User) -> dict[str, Any]:
     return doc
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _load(session: Session, ctx: RequestContext, user_id: str, *, for_update: bool) -> User:
+    ctx.audit.resource_type = "User"
+    ctx.audit.resource_id = user_id[:64]
+    if not _is_uuid(user_id):  # ids are UUIDs: anything else exists nowhere
+        raise NotFound(f'User "{user_id[:64]}" not found')
     query = select(User).where(User.org_id == ctx.principal.org_id, User.id == user_id)
     if for_update:
         query = query.with_for_update()
     user = session.scalar(query)
     if user is None:
         raise NotFound(f'User "{user_id}" not found')
+    ctx.audit.user_name = user.user_name
     return user
+
+
+def _record_change(
+    ctx: RequestContext, user: User, before: dict[str, Any] | None, after: dict[str, Any] | None
+) -> None:
+    """Say in the request's audit event which user changed and how, attribute by attribute."""
+    ctx.audit.resource_type = "User"
+    ctx.audit.resource_id = user.id
+    ctx.audit.user_name = (after or before or {}).get("userName", user.user_name)
+    ctx.audit.changes = document_changes(before, after, user_type(ctx).schema_ids[1:])
 
 
 def _store(
@@ -123,8 +147,11 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
         org_id=ctx.principal.org_id,
         owner_connection_id=ctx.principal.connection_id,
     )
+    ctx.audit.resource_type = "User"
+    ctx.audit.user_name = doc["userName"]
     session.add(user)
     _store(session, ctx, user, doc, None)
+    _record_change(ctx, user, None, doc)
     return Rendered(render(ctx, user), etag_of(user.version))
 
 
@@ -145,6 +172,7 @@ def replace_user(
     doc.setdefault("active", user.active)
     if doc != previous:
         _store(session, ctx, user, doc, previous)
+    _record_change(ctx, user, previous, doc)
     return Rendered(render(ctx, user), etag_of(user.version))
 
 
@@ -159,12 +187,15 @@ def patch_user(
     doc = parse_resource(rt, patched, existing=previous)
     if doc != previous:
         _store(session, ctx, user, doc, previous)
+    _record_change(ctx, user, previous, doc)
     return Rendered(render(ctx, user), etag_of(user.version))
 
 
 def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: str | None) -> None:
     user = _load(session, ctx, user_id, for_update=True)
     check_if_match(if_match, etag_of(user.version))
+    # The event keeps a tombstone: every value the user had when it was deleted.
+    _record_change(ctx, user, user.data, None)
     session.delete(user)
     session.flush()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 _SQLITE_INDEX = re.compile(r"UNIQUE constraint failed: index '([^']+)'")
 
@@ -24,3 +24,21 @@ def unique_violation(error: IntegrityError) -> str | None:
     if "UNIQUE constraint failed" in str(orig):
         return ""
     return None
+
+
+def database_unavailable(error: DBAPIError) -> bool:
+    """Whether ``error`` means the database cannot be reached or is busy (worth a retry).
+
+    Connection failures (SQLSTATE class 08, a dropped connection, a server shutting down: 57P0x)
+    and a locked SQLite file qualify; a statement the database refuses does not.
+    """
+    if error.connection_invalidated:
+        return True
+    sqlstate = getattr(error.orig, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate.startswith("08") or sqlstate.startswith("57P"))
+    if type(error.orig).__module__.startswith("psycopg"):
+        # no SQLSTATE at all: the server never answered (refused, unreachable, timed out)
+        return isinstance(error, OperationalError)
+    text = str(error.orig).lower()
+    return "database is locked" in text or "unable to open database" in text

@@ -138,3 +138,60 @@ class UserAttributeValue(Base):
             func.lower(value),
         ),
     )
+
+
+#: Chain of events not attributable to an organisation (unknown tokens, malformed requests).
+SYSTEM_CHAIN = 0
+
+
+class AuditChain(Base):
+    """The head of one organisation's hash chain: its last sequence number and hash.
+
+    Appending locks this row (``SELECT ... FOR UPDATE``) for the rest of the transaction, so
+    concurrent writers in several processes take sequence numbers one after another and the
+    chain never forks (DESIGN §6).
+    """
+
+    __tablename__ = "audit_chains"
+
+    org_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditEvent(Base):
+    """One provisioning-log event (DESIGN §6). Rows are never updated; pruning deletes a prefix.
+
+    ``org_id`` has no foreign key on purpose: the log of an organisation outlives it.
+    """
+
+    __tablename__ = "audit_events"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(Integer)
+    time: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor_type: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str | None] = mapped_column(String(64))
+    token_prefix: Mapped[str | None] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client_ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    operation: Mapped[str] = mapped_column(String(64))
+    outcome: Mapped[str] = mapped_column(String(16))
+    status: Mapped[int | None] = mapped_column(Integer)
+    scim_type: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(2048))
+    resource_type: Mapped[str | None] = mapped_column(String(32))
+    resource_id: Mapped[str | None] = mapped_column(String(64))
+    user_name: Mapped[str | None] = mapped_column(String(4096))
+    changes: Mapped[dict[str, Any] | None] = mapped_column(JsonDocument)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+    __table_args__ = (
+        Index("ux_audit_events_org_seq", "org_id", "seq", unique=True),
+        Index("ix_audit_events_org_time", "org_id", "time"),
+        Index("ix_audit_events_org_operation", "org_id", "operation"),
+        Index("ix_audit_events_org_resource_id", "org_id", "resource_id"),
+    )

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
+from scim_server.scim.errors import InvalidValue
 from scim_server.scim.schema import Attribute, ResourceType
 from scim_server.store.filters import ChildStorage, ResourceStorage
 from scim_server.store.models import User, UserAttributeValue
@@ -68,15 +69,14 @@ def _text(value: Any) -> str | None:
 
 
 def _child_rows(
-    org_id: int, user_pk: int, key: str, attribute: Attribute, elements: list[Any]
+    org_id: int, key: str, attribute: Attribute, elements: list[Any]
 ) -> list[dict[str, Any]]:
-    rows = []
+    rows: list[dict[str, Any]] = []
     for element in elements:
         if attribute.is_complex and isinstance(element, dict):
             rows.append(
                 {
                     "org_id": org_id,
-                    "user_pk": user_pk,
                     "attribute": key,
                     "value": _text(element.get("value")),
                     "type": _text(element.get("type")),
@@ -89,7 +89,6 @@ def _child_rows(
             rows.append(
                 {
                     "org_id": org_id,
-                    "user_pk": user_pk,
                     "attribute": key,
                     "value": _text(element),
                     "type": None,
@@ -101,8 +100,24 @@ def _child_rows(
     return rows
 
 
+#: Longest value kept in an indexed column. PostgreSQL refuses b-tree entries over 2704 bytes;
+#: 512 characters stay under it even at 4 bytes per character (emails are at most 254).
+MAX_INDEXED_LENGTH = 512
+MAX_TYPE_LENGTH = 256
+
+
+def _check_indexable(name: str, value: str | None, limit: int = MAX_INDEXED_LENGTH) -> None:
+    if value is not None and len(value) > limit:
+        raise InvalidValue(
+            f'attribute "{name}" is {len(value)} characters long; this server indexes it and '
+            f"accepts at most {limit}"
+        )
+
+
 def apply_document(user: User, doc: dict[str, Any]) -> None:
     """Set the document and the columns promoted from it."""
+    _check_indexable("userName", doc["userName"])
+    _check_indexable("externalId", doc.get("externalId"))
     user.data = doc
     user.user_name = doc["userName"]
     user.external_id = doc.get("externalId")
@@ -128,8 +143,7 @@ def write_user(
         user.created_at = now
     user.last_modified = now
     apply_document(user, doc)
-    session.flush()
-
+    # Index rows of the multi-valued attributes that changed, checked before anything is sent.
     stale: list[str] = []
     fresh: list[dict[str, Any]] = []
     for key, urn, attribute in indexed_attributes(rt):
@@ -137,9 +151,16 @@ def write_user(
         old_elements = _elements(previous, urn, attribute) if previous is not None else []
         if previous is not None and new_elements == old_elements:
             continue
-        if previous is not None and old_elements:
+        if old_elements:
             stale.append(key)
-        fresh.extend(_child_rows(user.org_id, user.pk, key, attribute, new_elements))
+        for row in _child_rows(user.org_id, key, attribute, new_elements):
+            _check_indexable(f"{key}.value", row["value"])
+            _check_indexable(f"{key}.type", row["type"], MAX_TYPE_LENGTH)
+            fresh.append(row)
+    session.flush()  # assigns user.pk, and checks userName uniqueness
+
+    for row in fresh:
+        row["user_pk"] = user.pk
     if stale:
         session.execute(
             delete(UserAttributeValue).where(

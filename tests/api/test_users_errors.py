@@ -220,3 +220,65 @@ def test_unknown_endpoint_and_unbuilt_features(api: Api) -> None:
     assert_error(api.post("/Bulk", {"schemas": []}), 501, None, "bulk")
     assert_error(api.get("/Me"), 501, None, "/Me")
     assert_error(api.request("POST", "/Users/some-id"), 405, None)
+
+
+def test_bad_projection_on_a_write_refuses_before_writing(
+    api: Api, database: Database, seeded: dict[str, Any]
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    both = {"attributes": "userName", "excludedAttributes": "emails"}
+    created = api.post(
+        "/Users", {"schemas": [USER_SCHEMA], "userName": "p@x.com"}, query_string=both
+    )
+    assert_error(created, 400, "invalidValue", "excludedAttributes")
+    patched = api.patch(
+        f"/Users/{seeded['id']}",
+        patch_body({"op": "replace", "path": "displayName", "value": "Changed"}),
+        query_string=both,
+    )
+    assert_error(patched, 400, "invalidValue")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+@pytest.mark.parametrize(
+    ("attributes", "word"),
+    [
+        ({"userName": "u" * 600}, "userName"),
+        ({"externalId": "e" * 600}, "externalId"),
+        ({"emails": [{"value": "x" * 600 + "@example.com"}]}, "emails.value"),
+        ({"emails": [{"value": "a@example.com", "type": "t" * 300}]}, "emails.type"),
+    ],
+)
+def test_values_too_long_to_index_are_invalid_value_on_both_databases(
+    api: Api, database: Database, attributes: dict[str, Any], word: str
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    body = {"schemas": [USER_SCHEMA], "userName": "long@example.com", **attributes}
+    assert_error(api.post("/Users", body), 400, "invalidValue", word, "at most")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+@pytest.mark.parametrize(
+    "attributes",
+    [
+        {"userName": "nul\u0000@example.com"},
+        {"userName": "ok@example.com", "displayName": "a\u0000b"},
+        {"userName": "ok@example.com", "emails": [{"value": "a\u0000b@example.com"}]},
+    ],
+)
+def test_nul_characters_are_refused(
+    api: Api, database: Database, attributes: dict[str, Any]
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    assert_error(
+        api.post("/Users", {"schemas": [USER_SCHEMA], **attributes}), 400, "invalidValue", "NUL"
+    )
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_nul_in_a_filter_or_an_id_is_a_clean_4xx(api: Api) -> None:
+    assert_error(
+        api.get("/Users", query_string={"filter": 'userName eq "a\u0000"'}), 400, "invalidFilter"
+    )
+    assert_error(api.get("/Users/%00"), 404, None)
+    assert_error(api.get("/Users/not-a-uuid"), 404, None, "not-a-uuid")

@@ -1,0 +1,257 @@
+"""The hash chain of the provisioning log (DESIGN §6): append and verify.
+
+Each event's hash is SHA-256 over its canonical form, which includes the previous event's hash
+and its own sequence number. Editing, inserting or deleting any event changes a hash that a later
+event (or the chain head) has sealed, and ``verify`` names the first event where that shows.
+
+Appending takes the organisation's chain head row ``FOR UPDATE`` in the caller's transaction:
+events of concurrent writers (several gunicorn workers on PostgreSQL) get consecutive sequence
+numbers and never fork the chain; on SQLite the write transaction already holds the lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scim_server.audit.events import MAX_DETAIL, EventDraft, redact
+from scim_server.store.models import AuditChain, AuditEvent
+from scim_server.store.types import utcnow
+
+GENESIS = "0" * 64
+
+#: Fields sealed by the hash, in the order they appear in exports.
+SEALED_FIELDS = (
+    "org_id",
+    "seq",
+    "time",
+    "actor_type",
+    "actor",
+    "token_prefix",
+    "request_id",
+    "client_ip",
+    "user_agent",
+    "operation",
+    "outcome",
+    "status",
+    "scim_type",
+    "detail",
+    "resource_type",
+    "resource_id",
+    "user_name",
+    "changes",
+    "prev_hash",
+)
+
+
+def _time_text(moment: datetime) -> str:
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def canonical_fields(event: AuditEvent) -> dict[str, Any]:
+    """The sealed fields of a stored event, as JSON-ready values."""
+    fields = {name: getattr(event, name) for name in SEALED_FIELDS}
+    fields["time"] = _time_text(event.time)
+    return fields
+
+
+def event_hash(fields: dict[str, Any]) -> str:
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def create_chain(session: Session, org_id: int) -> None:
+    """The empty chain of a new organisation (the migration creates the system chain)."""
+    session.add(AuditChain(org_id=org_id, last_seq=0, last_hash=GENESIS))
+    session.flush()
+
+
+def append(session: Session, draft: EventDraft) -> AuditEvent:
+    """Seal ``draft`` as the next event of its organisation's chain, in the caller's transaction."""
+    if draft.recorded:
+        raise RuntimeError(f"audit event {draft.operation} recorded twice")
+    head = session.scalar(
+        select(AuditChain).where(AuditChain.org_id == draft.org_id).with_for_update()
+    )
+    if head is None:
+        raise RuntimeError(f"organisation {draft.org_id} has no audit chain")
+    detail = draft.detail[:MAX_DETAIL] if draft.detail else draft.detail
+    event = AuditEvent(
+        org_id=draft.org_id,
+        seq=head.last_seq + 1,
+        time=utcnow(),
+        actor_type=draft.actor_type,
+        actor=draft.actor,
+        token_prefix=draft.token_prefix,
+        request_id=draft.request_id,
+        client_ip=draft.client_ip,
+        user_agent=(draft.user_agent or None) and draft.user_agent[:512],
+        operation=draft.operation,
+        outcome=draft.outcome,
+        status=draft.status,
+        scim_type=draft.scim_type,
+        detail=detail,
+        resource_type=draft.resource_type,
+        resource_id=draft.resource_id,
+        user_name=draft.user_name,
+        changes=redact(draft.changes) if draft.changes is not None else None,
+        prev_hash=head.last_hash,
+    )
+    event.hash = event_hash(canonical_fields(event))
+    session.add(event)
+    head.last_seq = event.seq
+    head.last_hash = event.hash
+    session.flush()
+    draft.recorded = True
+    return event
+
+
+@dataclass(frozen=True)
+class Break:
+    """The first place where the stored chain does not hold."""
+
+    seq: int
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Verification:
+    org_id: int
+    events: int
+    first_seq: int | None
+    last_seq: int | None
+    broken: Break | None
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "org_id": self.org_id,
+            "events": self.events,
+            "first_seq": self.first_seq,
+            "last_seq": self.last_seq,
+            "broken": self.broken.to_dict() if self.broken else None,
+        }
+
+
+def _events(session: Session, org_id: int) -> Iterator[AuditEvent]:
+    query = (
+        select(AuditEvent)
+        .where(AuditEvent.org_id == org_id)
+        .order_by(AuditEvent.seq)
+        .execution_options(yield_per=1000)
+    )
+    yield from session.scalars(query)
+
+
+def _start_anchor(session: Session, org_id: int, first: AuditEvent) -> str | None:
+    """The hash the first remaining event must follow: genesis, or a prune checkpoint's cut."""
+    if first.seq == 1:
+        return GENESIS
+    for checkpoint in session.scalars(
+        select(AuditEvent).where(AuditEvent.org_id == org_id, AuditEvent.operation == "audit.prune")
+    ):
+        cut = (checkpoint.changes or {}).get("cut")
+        if isinstance(cut, dict) and cut.get("seq") == first.seq - 1:
+            value = cut.get("hash")
+            return value if isinstance(value, str) else None
+    return None
+
+
+def verify(session: Session, org_id: int) -> Verification:
+    """Recompute the chain of ``org_id`` and name the first broken link, if any."""
+    head = session.get(AuditChain, org_id)
+    count = 0
+    first_seq: int | None = None
+    previous: AuditEvent | None = None
+    expected_prev: str | None = None
+    for event in _events(session, org_id):
+        count += 1
+        if previous is None:
+            first_seq = event.seq
+            expected_prev = _start_anchor(session, org_id, event)
+            if expected_prev is None:
+                return Verification(
+                    org_id,
+                    count,
+                    first_seq,
+                    event.seq,
+                    Break(
+                        event.seq,
+                        "events before this one are missing and no prune "
+                        "checkpoint records where the log was cut",
+                    ),
+                )
+        elif event.seq != previous.seq + 1:
+            return Verification(
+                org_id,
+                count,
+                first_seq,
+                event.seq,
+                Break(previous.seq + 1, f"event {previous.seq + 1} is missing"),
+            )
+        if event.prev_hash != expected_prev:
+            return Verification(
+                org_id,
+                count,
+                first_seq,
+                event.seq,
+                Break(event.seq, "prev_hash does not match the hash of the event before it"),
+            )
+        recomputed = event_hash(canonical_fields(event))
+        if recomputed != event.hash:
+            return Verification(
+                org_id,
+                count,
+                first_seq,
+                event.seq,
+                Break(
+                    event.seq,
+                    "the event's content does not match its hash (a sealed field was changed)",
+                ),
+            )
+        expected_prev = event.hash
+        previous = event
+    last_seq = previous.seq if previous else None
+    if head is not None and head.last_seq != (last_seq or 0) and count:
+        return Verification(
+            org_id,
+            count,
+            first_seq,
+            last_seq,
+            Break(
+                (last_seq or 0) + 1,
+                f"events after {last_seq} are missing (the chain head is at {head.last_seq})",
+            ),
+        )
+    if head is not None and count and head.last_hash != (previous.hash if previous else GENESIS):
+        return Verification(
+            org_id,
+            count,
+            first_seq,
+            last_seq,
+            Break(last_seq or 0, "the last event's hash does not match the chain head"),
+        )
+    if head is not None and not count and head.last_seq != 0:
+        pruned_all = head.last_seq
+        return Verification(
+            org_id,
+            0,
+            None,
+            None,
+            Break(pruned_all, "the chain head records events but none are stored"),
+        )
+    return Verification(org_id, count, first_seq, last_seq, None)

@@ -1,0 +1,84 @@
+"""Every request to an audited surface becomes exactly one provisioning-log event (DESIGN §6).
+
+An :class:`EventDraft` is opened before the view runs. A successful write seals it inside its
+own transaction (``services.transaction``); whatever is still unrecorded when the response is
+ready — reads, refusals, failures, authentication failures, unknown endpoints — is recorded here
+in a transaction of its own, with the response's status and the error's ``scimType`` and detail.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, current_app, g, request
+
+from scim_server.audit.chain import append
+from scim_server.audit.events import EventDraft
+from scim_server.audit.throttle import FailureThrottle
+from scim_server.store.db import Database
+
+log = logging.getLogger("scim_server.audit")
+
+#: URL prefixes whose every request is logged.
+AUDITED_PREFIXES = ("/scim/v2", "/audit/v1", "/admin/v1")
+
+
+def current_draft() -> EventDraft | None:
+    draft: EventDraft | None = g.get("audit_draft")
+    return draft
+
+
+def note_error(scim_type: str | None, detail: str) -> None:
+    """Remember the error a response carries, for the request's event."""
+    draft = current_draft()
+    if draft is not None:
+        draft.scim_type = scim_type
+        draft.detail = detail
+
+
+def _operation(endpoint: str | None) -> str:
+    operations: dict[str, str] = current_app.extensions["scim_operations"]
+    if endpoint is None:
+        return "http.unknown_endpoint"
+    return operations.get(endpoint, endpoint)
+
+
+def register_provisioning_log(app: Flask, operations: dict[str, str]) -> None:
+    app.extensions["scim_operations"] = operations
+    throttle = FailureThrottle()
+    app.extensions["scim_auth_throttle"] = throttle
+
+    @app.before_request
+    def _open_event() -> None:
+        if not request.path.startswith(AUDITED_PREFIXES):
+            return
+        g.audit_draft = EventDraft(
+            operation=_operation(request.endpoint),
+            request_id=g.get("request_id"),
+            client_ip=request.remote_addr,
+            user_agent=request.headers.get("User-Agent"),
+        )
+
+    @app.after_request
+    def _record_event(response: Response) -> Response:
+        draft = current_draft()
+        if draft is None or draft.recorded:
+            return response
+        draft.status = response.status_code
+        if response.status_code == 401:
+            draft.operation = "auth.failed"
+            admitted, suppressed = throttle.admit(draft.client_ip or "-")
+            if not admitted:
+                return response
+            if suppressed:
+                draft.detail = f"{draft.detail} ({suppressed} similar failures not recorded)"
+        database: Database = current_app.extensions["scim_db"]
+        try:
+            with database.transaction(write=True) as session:
+                append(session, draft)
+        except Exception:
+            # The response stands; the failure to log it must be loud.
+            log.exception(
+                "could not record audit event %s (request %s)", draft.operation, draft.request_id
+            )
+        return response

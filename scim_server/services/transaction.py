@@ -1,0 +1,48 @@
+"""One transaction per request, with its audit event sealed inside it (DESIGN §2, §6).
+
+A successful write commits together with its event: no change without its event, and no event
+for a change that rolled back. Reads, refusals and failures are recorded by the HTTP layer in a
+transaction of their own, after this one has ended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Concatenate, ParamSpec, TypeVar
+
+from sqlalchemy.orm import Session
+
+from scim_server.audit.chain import append
+from scim_server.services.context import RequestContext
+from scim_server.store.db import Database
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def perform(
+    database: Database,
+    ctx: RequestContext,
+    action: Callable[Concatenate[Session, RequestContext, P], R],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """Run a read-only use case in one transaction."""
+    with database.transaction(write=False) as session:
+        return action(session, ctx, *args, **kwargs)
+
+
+def perform_write(
+    database: Database,
+    ctx: RequestContext,
+    status: int,
+    action: Callable[Concatenate[Session, RequestContext, P], R],
+    *args: P.args,
+    **kwargs: P.kwargs,
+) -> R:
+    """Run a use case that changes data; its audit event commits with it or not at all."""
+    with database.transaction(write=True) as session:
+        result = action(session, ctx, *args, **kwargs)
+        ctx.audit.status = status
+        append(session, ctx.audit)
+        return result
