@@ -8,7 +8,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from scim_server.config import Settings
-from scim_server.http import health, scim
+from scim_server.http import audit_api, health, scim
 from scim_server.http.errors import register_error_handlers
 from scim_server.http.provisioning_log import register_provisioning_log
 from scim_server.scim.schema import Registry, default_registry
@@ -45,8 +45,9 @@ def create_app(
         response.headers[_REQUEST_ID] = g.get("request_id", "")
         return response
 
-    register_provisioning_log(app, {**scim.OPERATIONS})
+    register_provisioning_log(app, {**scim.OPERATIONS, **audit_api.OPERATIONS})
     register_error_handlers(app)
     app.register_blueprint(scim.bp)
+    app.register_blueprint(audit_api.bp)
     app.register_blueprint(health.bp)
     return app

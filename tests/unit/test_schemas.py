@@ -91,15 +91,21 @@ def test_every_json_file_is_a_schema_or_a_resource_type() -> None:
         "enterprise_user.json",
         "group.json",
         "access_user.json",
+        "audit_event.json",
     }
-    assert set(RESOURCE_TYPE_FILES) == {"resource_type_user.json", "resource_type_group.json"}
+    assert set(RESOURCE_TYPE_FILES) == {
+        "resource_type_user.json",
+        "resource_type_group.json",
+        "resource_type_audit_event.json",
+    }
 
 
 @pytest.mark.parametrize("name", SCHEMA_FILES)
 def test_schema_document_has_resource_form(name: str) -> None:
     doc = _load(name)
     assert doc["schemas"] == [SCHEMA_URN]
-    assert doc["id"].startswith("urn:ietf:params:scim:schemas:")
+    # SCIM's own and the product's user extension; the audit event is the product's own resource
+    assert doc["id"].startswith(("urn:ietf:params:scim:schemas:", "urn:scim-server:params:"))
     assert doc["name"]
     assert doc["description"]
     assert doc["attributes"]

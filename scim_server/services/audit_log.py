@@ -1,0 +1,53 @@
+"""Auditor use cases over the provisioning log: pages, streamed exports, verification, pruning."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+
+from scim_server.audit import chain, query
+from scim_server.audit.events import EventDraft
+from scim_server.audit.prune import PruneResult, prune
+from scim_server.scim.filter import parse_filter
+from scim_server.scim.schema import Registry
+from scim_server.store.db import Database
+
+
+def page_events(
+    database: Database,
+    registry: Registry,
+    org_id: int,
+    *,
+    filter_text: str | None,
+    cursor: str | None,
+    count: int,
+) -> query.EventPage:
+    with database.transaction(write=False) as session:
+        return query.search(
+            session, registry, org_id, filter_text=filter_text, cursor=cursor, count=count
+        )
+
+
+def export_events(
+    database: Database, registry: Registry, org_id: int, filter_text: str | None, fmt: str
+) -> Iterator[str]:
+    """The export as an iterator of text chunks; bad parameters fail before the first chunk."""
+    if filter_text:
+        parse_filter(filter_text)  # a bad filter is a 400, not a broken stream
+    query.export_lines(iter(()), fmt)  # likewise a bad format
+
+    def chunks() -> Iterator[str]:
+        with database.transaction(write=False) as session:
+            yield from query.export_lines(query.stream(session, registry, org_id, filter_text), fmt)
+
+    return chunks()
+
+
+def verify_chain(database: Database, org_id: int) -> chain.Verification:
+    with database.transaction(write=False) as session:
+        return chain.verify(session, org_id)
+
+
+def prune_events(database: Database, draft: EventDraft, before: datetime) -> PruneResult:
+    with database.transaction(write=True) as session:
+        return prune(session, draft, before)
