@@ -6,6 +6,7 @@ import logging
 import uuid
 
 from flask import Flask, Response, g, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scim_server.config import Settings
 from scim_server.http import audit_api, health, scim
@@ -47,6 +48,13 @@ def create_app(
 
     register_provisioning_log(app, {**scim.OPERATIONS, **audit_api.OPERATIONS})
     register_error_handlers(app)
+    if settings.trusted_proxy_hops:
+        # The provisioning log records the IdP's address, not the TLS proxy's; only headers set
+        # by the configured number of proxies are believed, so a client cannot forge its own.
+        hops = settings.trusted_proxy_hops
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
+        )
     app.register_blueprint(scim.bp)
     app.register_blueprint(audit_api.bp)
     app.register_blueprint(health.bp)

@@ -47,6 +47,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     db_pool_size: int = 5
     public_discovery: bool = False
+    #: Reverse proxies in front of the server whose X-Forwarded-For/-Proto/-Host are trusted.
+    trusted_proxy_hops: int = 0
     log_level: str = "INFO"
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -62,6 +64,9 @@ class Settings:
             max_body_bytes=_int(env, "SCIM_MAX_BODY_BYTES", cls.max_body_bytes),
             db_pool_size=_int(env, "SCIM_DB_POOL_SIZE", cls.db_pool_size),
             public_discovery=_bool(env, "SCIM_PUBLIC_DISCOVERY", cls.public_discovery),
+            trusted_proxy_hops=_int(
+                env, "SCIM_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops, minimum=0
+            ),
             log_level=(env.get("SCIM_LOG_LEVEL") or cls.log_level).upper(),
         )
         if settings.default_page_size > settings.max_page_size:

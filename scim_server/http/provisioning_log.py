@@ -65,6 +65,8 @@ def register_provisioning_log(app: Flask, operations: dict[str, str]) -> None:
         if draft is None or draft.recorded:
             return response
         draft.status = response.status_code
+        if response.status_code >= 400:
+            draft.changes = None  # whatever the request meant to change was rolled back
         if response.status_code == 401:
             draft.operation = "auth.failed"
             admitted, suppressed = throttle.admit(draft.client_ip or "-")
