@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 
 import click
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from scim_server.audit.chain import append
 from scim_server.audit.events import EventDraft
@@ -19,7 +20,7 @@ from scim_server.audit.query import EXPORT_FORMATS
 from scim_server.config import ConfigError, Settings
 from scim_server.scim.errors import ScimError
 from scim_server.scim.schema import default_registry
-from scim_server.services import audit_log, tokens
+from scim_server.services import access, audit_log, tokens
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
 from scim_server.store.models import Organization
@@ -108,6 +109,409 @@ def org_create(slug: str, name: str) -> None:
             ),
         )
     click.echo(f"organisation {slug} created")
+
+
+@org.command("update")
+@click.argument("slug")
+@click.option(
+    "--default-role",
+    required=True,
+    metavar="ROLE|none",
+    help="Role of users no direct role or mapped group gives one; 'none': no permissions.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def org_update(slug: str, default_role: str, as_json: bool) -> None:
+    """Change an organisation's settings; users whose access changes are recomputed."""
+    wanted = None if default_role.strip().lower() == "none" else default_role
+    with _database().transaction(write=True) as session:
+        organization = _org(session, slug)
+        try:
+            change = access.set_default_role(session, organization, wanted)
+        except tokens.ServiceError as error:
+            _fail(error)
+        users = access.affected_users(session, change.changes)
+        append(
+            session,
+            _cli_event(
+                "org.update",
+                organization.id,
+                resource_type="Organization",
+                resource_id=organization.slug,
+                changes={"defaultRole": [change.before, change.after], "affectedUsers": users},
+            ),
+        )
+    if as_json:
+        click.echo(json.dumps({"org": slug, "defaultRole": change.after, "affectedUsers": users}))
+        return
+    click.echo(f"default role of {slug}: {change.after or 'none'} (was {change.before or 'none'})")
+    _echo_affected(users)
+
+
+def _org(session: Session, slug: str) -> Organization:
+    try:
+        return tokens.get_organization(session, slug)
+    except tokens.ServiceError as error:
+        _fail(error)
+
+
+#: Users listed one per line in text output; --json lists up to access.MAX_LISTED_USERS.
+SHOWN_USERS = 20
+
+
+def _echo_affected(users: dict[str, Any]) -> None:
+    count = users["count"]
+    click.echo(f"access changed for {count} user{'s' if count != 1 else ''}")
+    for entry in users["users"][:SHOWN_USERS]:
+        role_before, role_after = entry["role"]
+        groups_before, groups_after = entry["accessGroups"]
+        parts = []
+        if role_before != role_after:
+            parts.append(f"role {role_before or 'none'} -> {role_after or 'none'}")
+        if groups_before != groups_after:
+            shown_before = ", ".join(groups_before) or "none"
+            shown_after = ", ".join(groups_after) or "none"
+            parts.append(f"access groups {shown_before} -> {shown_after}")
+        click.echo(f"  {entry['userName']} ({entry['id']}): {'; '.join(parts)}")
+    if count > SHOWN_USERS:
+        click.echo(
+            f"  ... and {count - SHOWN_USERS} more (--json lists up to "
+            f"{access.MAX_LISTED_USERS}; the audit event records them too)"
+        )
+
+
+@main.group()
+def role() -> None:
+    """Roles of an organisation; the highest rank a user gets wins."""
+
+
+@role.command("list")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def role_list(org_slug: str, as_json: bool) -> None:
+    """List roles, highest rank first."""
+    with _database().transaction(write=False) as session:
+        roles = access.list_roles(session, _org(session, org_slug))
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in roles]))
+        return
+    for r in roles:
+        flags = [
+            f
+            for f, on in (("admin", r.is_admin), ("built-in", r.built_in), ("default", r.default))
+            if on
+        ]
+        suffix = f"  [{', '.join(flags)}]" if flags else ""
+        click.echo(f"{r.rank:>5}  {r.name}{suffix}")
+
+
+@role.command("create")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("name")
+@click.option("--rank", type=int, required=True, help="Higher wins; unique per organisation.")
+@click.option("--permission", "permissions", multiple=True, help="A permission (repeatable).")
+@click.option("--admin", "is_admin", is_flag=True, help="The role administers the organisation.")
+def role_create(
+    org_slug: str, name: str, rank: int, permissions: tuple[str, ...], is_admin: bool
+) -> None:
+    """Create a custom role."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        try:
+            created = access.create_role(
+                session,
+                organization,
+                name,
+                rank=rank,
+                permissions=permissions,
+                is_admin=is_admin,
+            )
+        except tokens.ServiceError as error:
+            _fail(error)
+        append(
+            session,
+            _cli_event(
+                "role.create",
+                organization.id,
+                resource_type="Role",
+                resource_id=created.name[:64],
+                changes={
+                    "name": [None, created.name],
+                    "rank": [None, created.rank],
+                    "isAdmin": [None, created.is_admin],
+                    "permissions": [None, created.permissions],
+                },
+            ),
+        )
+    click.echo(f"role {created.name} (rank {created.rank}) created in {org_slug}")
+
+
+@role.command("delete")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def role_delete(org_slug: str, name: str, as_json: bool) -> None:
+    """Delete a custom role and the mappings granting it; its holders are recomputed."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        try:
+            removed = access.delete_role(session, organization, name)
+        except tokens.ServiceError as error:
+            _fail(error)
+        users = access.affected_users(session, removed.changes)
+        append(
+            session,
+            _cli_event(
+                "role.delete",
+                organization.id,
+                resource_type="Role",
+                resource_id=removed.name[:64],
+                changes={
+                    "name": [removed.name, None],
+                    "mappingsRemoved": removed.mappings_removed,
+                    "affectedUsers": users,
+                },
+            ),
+        )
+    _echo_removal("role", removed, users, as_json)
+
+
+def _echo_removal(kind: str, removed: access.Removal, users: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "deleted": removed.name,
+                    "mappingsRemoved": removed.mappings_removed,
+                    "affectedUsers": users,
+                }
+            )
+        )
+        return
+    click.echo(f"{kind} {removed.name} deleted, with {removed.mappings_removed} mapping(s)")
+    _echo_affected(users)
+
+
+@main.group("access-group")
+def access_group() -> None:
+    """Access groups: sets of campaigns that mapped IdP groups grant."""
+
+
+@access_group.command("create")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("name")
+@click.option("--campaign", "campaigns", multiple=True, help="A campaign id (repeatable).")
+def access_group_create(org_slug: str, name: str, campaigns: tuple[str, ...]) -> None:
+    """Create an access group."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        try:
+            created = access.create_access_group(session, organization, name, campaigns)
+        except tokens.ServiceError as error:
+            _fail(error)
+        append(
+            session,
+            _cli_event(
+                "access_group.create",
+                organization.id,
+                resource_type="AccessGroup",
+                resource_id=created.name[:64],
+                changes={"name": [None, created.name], "campaignIds": [None, created.campaign_ids]},
+            ),
+        )
+    click.echo(
+        f"access group {created.name} created in {org_slug} "
+        f"({len(created.campaign_ids)} campaign(s))"
+    )
+
+
+@access_group.command("list")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def access_group_list(org_slug: str, as_json: bool) -> None:
+    """List access groups and their campaigns."""
+    with _database().transaction(write=False) as session:
+        groups = access.list_access_groups(session, _org(session, org_slug))
+    if as_json:
+        click.echo(json.dumps([g.to_dict() for g in groups]))
+        return
+    for g in groups:
+        click.echo(f"{g.name}: {', '.join(g.campaign_ids) or '(no campaigns)'}")
+
+
+@access_group.command("delete")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def access_group_delete(org_slug: str, name: str, as_json: bool) -> None:
+    """Delete an access group and the mappings granting it; users are recomputed."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        try:
+            removed = access.delete_access_group(session, organization, name)
+        except tokens.ServiceError as error:
+            _fail(error)
+        users = access.affected_users(session, removed.changes)
+        append(
+            session,
+            _cli_event(
+                "access_group.delete",
+                organization.id,
+                resource_type="AccessGroup",
+                resource_id=removed.name[:64],
+                changes={
+                    "name": [removed.name, None],
+                    "mappingsRemoved": removed.mappings_removed,
+                    "affectedUsers": users,
+                },
+            ),
+        )
+    _echo_removal("access group", removed, users, as_json)
+
+
+@main.group()
+def mapping() -> None:
+    """Group mappings: which IdP groups grant which role or access group."""
+
+
+def _mapping_options(function: Any) -> Any:
+    options = [
+        click.option(
+            "--group-name", help="Match the group with this displayName (exact, case-insensitive)."
+        ),
+        click.option(
+            "--group-prefix",
+            help="Match groups whose displayName starts with this (case-insensitive).",
+        ),
+        click.option("--group-external-id", help="Match the group with this externalId (exact)."),
+        click.option("--role", "role_name", help="Grant this role."),
+        click.option("--access-group", "access_group_name", help="Grant this access group."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _mapping_changes(view: access.MappingView, added: bool) -> dict[str, Any]:
+    def pair(value: Any) -> list[Any]:
+        return [None, value] if added else [value, None]
+
+    changes = {"match": pair(view.kind), "value": pair(view.value)}
+    if view.role is not None:
+        changes["role"] = pair(view.role)
+    else:
+        changes["accessGroup"] = pair(view.access_group)
+    return changes
+
+
+@mapping.command("add")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@_mapping_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def mapping_add(
+    org_slug: str,
+    group_name: str | None,
+    group_prefix: str | None,
+    group_external_id: str | None,
+    role_name: str | None,
+    access_group_name: str | None,
+    as_json: bool,
+) -> None:
+    """Map IdP groups to a role or an access group; their members are recomputed."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        try:
+            change = access.add_mapping(
+                session,
+                organization,
+                group_name=group_name,
+                group_prefix=group_prefix,
+                group_external_id=group_external_id,
+                role=role_name,
+                access_group=access_group_name,
+            )
+        except tokens.ServiceError as error:
+            _fail(error)
+        users = access.affected_users(session, change.changes)
+        append(
+            session,
+            _cli_event(
+                "mapping.add",
+                organization.id,
+                resource_type="GroupMapping",
+                resource_id=str(change.mapping.id),
+                changes={**_mapping_changes(change.mapping, True), "affectedUsers": users},
+            ),
+        )
+    _echo_mapping("added", change, users, as_json)
+
+
+def _echo_mapping(
+    verb: str, change: access.MappingChange, users: dict[str, Any], as_json: bool
+) -> None:
+    if as_json:
+        click.echo(json.dumps({"mapping": change.mapping.to_dict(), "affectedUsers": users}))
+        return
+    click.echo(f"mapping {change.mapping.id} {verb}: {change.mapping.describe()}")
+    _echo_affected(users)
+
+
+@mapping.command("list")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def mapping_list(org_slug: str, as_json: bool) -> None:
+    """List mappings with their ids (for `mapping remove`)."""
+    with _database().transaction(write=False) as session:
+        mappings = access.list_mappings(session, _org(session, org_slug))
+    if as_json:
+        click.echo(json.dumps([m.to_dict() for m in mappings]))
+        return
+    for m in mappings:
+        click.echo(f"{m.id:>5}  {m.describe()}")
+
+
+@mapping.command("remove")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("mapping_id", type=int, required=False)
+@_mapping_options
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def mapping_remove(
+    org_slug: str,
+    mapping_id: int | None,
+    group_name: str | None,
+    group_prefix: str | None,
+    group_external_id: str | None,
+    role_name: str | None,
+    access_group_name: str | None,
+    as_json: bool,
+) -> None:
+    """Remove a mapping, by id or by the options it was added with; members are recomputed."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        try:
+            change = access.remove_mapping(
+                session,
+                organization,
+                mapping_id,
+                group_name=group_name,
+                group_prefix=group_prefix,
+                group_external_id=group_external_id,
+                role=role_name,
+                access_group=access_group_name,
+            )
+        except tokens.ServiceError as error:
+            _fail(error)
+        users = access.affected_users(session, change.changes)
+        append(
+            session,
+            _cli_event(
+                "mapping.remove",
+                organization.id,
+                resource_type="GroupMapping",
+                resource_id=str(change.mapping.id),
+                changes={**_mapping_changes(change.mapping, False), "affectedUsers": users},
+            ),
+        )
+    _echo_mapping("removed", change, users, as_json)
 
 
 @main.group()

@@ -6,10 +6,10 @@ Every handler opens exactly one transaction; writes commit only when the whole r
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Response, current_app, g, request, stream_with_context
 
 from scim_server.audit.events import EventDraft
 from scim_server.config import Settings
@@ -31,8 +31,8 @@ from scim_server.scim.listing import (
     parse_search_request,
 )
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
-from scim_server.scim.schema import Registry
-from scim_server.services import users
+from scim_server.scim.schema import Registry, ResourceType
+from scim_server.services import groups, search, users
 from scim_server.services.context import RequestContext
 from scim_server.services.transaction import perform, perform_write
 from scim_server.store.db import Database
@@ -54,13 +54,19 @@ OPERATIONS = {
     "scim.replace_user": "user.replace",
     "scim.patch_user": "user.patch",
     "scim.delete_user": "user.delete",
-    "scim.groups_not_built": "group.unsupported",
+    "scim.create_group": "group.create",
+    "scim.list_groups": "group.list",
+    "scim.search_groups": "group.search",
+    "scim.get_group": "group.read",
+    "scim.replace_group": "group.replace",
+    "scim.patch_group": "group.patch",
+    "scim.delete_group": "group.delete",
     "scim.bulk_not_built": "bulk.unsupported",
     "scim.me_not_built": "me.unsupported",
 }
 
 #: Resource types with working endpoints; discovery lists only these.
-SERVED_RESOURCE_TYPES: tuple[str, ...] = ("User",)
+SERVED_RESOURCE_TYPES: tuple[str, ...] = ("User", "Group")
 
 _JSON_TYPES = {"application/scim+json", "application/json"}
 
@@ -173,12 +179,19 @@ _DISCOVERY_ENDPOINTS = frozenset(
 )
 
 
+def _resource_type() -> ResourceType:
+    """The resource type an endpoint serves (discovery endpoints serve none)."""
+    endpoint = request.endpoint or ""
+    name = "Group" if "group" in endpoint else "User"
+    return _registry().resource_type(name)
+
+
 def _projection() -> Projection:
     """``attributes``/``excludedAttributes`` of this request, parsed once."""
     projection: Projection | None = g.get("scim_projection")
     if projection is None:
         projection = parse_projection(
-            users.user_type(_ctx()),
+            _resource_type(),
             request.args.get("attributes"),
             request.args.get("excludedAttributes"),
         )
@@ -292,22 +305,28 @@ def search_users() -> Response:
 
 @bp.post("/.search")
 def search_root() -> Response:
-    """RFC 7644 §3.4.3 search across resource types; only Users are served so far."""
+    """RFC 7644 §3.4.3 search across every served resource type."""
     body = json_body()
     query: ListQuery = parse_search_request(body, _limits())
     _describe_search(query, body.get("filter"))
-    return _list_response(_read(users.list_users, query))
+    return _list_response(_read(search.search_all, query))
 
 
 @bp.get("/Users/<user_id>")
 def get_user(user_id: str) -> Response:
     rendered: users.Rendered = _read(users.get_user, user_id)
-    if_none_match = request.headers.get("If-None-Match")
-    if if_none_match:
-        tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        if "*" in tags or rendered.etag.removeprefix("W/") in tags:
-            return scim_response(None, 304, {"ETag": rendered.etag})
+    if _not_modified(rendered.etag):
+        return scim_response(None, 304, {"ETag": rendered.etag})
     return _resource_response(rendered)
+
+
+def _not_modified(etag: str) -> bool:
+    """``If-None-Match`` (RFC 9110 §13.1.2) names the current version."""
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    tags = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return "*" in tags or etag.removeprefix("W/") in tags
 
 
 @bp.put("/Users/<user_id>")
@@ -333,10 +352,95 @@ def delete_user(user_id: str) -> Response:
 # -- not built -----------------------------------------------------------------------------
 
 
-@bp.route("/Groups", methods=["GET", "POST"])
-@bp.route("/Groups/<path:_rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def groups_not_built(_rest: str = "") -> Response:
-    raise NotImplementedFeature("the Group resource type is not supported by this server yet")
+# -- groups --------------------------------------------------------------------------------
+
+
+def _group_response(
+    rendered: groups.RenderedGroup, status: int = 200, *, location: bool = False
+) -> Response:
+    """The group, its members streamed from the database when the projection returns them."""
+    ctx = _ctx()
+    rt = groups.group_type(ctx)
+    projection = _projection()
+    head = apply_projection(rt, rendered.document, projection)
+    headers = {"ETag": rendered.etag}
+    if location:
+        headers["Location"] = rendered.document["meta"]["location"]
+    keys = groups.member_projector(ctx, projection)
+    if keys is None:
+        return scim_response(head, status, headers)
+    members = groups.member_json_chunks(_db(), ctx, rendered.pk, keys)
+    head_text = json.dumps(head, separators=(",", ":"))
+
+    def body() -> Iterator[str]:
+        first = next(members, None)
+        if first is None:  # no members: the attribute is unassigned (RFC 7643 §2.5)
+            yield head_text
+            return
+        yield f'{head_text[:-1]},"members":[{first}'
+        for element in members:
+            yield f",{element}"
+        yield "]}"
+
+    response = Response(stream_with_context(body()), status=status, content_type=SCIM_CONTENT_TYPE)
+    for name, value in headers.items():
+        response.headers[name] = value
+    return response
+
+
+@bp.post("/Groups")
+def create_group() -> Response:
+    body = json_body()
+    return _group_response(_write(201, groups.create_group, body), 201, location=True)
+
+
+@bp.get("/Groups")
+def list_groups() -> Response:
+    query = parse_list_query(request.args, _limits())
+    _describe_search(query, request.args.get("filter"))
+    return _list_response(_read(groups.list_groups, query))
+
+
+@bp.post("/Groups/.search")
+def search_groups() -> Response:
+    body = json_body()
+    query = parse_search_request(body, _limits())
+    _describe_search(query, body.get("filter"))
+    return _list_response(_read(groups.list_groups, query))
+
+
+@bp.get("/Groups/<group_id>")
+def get_group(group_id: str) -> Response:
+    rendered: groups.RenderedGroup = _read(groups.get_group, group_id)
+    if _not_modified(rendered.etag):
+        return scim_response(None, 304, {"ETag": rendered.etag})
+    return _group_response(rendered)
+
+
+@bp.put("/Groups/<group_id>")
+def replace_group(group_id: str) -> Response:
+    body = json_body()
+    if_match = request.headers.get("If-Match")
+    return _group_response(_write(200, groups.replace_group, group_id, body, if_match))
+
+
+@bp.patch("/Groups/<group_id>")
+def patch_group(group_id: str) -> Response:
+    """204 unless the client asks for attributes (RFC 7644 §3.5.2): a membership PATCH on a
+    10,000-member group must not answer with 10,000 members."""
+    body = json_body()
+    if_match = request.headers.get("If-Match")
+    wants_body = "attributes" in request.args or "excludedAttributes" in request.args
+    rendered = _write(200 if wants_body else 204, groups.patch_group, group_id, body, if_match)
+    if wants_body:
+        return _group_response(rendered)
+    return scim_response(None, 204, {"ETag": rendered.etag})
+
+
+@bp.delete("/Groups/<group_id>")
+def delete_group(group_id: str) -> Response:
+    _write(204, groups.delete_group, group_id, request.headers.get("If-Match"))
+    return scim_response(None, 204)
 
 
 @bp.route("/Bulk", methods=["POST"])

@@ -77,7 +77,7 @@ _Doc = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class _Operation:
+class Operation:
     index: int
     op: str
     path: str | None
@@ -97,7 +97,13 @@ def apply_patch(rt: ResourceType, doc: dict[str, Any], body: object) -> dict[str
     unknown attribute or bad path, NoTarget (RFC 7644 §3.5.2.2, §3.5.2.3) and Mutability; the
     detail names the operation (``Operations[2]``) and the attribute.
     """
-    operations = _operations(body)
+    return apply_operations(rt, doc, parse_operations(body))
+
+
+def apply_operations(
+    rt: ResourceType, doc: dict[str, Any], operations: list[Operation]
+) -> dict[str, Any]:
+    """Apply already parsed operations (see :func:`parse_operations`) to a copy of ``doc``."""
     result = copy.deepcopy(doc)
     for operation in operations:
         try:
@@ -111,8 +117,12 @@ def apply_patch(rt: ResourceType, doc: dict[str, Any], body: object) -> dict[str
 # --- the envelope -------------------------------------------------------------------------------
 
 
-def _operations(body: object) -> list[_Operation]:
-    """Check the PatchOp message (RFC 7644 §3.5.2) and return its operations."""
+def parse_operations(body: object) -> list[Operation]:
+    """Check the PatchOp message (RFC 7644 §3.5.2) and return its operations.
+
+    Public so that a resource whose multi-valued attribute lives outside its document (group
+    members) can route those operations itself and apply the rest here.
+    """
     if not isinstance(body, dict):
         raise InvalidSyntax("a PATCH body must be a JSON object (a PatchOp message)")
     schemas = get_ci(body, "schemas")
@@ -141,11 +151,11 @@ def _operations(body: object) -> list[_Operation]:
         value = get_ci(item, "value")
         if op in {"add", "replace"} and not has_value:
             raise InvalidValue(f'{where} ({op}): a "value" is required (RFC 7644 §3.5.2)')
-        operations.append(_Operation(index, op, path, value))
+        operations.append(Operation(index, op, path, value))
     return operations
 
 
-def _apply(rt: ResourceType, doc: _Doc, operation: _Operation) -> None:
+def _apply(rt: ResourceType, doc: _Doc, operation: Operation) -> None:
     if operation.path is None:
         if operation.op == "remove":
             raise NoTarget('remove needs a "path" (RFC 7644 §3.5.2.2)')

@@ -19,6 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scim_server.audit.chain import create_chain
+from scim_server.services.access import seed_roles
+from scim_server.services.errors import ServiceError as ServiceError  # re-exported for callers
 from scim_server.store.db import Database
 from scim_server.store.models import ApiToken, Connection, Organization
 from scim_server.store.types import utcnow
@@ -27,10 +29,6 @@ SCOPES = ("scim", "admin", "audit")
 IDPS = ("okta", "entra", "generic")
 TOKEN_PREFIX = "scim_"  # noqa: S105 - a marker, not a secret
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-
-
-class ServiceError(Exception):
-    """A refusal of an admin action, with a message for the admin."""
 
 
 def hash_token(token: str) -> str:
@@ -110,6 +108,7 @@ def create_organization(session: Session, slug: str, name: str) -> Organization:
     session.add(org)
     session.flush()
     create_chain(session, org.id)
+    seed_roles(session, org.id)
     return org
 
 

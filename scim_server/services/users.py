@@ -3,11 +3,20 @@
 Each function runs inside the caller's transaction and either completes every write or raises a
 ``ScimError`` before anything is committed. Every query is scoped by the caller's organisation: a
 user of another organisation is indistinguishable from one that does not exist (404).
+
+Every response carries what the user's stored document does not: ``groups`` (from memberships)
+and the access extension's ``role`` and ``accessGroups`` (DESIGN §5.2), read in the same SELECT
+as the user (one statement for a GET, one for a whole list page). A write that changes the
+user's direct ``roles`` (and every create) recomputes the effective access in its transaction,
+and the audit event records the access before and after. ``roles`` values new to the user must
+name a role of the organisation (400 otherwise); values already stored are not re-checked, so a
+full PUT from Okta that resends them keeps working after a role is deleted.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -21,9 +30,17 @@ from scim_server.scim.errors import NotFound, PreconditionFailed, Uniqueness
 from scim_server.scim.listing import ListQuery
 from scim_server.scim.patch import apply_patch
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
-from scim_server.scim.schema import ResourceType
+from scim_server.scim.schema import ACCESS_USER, ResourceType
 from scim_server.scim.validate import parse_resource
+from scim_server.services.access import (
+    NO_ACCESS,
+    Access,
+    access_changes,
+    recompute_access,
+    require_roles_exist,
+)
 from scim_server.services.context import RequestContext
+from scim_server.store.access import json_value, user_with_access
 from scim_server.store.errors import unique_violation
 from scim_server.store.filters import FilterCompiler
 from scim_server.store.models import User
@@ -69,14 +86,58 @@ def user_type(ctx: RequestContext) -> ResourceType:
     return ctx.registry.resource_type("User")
 
 
-def render(ctx: RequestContext, user: User) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LoadedUser:
+    """A user with what is computed rather than stored: effective access and groups."""
+
+    user: User
+    access: Access = NO_ACCESS
+    #: (group id, displayName) of the groups the user is a direct member of
+    groups: tuple[tuple[str, str], ...] = ()
+
+
+def _loaded(row: Sequence[Any]) -> LoadedUser:
+    user, role, access_groups, groups = row
+    pairs = sorted(
+        ((str(pair[0]), str(pair[1])) for pair in json_value(groups)),
+        key=lambda pair: (pair[1].lower(), pair[0]),
+    )
+    return LoadedUser(
+        user, (role, tuple(sorted(str(n) for n in json_value(access_groups)))), tuple(pairs)
+    )
+
+
+def render(
+    ctx: RequestContext,
+    user: User,
+    access: Access = NO_ACCESS,
+    groups: Sequence[tuple[str, str]] = (),
+) -> dict[str, Any]:
     """The full SCIM document of a stored user (before projection)."""
     stored = user.data
-    doc: dict[str, Any] = {"schemas": list(stored.get("schemas") or [user_type(ctx).schema.id])}
-    doc["id"] = user.id
+    schemas = list(stored.get("schemas") or [user_type(ctx).schema.id])
+    doc: dict[str, Any] = {"schemas": schemas, "id": user.id}
     for key, value in stored.items():
-        if key != "schemas":
+        if key != "schemas" and not key.startswith("urn:"):
             doc[key] = value
+    if groups:
+        doc["groups"] = [
+            {
+                "value": group_id,
+                "display": display_name,
+                "$ref": f"{ctx.base_url}/Groups/{group_id}",
+                "type": "direct",
+            }
+            for group_id, display_name in groups
+        ]
+    for key, value in stored.items():
+        if key.startswith("urn:") and key != ACCESS_USER:
+            doc[key] = value
+    extension = _access_extension(stored.get(ACCESS_USER), access)
+    if extension:
+        doc[ACCESS_USER] = extension
+        if ACCESS_USER not in schemas:
+            schemas.append(ACCESS_USER)
     doc["meta"] = {
         "resourceType": "User",
         "created": _iso(user.created_at),
@@ -87,6 +148,22 @@ def render(ctx: RequestContext, user: User) -> dict[str, Any]:
     return doc
 
 
+def _access_extension(stored: Any, access: Access) -> dict[str, Any]:
+    role, access_groups = access
+    extension: dict[str, Any] = {}
+    if role is not None:
+        extension["role"] = role
+    if access_groups:
+        extension["accessGroups"] = [{"value": name, "display": name} for name in access_groups]
+    if isinstance(stored, dict):
+        extension.update(stored)
+    return extension
+
+
+def _render(ctx: RequestContext, loaded: LoadedUser) -> dict[str, Any]:
+    return render(ctx, loaded.user, loaded.access, loaded.groups)
+
+
 def _is_uuid(text: str) -> bool:
     try:
         uuid.UUID(text)
@@ -95,29 +172,73 @@ def _is_uuid(text: str) -> bool:
     return True
 
 
-def _load(session: Session, ctx: RequestContext, user_id: str, *, for_update: bool) -> User:
+def _load(session: Session, ctx: RequestContext, user_id: str, *, for_update: bool) -> LoadedUser:
     ctx.audit.resource_type = "User"
     ctx.audit.resource_id = user_id[:64]
     if not _is_uuid(user_id):  # ids are UUIDs: anything else exists nowhere
         raise NotFound(f'User "{user_id[:64]}" not found')
-    query = select(User).where(User.org_id == ctx.principal.org_id, User.id == user_id)
+    query = select(User, *user_with_access()).where(
+        User.org_id == ctx.principal.org_id, User.id == user_id
+    )
     if for_update:
-        query = query.with_for_update()
-    user = session.scalar(query)
-    if user is None:
+        query = query.with_for_update(of=User)
+    row = session.execute(query).first()
+    if row is None:
         raise NotFound(f'User "{user_id}" not found')
-    ctx.audit.user_name = user.user_name
-    return user
+    loaded = _loaded(row)
+    ctx.audit.user_name = loaded.user.user_name
+    return loaded
 
 
 def _record_change(
-    ctx: RequestContext, user: User, before: dict[str, Any] | None, after: dict[str, Any] | None
+    ctx: RequestContext,
+    user: User,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+    access: dict[str, list[Any]] | None = None,
 ) -> None:
     """Say in the request's audit event which user changed and how, attribute by attribute."""
     ctx.audit.resource_type = "User"
     ctx.audit.resource_id = user.id
     ctx.audit.user_name = (after or before or {}).get("userName", user.user_name)
-    ctx.audit.changes = document_changes(before, after, user_type(ctx).schema_ids[1:])
+    changes = document_changes(before, after, user_type(ctx).schema_ids[1:])
+    ctx.audit.changes = {**changes, **(access or {})}
+
+
+def _role_names(doc: dict[str, Any] | None) -> list[str]:
+    """The direct role names of a canonical document (``roles[].value``)."""
+    roles = (doc or {}).get("roles")
+    if not isinstance(roles, list):
+        return []
+    return [
+        role["value"]
+        for role in roles
+        if isinstance(role, dict) and isinstance(role.get("value"), str)
+    ]
+
+
+def _check_new_roles(
+    session: Session, ctx: RequestContext, doc: dict[str, Any], previous: dict[str, Any] | None
+) -> bool:
+    """Refuse new direct role names that name no role; say whether the direct roles changed."""
+    old = _role_names(previous)
+    new = _role_names(doc)
+    held = {name.lower() for name in old}
+    require_roles_exist(
+        session, ctx.principal.org_id, [name for name in new if name.lower() not in held]
+    )
+    return held != {name.lower() for name in new}
+
+
+def _recompute(
+    session: Session, ctx: RequestContext, user: User, current: Access
+) -> tuple[Access, dict[str, list[Any]]]:
+    """The user's access after recomputing it, and its audit ``changes`` entries."""
+    changed = recompute_access(session, ctx.principal.org_id, [user.pk])
+    if user.pk not in changed:
+        return current, {}
+    before, after = changed[user.pk]
+    return after, access_changes(before, after)
 
 
 def _store(
@@ -142,6 +263,7 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
     rt = user_type(ctx)
     doc = parse_resource(rt, body)
     doc.setdefault("active", True)
+    _check_new_roles(session, ctx, doc, None)
     user = User(
         id=str(uuid.uuid4()),
         org_id=ctx.principal.org_id,
@@ -151,51 +273,70 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
     ctx.audit.user_name = doc["userName"]
     session.add(user)
     _store(session, ctx, user, doc, None)
-    _record_change(ctx, user, None, doc)
-    return Rendered(render(ctx, user), etag_of(user.version))
+    access, access_change = _recompute(session, ctx, user, NO_ACCESS)
+    _record_change(ctx, user, None, doc, access_change)
+    return Rendered(render(ctx, user, access), etag_of(user.version))
 
 
 def get_user(session: Session, ctx: RequestContext, user_id: str) -> Rendered:
-    user = _load(session, ctx, user_id, for_update=False)
-    return Rendered(render(ctx, user), etag_of(user.version))
+    loaded = _load(session, ctx, user_id, for_update=False)
+    return Rendered(_render(ctx, loaded), etag_of(loaded.user.version))
 
 
 def replace_user(
     session: Session, ctx: RequestContext, user_id: str, body: Any, if_match: str | None
 ) -> Rendered:
     rt = user_type(ctx)
-    user = _load(session, ctx, user_id, for_update=True)
+    loaded = _load(session, ctx, user_id, for_update=True)
+    user = loaded.user
     check_if_match(if_match, etag_of(user.version))
     previous = user.data
     doc = parse_resource(rt, body, existing=previous)
     # A PUT that omits ``active`` does not reactivate or deactivate anyone.
     doc.setdefault("active", user.active)
+    return _write(session, ctx, loaded, doc, previous)
+
+
+def _write(
+    session: Session,
+    ctx: RequestContext,
+    loaded: LoadedUser,
+    doc: dict[str, Any],
+    previous: dict[str, Any],
+) -> Rendered:
+    """Store a replaced or patched document, recompute access if its roles changed."""
+    user = loaded.user
+    roles_changed = _check_new_roles(session, ctx, doc, previous)
     if doc != previous:
         _store(session, ctx, user, doc, previous)
-    _record_change(ctx, user, previous, doc)
-    return Rendered(render(ctx, user), etag_of(user.version))
+    access = loaded.access
+    access_change: dict[str, list[Any]] = {}
+    if roles_changed:
+        access, access_change = _recompute(session, ctx, user, loaded.access)
+    _record_change(ctx, user, previous, doc, access_change)
+    return Rendered(render(ctx, user, access, loaded.groups), etag_of(user.version))
 
 
 def patch_user(
     session: Session, ctx: RequestContext, user_id: str, body: Any, if_match: str | None
 ) -> Rendered:
     rt = user_type(ctx)
-    user = _load(session, ctx, user_id, for_update=True)
+    loaded = _load(session, ctx, user_id, for_update=True)
+    user = loaded.user
     check_if_match(if_match, etag_of(user.version))
     previous = user.data
     patched = apply_patch(rt, previous, body)
     doc = parse_resource(rt, patched, existing=previous)
-    if doc != previous:
-        _store(session, ctx, user, doc, previous)
-    _record_change(ctx, user, previous, doc)
-    return Rendered(render(ctx, user), etag_of(user.version))
+    return _write(session, ctx, loaded, doc, previous)
 
 
 def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: str | None) -> None:
-    user = _load(session, ctx, user_id, for_update=True)
+    loaded = _load(session, ctx, user_id, for_update=True)
+    user = loaded.user
     check_if_match(if_match, etag_of(user.version))
-    # The event keeps a tombstone: every value the user had when it was deleted.
-    _record_change(ctx, user, user.data, None)
+    # The event keeps a tombstone: every value the user had when it was deleted, and the access
+    # it held (its user_access row and memberships go with it, by ON DELETE CASCADE).
+    _record_change(ctx, user, user.data, None, access_changes(loaded.access, NO_ACCESS))
     session.delete(user)
     session.flush()
 
@@ -211,7 +352,7 @@ def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
     total = session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
     resources: list[dict[str, Any]] = []
     if query.count > 0 and query.start_index <= total:
-        statement = select(User).where(*conditions)
+        statement = select(User, *user_with_access()).where(*conditions)
         if query.sort_by is not None:
             key = compiler.sort_key(query.sort_by)
             statement = statement.order_by(
@@ -221,6 +362,6 @@ def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
         else:
             statement = statement.order_by(User.pk)
         statement = statement.offset(query.start_index - 1).limit(query.count)
-        for user in session.scalars(statement):
-            resources.append(apply_projection(rt, render(ctx, user), projection))
+        for row in session.execute(statement):
+            resources.append(apply_projection(rt, _render(ctx, _loaded(row)), projection))
     return Page(total=total, start_index=query.start_index, resources=resources)

@@ -81,7 +81,8 @@ class ChildStorage:
 
     model: Any
     parent_fk: str
-    key_column: str
+    #: column telling which attribute a row belongs to; None when the table holds one attribute
+    key_column: str | None
     #: sub-attribute name (lower case) -> column name on the child model
     columns: dict[str, str]
 
@@ -289,11 +290,12 @@ class FilterCompiler:
         conditions = [
             getattr(row, child.parent_fk) == getattr(self.model, self.storage.pk_column),
             row.org_id == self.org_id,
-            getattr(row, child.key_column) == _child_key(resolved),
         ]
+        if child.key_column is not None:
+            conditions.append(getattr(row, child.key_column) == _child_key(resolved))
         if inner is not None:
             conditions.append(_ElementCompiler(row, child, attribute).compile(inner))
-        return exists(select(row.pk).where(*conditions))
+        return exists().where(*conditions)
 
     # -- sorting -------------------------------------------------------------------------
 
@@ -311,12 +313,13 @@ class FilterCompiler:
             row = aliased(child.model)
             sub_name = (resolved.sub.name if resolved.sub else "value").lower()
             value = func.lower(getattr(row, child.columns.get(sub_name, "value")))
-            owner = and_(
-                getattr(row, child.parent_fk) == getattr(self.model, self.storage.pk_column),
-                getattr(row, child.key_column) == _child_key(resolved),
-            )
-            primary = select(func.min(value)).where(owner, row.primary.is_(true()))
+            owner = getattr(row, child.parent_fk) == getattr(self.model, self.storage.pk_column)
+            if child.key_column is not None:
+                owner = and_(owner, getattr(row, child.key_column) == _child_key(resolved))
             first = select(func.min(value)).where(owner)
+            if not hasattr(row, "primary"):
+                return codepoint_order(first.scalar_subquery())
+            primary = select(func.min(value)).where(owner, row.primary.is_(true()))
             return codepoint_order(
                 func.coalesce(primary.scalar_subquery(), first.scalar_subquery())
             )

@@ -49,6 +49,9 @@ class Organization(Base):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Role of users no direct role or mapped group gives one to; None: no permissions at all.
+    #: No foreign key (roles reference organisations): services keep it pointing at a role.
+    default_role_pk: Mapped[int | None] = mapped_column(Integer)
 
 
 class Connection(Base):
@@ -195,3 +198,113 @@ class AuditEvent(Base):
         Index("ix_audit_events_org_operation", "org_id", "operation"),
         Index("ix_audit_events_org_resource_id", "org_id", "resource_id"),
     )
+
+
+class Role(Base):
+    """A role of the host product (DESIGN §5.2); ``rank`` orders them, the highest wins."""
+
+    __tablename__ = "roles"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    permissions: Mapped[list[str]] = mapped_column(JsonDocument)
+    rank: Mapped[int] = mapped_column(Integer)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    built_in: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ux_roles_org_name", "org_id", func.lower(name), unique=True),)
+
+
+class AccessGroup(Base):
+    """Access to a set of campaigns (opaque campaign ids)."""
+
+    __tablename__ = "access_groups"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    campaign_ids: Mapped[list[str]] = mapped_column(JsonDocument)
+
+    __table_args__ = (Index("ux_access_groups_org_name", "org_id", func.lower(name), unique=True),)
+
+
+class GroupMapping(Base):
+    """What an IdP group grants: a rule matching groups, and the role or access group it grants.
+
+    ``match_kind`` is ``name`` (displayName, exact, case-insensitive), ``prefix`` (displayName
+    prefix, case-insensitive) or ``external_id`` (exact).
+    """
+
+    __tablename__ = "group_mappings"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    match_kind: Mapped[str] = mapped_column(String(16))
+    match_value: Mapped[str] = mapped_column(String(512))
+    role_pk: Mapped[int | None] = mapped_column(ForeignKey("roles.pk", ondelete="CASCADE"))
+    access_group_pk: Mapped[int | None] = mapped_column(
+        ForeignKey("access_groups.pk", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_group_mappings_org_id", "org_id"),)
+
+
+class Group(Base):
+    """An IdP group, stored as pushed; members live in ``group_members`` (DESIGN §3)."""
+
+    __tablename__ = "groups"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    id: Mapped[str] = mapped_column(String(36), unique=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    display_name: Mapped[str] = mapped_column(String(512))
+    external_id: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_modified: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer)
+    owner_connection_id: Mapped[str | None] = mapped_column(
+        ForeignKey("connections.id", ondelete="SET NULL")
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        Index("ux_groups_org_display_name", "org_id", func.lower(display_name), unique=True),
+        Index("ix_groups_org_external_id", "org_id", "external_id"),
+        Index("ix_groups_org_pk", "org_id", "pk"),
+    )
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+
+    group_pk: Mapped[int] = mapped_column(
+        ForeignKey("groups.pk", ondelete="CASCADE"), primary_key=True
+    )
+    user_pk: Mapped[int] = mapped_column(
+        ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[int] = mapped_column(Integer)
+    #: The member's public id (immutable), so member filters and rendering need no join.
+    user_id: Mapped[str] = mapped_column(String(36))
+
+    __table_args__ = (
+        Index("ix_group_members_user_pk", "user_pk"),
+        Index("ix_group_members_group_user_id", "group_pk", "user_id"),
+    )
+
+
+class UserAccess(Base):
+    """A user's effective role and access groups, recomputed in the transaction that changes
+    anything they depend on (DESIGN §5.2): direct roles, memberships, mappings, group names."""
+
+    __tablename__ = "user_access"
+
+    user_pk: Mapped[int] = mapped_column(
+        ForeignKey("users.pk", ondelete="CASCADE"), primary_key=True
+    )
+    org_id: Mapped[int] = mapped_column(Integer)
+    role_pk: Mapped[int | None] = mapped_column(ForeignKey("roles.pk", ondelete="SET NULL"))
+    access_group_pks: Mapped[list[int]] = mapped_column(JsonDocument)

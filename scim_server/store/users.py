@@ -38,8 +38,12 @@ USER_STORAGE = ResourceStorage(
         key_column="attribute",
         columns={"value": "value", "type": "type", "primary": "primary", "display": "display"},
     ),
-    # Computed from memberships and policy; filterable once groups exist (issue 4).
-    unfilterable=frozenset({"groups"}),
+    # Computed, not in the document: memberships (``groups``) and the access extension's
+    # effective access (issue 4) and lifecycle (issue 5). A filter on them answers 400 rather
+    # than silently matching nothing.
+    unfilterable=frozenset(
+        {"groups", "role", "accessgroups", "status", "lastsigninat", "lastactivityat"}
+    ),
 )
 
 

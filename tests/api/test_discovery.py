@@ -10,6 +10,7 @@ from tests.conftest import Api
 SCHEMAS_DIR = Path(__file__).resolve().parents[2] / "schemas"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+ACCESS = "urn:ietf:params:scim:schemas:extension:access:2.0:User"
 
 
 def test_service_provider_config_tells_what_is_supported(api: Api) -> None:
@@ -31,9 +32,9 @@ def test_service_provider_config_tells_what_is_supported(api: Api) -> None:
 def test_schemas_are_served_from_the_schema_documents(api: Api) -> None:
     listed = api.get("/Schemas").get_json()
     ids = [doc["id"] for doc in listed["Resources"]]
-    # the access extension is attached once its attributes are computed (issues 4 and 5)
-    assert ids == [USER, ENTERPRISE]
-    assert listed["totalResults"] == 2
+    # the access extension is attached: role and accessGroups are computed (issue 4)
+    assert ids[:3] == [USER, ENTERPRISE, ACCESS]
+    assert listed["totalResults"] == len(ids)
     on_disk = json.loads((SCHEMAS_DIR / "user.json").read_text())
     served = api.get(f"/Schemas/{USER}").get_json()
     assert served["attributes"] == on_disk["attributes"]
@@ -45,9 +46,12 @@ def test_schemas_are_served_from_the_schema_documents(api: Api) -> None:
 
 def test_resource_types_list_only_what_is_served(api: Api) -> None:
     listed = api.get("/ResourceTypes").get_json()
-    assert [rt["name"] for rt in listed["Resources"]] == ["User"]
+    assert [rt["name"] for rt in listed["Resources"]] == ["User", "Group"]
     user = api.get("/ResourceTypes/User").get_json()
     assert user["endpoint"] == "/Users"
     assert user["schema"] == USER
-    assert [ext["schema"] for ext in user["schemaExtensions"]] == [ENTERPRISE]
-    assert api.get("/ResourceTypes/Group").status_code == 404
+    assert [ext["schema"] for ext in user["schemaExtensions"]] == [ENTERPRISE, ACCESS]
+    group = api.get("/ResourceTypes/Group").get_json()
+    assert group["endpoint"] == "/Groups"
+    # the auditor API's event type is not a SCIM resource type
+    assert api.get("/ResourceTypes/AuditEvent").status_code == 404

@@ -216,7 +216,6 @@ def test_request_body_over_the_limit_is_413(api: Api, database: Database) -> Non
 
 def test_unknown_endpoint_and_unbuilt_features(api: Api) -> None:
     assert_error(api.get("/Nope"), 404, None)
-    assert_error(api.get("/Groups"), 501, None, "Group")
     assert_error(api.post("/Bulk", {"schemas": []}), 501, None, "bulk")
     assert_error(api.get("/Me"), 501, None, "/Me")
     assert_error(api.request("POST", "/Users/some-id"), 405, None)

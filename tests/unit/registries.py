@@ -1,7 +1,9 @@
 """Registries for unit tests, built from the shipped ``schemas/`` documents.
 
-``product_registry`` attaches the access extension to User, as the server will once the access
-attributes are computed (issues 4 and 5); the pure modules must handle it already.
+``product_registry`` is the shipped registry plus the one attribute that temporary access
+(issue 5) will add back to the access extension: ``accessExpiresAt``, a writable ``dateTime``.
+It left ``schemas/access_user.json`` while nothing enforces it (scim2-tester fills writable
+dateTime attributes with non-dates), but the pure modules' dateTime handling is tested on it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,18 @@ from scim_server.scim.schema import ACCESS_USER, Registry
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 
+ACCESS_EXPIRES_AT = {
+    "name": "accessExpiresAt",
+    "type": "dateTime",
+    "multiValued": False,
+    "description": "End of temporary access (issue 5).",
+    "required": False,
+    "caseExact": False,
+    "mutability": "readWrite",
+    "returned": "default",
+    "uniqueness": "none",
+}
+
 
 @cache
 def product_registry() -> Registry:
@@ -24,6 +38,11 @@ def product_registry() -> Registry:
         if "urn:ietf:params:scim:schemas:core:2.0:ResourceType" in doc["schemas"]:
             resource_types.append(copy.deepcopy(doc))
         else:
+            if doc["id"] == ACCESS_USER:
+                doc = copy.deepcopy(doc)
+                names = [attribute["name"] for attribute in doc["attributes"]]
+                if ACCESS_EXPIRES_AT["name"] not in names:
+                    doc["attributes"].insert(names.index("status") + 1, ACCESS_EXPIRES_AT)
             schemas.append(doc)
     for doc in resource_types:
         extensions = doc.setdefault("schemaExtensions", [])

@@ -230,7 +230,6 @@ def test_user_schema_has_every_rfc7643_attribute() -> None:
                 "canonical_values": ("invited", "active", "deactivated", "locked", "expired"),
             },
         ),
-        (ACCESS_USER, "accessExpiresAt", {"type": "dateTime", "mutability": "readWrite"}),
         (ACCESS_USER, "lastSignInAt", {"type": "dateTime", "mutability": "readOnly"}),
         (ACCESS_USER, "lastActivityAt", {"type": "dateTime", "mutability": "readOnly"}),
     ],
@@ -288,8 +287,7 @@ def test_every_resource_type_schema_and_extension_exists() -> None:
 @pytest.mark.parametrize(
     ("name", "endpoint", "core", "extensions"),
     [
-        # the access extension is attached once its attributes are computed (issues 4, 5)
-        ("User", "/Users", CORE_USER, ((ENTERPRISE_USER, False),)),
+        ("User", "/Users", CORE_USER, ((ENTERPRISE_USER, False), (ACCESS_USER, False))),
         ("Group", "/Groups", CORE_GROUP, ()),
     ],
 )

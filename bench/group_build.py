@@ -1,0 +1,233 @@
+"""Build a 10,000-member group through HTTP in batches of 100; time each batch (issue #4).
+
+Membership PATCHes must cost in proportion to the members they add, not to the group's size:
+the last batch (group at 9,900 members) should take no more than 1.5x the first (empty group).
+
+    python bench/group_build.py                       # SQLite, a fresh file in a temp folder
+    python bench/group_build.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+It starts the server as a user would (``scim-server serve``: gunicorn, production settings),
+creates the users with concurrent POSTs, then sends the 100 membership PATCHes one after another
+(Okta pushes a group's members sequentially) and prints a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parents[1]
+SCIM = "application/scim+json"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "scim_server.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stdout
+
+
+@contextmanager
+def _database(postgres: str | None) -> Iterator[str]:
+    if postgres is None:
+        with tempfile.TemporaryDirectory() as folder:
+            yield f"sqlite:///{folder}/bench.db"
+        return
+    admin_url = make_url(postgres)
+    name = f"bench_groups_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def _server(env: dict[str, str], workers: int) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "scim_server.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        env={**env, "SCIM_LOG_LEVEL": "warning"},
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
+                break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                raise SystemExit("the server did not start") from None
+            time.sleep(0.1)
+    try:
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def _send(method: str, url: str, token: str, body: object | None = None) -> tuple[int, bytes]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method=method,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": SCIM},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return int(response.status), response.read()
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.read()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--postgres", help="a PostgreSQL URL to create a scratch database in")
+    parser.add_argument("--members", type=int, default=10_000)
+    parser.add_argument("--batch", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+
+    with _database(args.postgres) as url:
+        env = {**os.environ, "SCIM_DATABASE_URL": url}
+        _cli(env, "init")
+        _cli(env, "org", "create", "bench", "--name", "Bench")
+        token = json.loads(
+            _cli(env, "connection", "create", "--org", "bench", "--name", "bench", "--json")
+        )["token"]
+        with _server(env, args.workers) as base:
+            scim = f"{base}/scim/v2"
+
+            def create(i: int) -> str:
+                status, body = _send(
+                    "POST",
+                    f"{scim}/Users",
+                    token,
+                    {
+                        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                        "userName": f"member{i}@bench.example",
+                        "displayName": f"Member {i}",
+                    },
+                )
+                assert status == 201, body
+                return str(json.loads(body)["id"])
+
+            started = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                user_ids = list(pool.map(create, range(args.members)))
+            setup_seconds = time.perf_counter() - started
+
+            status, body = _send(
+                "POST",
+                f"{scim}/Groups",
+                token,
+                {
+                    "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Department of Benchmarks",
+                },
+            )
+            assert status == 201, body
+            group_id = json.loads(body)["id"]
+
+            timings: list[float] = []
+            for start in range(0, args.members, args.batch):
+                members = [{"value": uid} for uid in user_ids[start : start + args.batch]]
+                patch = {
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                    "Operations": [{"op": "add", "path": "members", "value": members}],
+                }
+                began = time.perf_counter()
+                status, body = _send("PATCH", f"{scim}/Groups/{group_id}", token, patch)
+                timings.append(time.perf_counter() - began)
+                assert status in (200, 204), body
+
+            status, body = _send("GET", f"{scim}/Groups/{group_id}?attributes=members.value", token)
+            assert status == 200
+            assert len(json.loads(body)["members"]) == args.members
+
+    head, tail = timings[:5], timings[-5:]
+    first, last = statistics.median(head), statistics.median(tail)
+    ratio = last / first
+    print(f"database: {'postgresql' if args.postgres else 'sqlite'}, workers: {args.workers}")
+    print(f"users created: {args.members} in {setup_seconds:.1f} s")
+    print(f"{'batch':>6} {'members before':>15} {'ms':>8}")
+    for index in [
+        0,
+        1,
+        2,
+        3,
+        4,
+        len(timings) - 5,
+        len(timings) - 4,
+        len(timings) - 3,
+        len(timings) - 2,
+        len(timings) - 1,
+    ]:
+        print(f"{index + 1:>6} {index * args.batch:>15} {timings[index] * 1000:>8.1f}")
+    print(
+        f"median of first 5: {first * 1000:.1f} ms; of last 5: {last * 1000:.1f} ms; "
+        f"ratio {ratio:.2f} -> {'PASS' if ratio <= 1.5 else 'FAIL'} (limit 1.5)"
+    )
+    print(
+        json.dumps(
+            {
+                "database": "postgresql" if args.postgres else "sqlite",
+                "members": args.members,
+                "batch": args.batch,
+                "first_ms": round(first * 1000, 2),
+                "last_ms": round(last * 1000, 2),
+                "ratio": round(ratio, 3),
+                "all_ms": [round(t * 1000, 2) for t in timings],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""SQL for effective access (DESIGN §5.2) that differs between SQLite and PostgreSQL.
+
+A user's effective role, access groups and group memberships are read *with* the user, as
+correlated subqueries in the same SELECT, so a GET costs one statement and a list page one
+statement for the whole page. The JSON aggregate functions those subqueries need are spelled
+differently by the two databases; the constructs below compile to each one's spelling.
+
+``upsert_user_access`` writes recomputed ``user_access`` rows with ``INSERT ... ON CONFLICT DO
+UPDATE``: two transactions recomputing the same user (two group changes at once) both succeed,
+the later one winning, instead of one failing on the primary key.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import JSON, ScalarSelect, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.types import Boolean
+
+from scim_server.store.models import AccessGroup, Group, GroupMember, Role, User, UserAccess
+
+#: Rows per INSERT statement: well under both databases' bound-parameter limits.
+UPSERT_BATCH = 1000
+
+
+class json_list(FunctionElement[Any]):
+    """Aggregate: a JSON array of the values of one expression over the rows of a group."""
+
+    type = JSON()
+    name = "json_list"
+    inherit_cache = True
+
+
+@compiles(json_list, "postgresql")
+def _json_list_postgresql(element: json_list, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_agg({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_list, "sqlite")
+def _json_list_sqlite(element: json_list, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_group_array({compiler.process(element.clauses, **kw)})"
+
+
+class json_pair(FunctionElement[Any]):
+    """A JSON array of two values (one row of an aggregate)."""
+
+    type = JSON()
+    name = "json_pair"
+    inherit_cache = True
+
+
+@compiles(json_pair, "postgresql")
+def _json_pair_postgresql(element: json_pair, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_build_array({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(json_pair, "sqlite")
+def _json_pair_sqlite(element: json_pair, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"json_array({compiler.process(element.clauses, **kw)})"
+
+
+class json_array_has(FunctionElement[bool]):
+    """``json_array_has(array_column, value)``: the JSON array in the column holds the value."""
+
+    type = Boolean()
+    name = "json_array_has"
+    inherit_cache = True
+
+
+@compiles(json_array_has, "postgresql")
+def _json_array_has_postgresql(element: json_array_has, compiler: SQLCompiler, **kw: Any) -> str:
+    array, value = element.clauses.clauses
+    return f"({compiler.process(array, **kw)} @> to_jsonb({compiler.process(value, **kw)}))"
+
+
+@compiles(json_array_has, "sqlite")
+def _json_array_has_sqlite(element: json_array_has, compiler: SQLCompiler, **kw: Any) -> str:
+    array, value = element.clauses.clauses
+    # compiled SQL fragments, not text from a request
+    inner = f"SELECT value FROM json_each({compiler.process(array, **kw)})"  # noqa: S608
+    return f"({compiler.process(value, **kw)} IN ({inner}))"
+
+
+def role_name_of_user() -> ScalarSelect[str | None]:
+    """Correlated subquery: the name of the user's effective role, or NULL."""
+    return (
+        select(Role.name)
+        .join(UserAccess, UserAccess.role_pk == Role.pk)
+        .where(UserAccess.user_pk == User.pk)
+        .correlate(User)
+        .scalar_subquery()
+    )
+
+
+def access_groups_of_user() -> ScalarSelect[Any]:
+    """Correlated subquery: a JSON array of the names of the user's effective access groups."""
+    return (
+        select(json_list(AccessGroup.name))
+        .select_from(UserAccess)
+        .join(AccessGroup, AccessGroup.org_id == UserAccess.org_id)
+        .where(
+            UserAccess.user_pk == User.pk,
+            json_array_has(UserAccess.access_group_pks, AccessGroup.pk),
+        )
+        .correlate(User)
+        .scalar_subquery()
+    )
+
+
+def groups_of_user() -> ScalarSelect[Any]:
+    """Correlated subquery: a JSON array of ``[id, displayName]`` of the user's groups."""
+    return (
+        select(json_list(json_pair(Group.id, Group.display_name)))
+        .select_from(GroupMember)
+        .join(Group, Group.pk == GroupMember.group_pk)
+        .where(GroupMember.user_pk == User.pk)
+        .correlate(User)
+        .scalar_subquery()
+    )
+
+
+def user_with_access() -> tuple[Any, ...]:
+    """Columns to select after ``User``: role name, access group names, groups."""
+    return (
+        role_name_of_user().label("access_role"),
+        access_groups_of_user().label("access_groups"),
+        groups_of_user().label("member_of"),
+    )
+
+
+def json_value(value: Any) -> list[Any]:
+    """An aggregate's result as a list: PostgreSQL gives NULL for no rows, SQLite ``[]``."""
+    if value is None:
+        return []
+    if isinstance(value, str):  # a driver that hands JSON back as text
+        value = json.loads(value)
+    return list(value)
+
+
+def upsert_user_access(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert or overwrite ``user_access`` rows (keys: user_pk, org_id, role_pk,
+    access_group_pks)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    for start in range(0, len(rows), UPSERT_BATCH):
+        batch = list(rows[start : start + UPSERT_BATCH])
+        statement: Any
+        if dialect == "postgresql":
+            statement = postgresql.insert(UserAccess).values(batch)
+        else:
+            statement = sqlite.insert(UserAccess).values(batch)
+        statement = statement.on_conflict_do_update(
+            index_elements=[UserAccess.user_pk],
+            set_={
+                "role_pk": statement.excluded.role_pk,
+                "access_group_pks": statement.excluded.access_group_pks,
+            },
+        )
+        session.execute(statement)

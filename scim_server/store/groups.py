@@ -1,0 +1,189 @@
+"""Group rows and memberships (DESIGN §3, §4): costs proportional to the members changed.
+
+Members are rows of ``group_members``, never part of the group's JSON document. Adding is an
+``INSERT ... ON CONFLICT DO NOTHING`` of exactly the members sent (idempotent), removing a
+``DELETE`` of exactly those, and a full replace computes the difference in SQL; each returns
+the user keys it actually changed so that effective access is recomputed only for them. Nothing
+here ever loads a group's whole member list, except rendering it, which streams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from scim_server.scim.errors import InvalidValue
+from scim_server.store.filters import ChildStorage, ResourceStorage
+from scim_server.store.models import Group, GroupMember, User
+
+GROUP_STORAGE = ResourceStorage(
+    model=Group,
+    pk_column="pk",
+    org_column="org_id",
+    document_column="data",
+    columns={
+        "id": "id",
+        "externalid": "external_id",
+        "displayname": "display_name",
+        "meta.created": "created_at",
+        "meta.lastmodified": "last_modified",
+    },
+    child=ChildStorage(
+        model=GroupMember, parent_fk="group_pk", key_column=None, columns={"value": "user_id"}
+    ),
+)
+
+#: Longest displayName/externalId kept in an indexed column (see store.users).
+MAX_INDEXED_LENGTH = 512
+RENDER_BATCH = 2000
+
+
+def check_indexable(name: str, value: str | None) -> None:
+    if value is not None and len(value) > MAX_INDEXED_LENGTH:
+        raise InvalidValue(
+            f'attribute "{name}" is {len(value)} characters long; this server indexes it and '
+            f"accepts at most {MAX_INDEXED_LENGTH}"
+        )
+
+
+def resolve_members(session: Session, org_id: int, user_ids: Collection[str]) -> dict[str, int]:
+    """Map member values (user ids) to user keys; any value that is not a user of the
+    organisation is a 400 naming it (never a silent drop)."""
+    wanted = list(dict.fromkeys(user_ids))
+    if not wanted:
+        return {}
+    found: dict[str, int] = {}
+    for start in range(0, len(wanted), 5000):
+        chunk = wanted[start : start + 5000]
+        rows = session.execute(
+            select(User.id, User.pk).where(User.org_id == org_id, User.id.in_(chunk))
+        )
+        found.update({user_id: pk for user_id, pk in rows})
+    missing = [value for value in wanted if value not in found]
+    if missing:
+        shown = ", ".join(f'"{value[:64]}"' for value in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        raise InvalidValue(
+            f"members.value {shown}{more}: no such user in this organisation "
+            "(members must be users of the organisation)"
+        )
+    return found
+
+
+def _insert(session: Session) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(GroupMember)
+
+
+Changed = list[tuple[int, str]]  # (user key, user id) of members added or removed
+
+
+def add_members(session: Session, group: Group, members: dict[str, int]) -> Changed:
+    """Add members (id -> user key); returns those that were not members before."""
+    if not members:
+        return []
+    rows = [
+        {"group_pk": group.pk, "user_pk": pk, "org_id": group.org_id, "user_id": user_id}
+        for user_id, pk in members.items()
+    ]
+    statement = (
+        _insert(session)
+        .on_conflict_do_nothing()
+        .returning(GroupMember.user_pk, GroupMember.user_id)
+    )
+    added: Changed = []
+    for start in range(0, len(rows), 2000):
+        batch = rows[start : start + 2000]
+        added.extend((pk, user_id) for pk, user_id in session.execute(statement, batch))
+    return added
+
+
+def _delete(session: Session, *conditions: Any) -> Changed:
+    statement = (
+        delete(GroupMember).where(*conditions).returning(GroupMember.user_pk, GroupMember.user_id)
+    )
+    return [(pk, user_id) for pk, user_id in session.execute(statement)]
+
+
+def remove_members(session: Session, group: Group, user_ids: Collection[str]) -> Changed:
+    """Remove members by user id; removing a non-member is a no-op (RFC 7644 §3.5.2.2)."""
+    ids = list(dict.fromkeys(user_ids))
+    removed: Changed = []
+    for start in range(0, len(ids), 5000):
+        chunk = ids[start : start + 5000]
+        removed.extend(
+            _delete(session, GroupMember.group_pk == group.pk, GroupMember.user_id.in_(chunk))
+        )
+    return removed
+
+
+def remove_all_members(session: Session, group: Group) -> Changed:
+    return _delete(session, GroupMember.group_pk == group.pk)
+
+
+def replace_members(
+    session: Session, group: Group, members: dict[str, int]
+) -> tuple[Changed, Changed]:
+    """Make the member set exactly ``members``: (added, removed), the difference done in SQL."""
+    if not members:
+        return [], remove_all_members(session, group)
+    removed = _delete(
+        session,
+        GroupMember.group_pk == group.pk,
+        GroupMember.user_pk.not_in(list(members.values())),
+    )
+    return add_members(session, group, members), removed
+
+
+def member_user_pks(session: Session, group: Group) -> list[int]:
+    return list(
+        session.scalars(select(GroupMember.user_pk).where(GroupMember.group_pk == group.pk))
+    )
+
+
+def member_ids_matching(session: Session, group: Group, user_ids: Collection[str]) -> list[str]:
+    """Which of ``user_ids`` are members (an indexed lookup of exactly those)."""
+    if not user_ids:
+        return []
+    return list(
+        session.scalars(
+            select(GroupMember.user_id).where(
+                GroupMember.group_pk == group.pk, GroupMember.user_id.in_(list(user_ids))
+            )
+        )
+    )
+
+
+def iter_members(session: Session, group_pks: Collection[int]) -> Iterator[tuple[int, str, str]]:
+    """(group key, user id, display) of the groups' members, in batches, in a stable order."""
+    display = func.coalesce(User.display_name, User.user_name)
+    query = (
+        select(GroupMember.group_pk, GroupMember.user_id, display)
+        .join(User, User.pk == GroupMember.user_pk)
+        .where(GroupMember.group_pk.in_(list(group_pks)))
+        .order_by(GroupMember.group_pk, GroupMember.user_pk)
+        .execution_options(yield_per=RENDER_BATCH)
+    )
+    yield from session.execute(query)
+
+
+def groups_of_users(
+    session: Session, user_pks: Collection[int]
+) -> dict[int, list[tuple[str, str]]]:
+    """user key -> [(group id, displayName)] for ``User.groups`` (read-only, computed)."""
+    if not user_pks:
+        return {}
+    rows = session.execute(
+        select(GroupMember.user_pk, Group.id, Group.display_name)
+        .join(Group, Group.pk == GroupMember.group_pk)
+        .where(GroupMember.user_pk.in_(list(user_pks)))
+        .order_by(GroupMember.user_pk, Group.display_name)
+    )
+    found: dict[int, list[tuple[str, str]]] = {}
+    for user_pk, group_id, name in rows:
+        found.setdefault(user_pk, []).append((group_id, name))
+    return found

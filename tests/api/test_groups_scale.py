@@ -1,0 +1,162 @@
+"""Membership changes cost in proportion to the members changed, not to the group's size.
+
+Counted in SQL statements, which do not depend on the machine: the same request against a group
+of 10 members and a group of 10,000 members must send the same number of statements. The big
+group is built with bulk SQL (setup, not the behaviour under test); every measured request goes
+through HTTP.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+
+from scim_server.store.db import Database
+from scim_server.store.models import Group, GroupMember, User
+from scim_server.store.types import utcnow
+from tests.conftest import Api, StatementCounter, patch_body
+
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+BIG = 10_000
+
+
+def _bulk_users(database: Database, org_id: int, count: int, prefix: str) -> list[tuple[int, str]]:
+    now = utcnow()
+    rows = [
+        {
+            "id": str(uuid.uuid4()),
+            "org_id": org_id,
+            "user_name": f"{prefix}{i}@bulk.example",
+            "active": True,
+            "created_at": now,
+            "last_modified": now,
+            "version": 1,
+            "data": {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+                "userName": f"{prefix}{i}@bulk.example",
+                "active": True,
+            },
+        }
+        for i in range(count)
+    ]
+    with database.transaction(write=True) as session:
+        session.execute(insert(User), rows)
+        found = session.execute(
+            select(User.pk, User.id).where(User.org_id == org_id, User.user_name.like(f"{prefix}%"))
+        ).all()
+    return [(pk, user_id) for pk, user_id in found]
+
+
+def _group_with(api: Api, database: Database, name: str, size: int) -> dict[str, Any]:
+    group: dict[str, Any] = api.post(
+        "/Groups", {"schemas": [GROUP], "displayName": name}
+    ).get_json()
+    users = _bulk_users(database, api.tenant.org_id, size, f"{name}-")
+    with database.transaction(write=True) as session:
+        group_pk = session.scalar(select(Group.pk).where(Group.id == group["id"]))
+        session.execute(
+            insert(GroupMember),
+            [
+                {"group_pk": group_pk, "user_pk": pk, "org_id": api.tenant.org_id, "user_id": uid}
+                for pk, uid in users
+            ],
+        )
+    group["some_member"] = users[0][1]
+    return group
+
+
+@pytest.fixture
+def small_and_big(api: Api, database: Database) -> tuple[dict[str, Any], dict[str, Any]]:
+    return _group_with(api, database, "small", 10), _group_with(api, database, "big", BIG)
+
+
+def _cost(counter: StatementCounter, send: Any) -> int:
+    counter.statements.clear()
+    response = send()
+    assert response.status_code in (200, 204), response.get_data(as_text=True)
+    return counter.count
+
+
+def test_patch_add_one_member_costs_the_same_at_10_and_10000(
+    api: Api,
+    small_and_big: tuple[dict[str, Any], dict[str, Any]],
+    count_statements: StatementCounter,
+) -> None:
+    small, big = small_and_big
+    newcomers = [api.create_user(f"new{i}@acme.com")["id"] for i in range(2)]
+
+    def add(group: dict[str, Any], user_id: str) -> Any:
+        body = patch_body({"op": "add", "path": "members", "value": [{"value": user_id}]})
+        return lambda: api.patch(f"/Groups/{group['id']}", body)
+
+    assert _cost(count_statements, add(small, newcomers[0])) == _cost(
+        count_statements, add(big, newcomers[1])
+    )
+
+
+def test_patch_remove_by_filter_costs_the_same_at_10_and_10000(
+    api: Api,
+    small_and_big: tuple[dict[str, Any], dict[str, Any]],
+    count_statements: StatementCounter,
+) -> None:
+    small, big = small_and_big
+
+    def remove(group: dict[str, Any]) -> Any:
+        body = patch_body({"op": "remove", "path": f'members[value eq "{group["some_member"]}"]'})
+        return lambda: api.patch(f"/Groups/{group['id']}", body)
+
+    assert _cost(count_statements, remove(small)) == _cost(count_statements, remove(big))
+
+
+def test_get_without_members_costs_the_same_and_never_reads_memberships(
+    api: Api,
+    small_and_big: tuple[dict[str, Any], dict[str, Any]],
+    count_statements: StatementCounter,
+) -> None:
+    small, big = small_and_big
+
+    def read(group: dict[str, Any]) -> Any:
+        return lambda: api.get(
+            f"/Groups/{group['id']}", query_string={"excludedAttributes": "members"}
+        )
+
+    assert _cost(count_statements, read(small)) == _cost(count_statements, read(big))
+    assert not any("group_members" in s for s in count_statements.statements)
+
+
+def test_full_member_replace_is_computed_in_sql(
+    api: Api,
+    small_and_big: tuple[dict[str, Any], dict[str, Any]],
+    count_statements: StatementCounter,
+) -> None:
+    """Okta's full push: the difference is computed by the database (a constant number of
+    statements for the delete, inserts in batches), and the result is exactly the new set."""
+    _, big = small_and_big
+    keep = api.get(f"/Groups/{big['id']}", query_string={"attributes": "members.value"}).get_json()
+    kept = [m["value"] for m in keep["members"]][:150]
+    body = patch_body({"op": "replace", "path": "members", "value": [{"value": v} for v in kept]})
+    count_statements.statements.clear()
+    assert api.patch(f"/Groups/{big['id']}", body).status_code == 204
+    deletes = [
+        s
+        for s in count_statements.statements
+        if s.lstrip().upper().startswith("DELETE FROM GROUP_MEMBERS")
+    ]
+    assert len(deletes) == 1
+    after = api.get(f"/Groups/{big['id']}", query_string={"attributes": "members.value"}).get_json()
+    assert sorted(m["value"] for m in after["members"]) == sorted(kept)
+
+
+def test_get_streams_all_10000_members(
+    api: Api, small_and_big: tuple[dict[str, Any], dict[str, Any]]
+) -> None:
+    _, big = small_and_big
+    response = api.get(f"/Groups/{big['id']}")
+    assert response.status_code == 200
+    assert response.is_streamed
+    members = response.get_json()["members"]
+    assert len(members) == BIG
+    assert len({m["value"] for m in members}) == BIG
