@@ -101,6 +101,12 @@ def _conditions(
     return conditions
 
 
+def check_filter(registry: Registry, org_id: int, filter_text: str | None) -> None:
+    """Raise the 400 a bad filter deserves (syntax, unknown attribute, bad literal) now, before
+    a streamed export has sent its first byte."""
+    _conditions(registry, org_id, filter_text)
+
+
 @dataclass(frozen=True)
 class EventPage:
     events: list[dict[str, Any]]
