@@ -64,9 +64,11 @@ def _operation(endpoint: str | None) -> str:
     return operations.get(endpoint, endpoint)
 
 
-def register_provisioning_log(app: Flask, operations: dict[str, str]) -> None:
+def register_provisioning_log(
+    app: Flask, operations: dict[str, str], *, failure_limit: int, failure_window: float
+) -> None:
     app.extensions["scim_operations"] = operations
-    throttle = FailureThrottle()
+    throttle = FailureThrottle(limit=failure_limit, window=failure_window)
     app.extensions["scim_auth_throttle"] = throttle
 
     @app.before_request
