@@ -176,11 +176,28 @@ def jsonl_lines(events: Iterator[AuditEvent]) -> Iterator[str]:
         yield json.dumps(event_document(event), ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
+#: Rows are sent in pieces of about this size: one HTTP chunk per row costs more than the row.
+CHUNK_CHARS = 64 * 1024
+
+
+def _pieces(lines: Iterator[str]) -> Iterator[str]:
+    buffered: list[str] = []
+    size = 0
+    for line in lines:
+        buffered.append(line)
+        size += len(line)
+        if size >= CHUNK_CHARS:
+            yield "".join(buffered)
+            buffered, size = [], 0
+    if buffered:
+        yield "".join(buffered)
+
+
 def export_lines(events: Iterator[AuditEvent], fmt: str) -> Iterator[str]:
     if fmt == "csv":
-        return csv_lines(events)
+        return _pieces(csv_lines(events))
     if fmt == "jsonl":
-        return jsonl_lines(events)
+        return _pieces(jsonl_lines(events))
     raise InvalidValue(f'"format" must be one of {", ".join(EXPORT_FORMATS)}, got {fmt[:32]!r}')
 
 
