@@ -46,7 +46,12 @@ def create_app(
         response.headers[_REQUEST_ID] = g.get("request_id", "")
         return response
 
-    register_provisioning_log(app, {**scim.OPERATIONS, **audit_api.OPERATIONS})
+    register_provisioning_log(
+        app,
+        {**scim.OPERATIONS, **audit_api.OPERATIONS},
+        failure_limit=settings.auth_failure_limit,
+        failure_window=settings.auth_failure_window_seconds,
+    )
     register_error_handlers(app)
     if settings.trusted_proxy_hops:
         # The provisioning log records the IdP's address, not the TLS proxy's; only headers set

@@ -226,6 +226,18 @@ def verify(session: Session, org_id: int) -> Verification:
         expected_prev = event.hash
         previous = event
     last_seq = previous.seq if previous else None
+    if head is not None and last_seq is not None and last_seq > head.last_seq:
+        return Verification(
+            org_id,
+            count,
+            first_seq,
+            last_seq,
+            Break(
+                head.last_seq + 1,
+                f"event {head.last_seq + 1} is beyond the chain head (at {head.last_seq}): "
+                "it was added outside the log",
+            ),
+        )
     if head is not None and head.last_seq != (last_seq or 0) and count:
         return Verification(
             org_id,

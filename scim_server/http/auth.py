@@ -13,31 +13,19 @@ from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6750 import BearerTokenValidator
 from flask import current_app, g
 
-from scim_server.http.provisioning_log import current_draft
+from scim_server.http.provisioning_log import attribute_caller
 from scim_server.scim.errors import Forbidden, Unauthorized
-from scim_server.services.tokens import Principal, authenticate, token_prefix
+from scim_server.services.tokens import Principal, authenticate
 from scim_server.store.db import Database
 
 REALM = "scim"
-
-
-def _attribute_event(principal: Principal | None, token_string: str) -> None:
-    """Say who is calling in the request's event: never the token, only its prefix."""
-    draft = current_draft()
-    if draft is None:
-        return
-    draft.token_prefix = token_prefix(token_string)
-    if principal is not None:
-        draft.org_id = principal.org_id
-        draft.actor_type = "connection" if principal.connection_id else principal.scope
-        draft.actor = principal.connection_id or principal.token_prefix
 
 
 class _TokenValidator(BearerTokenValidator):  # type: ignore[misc]
     def authenticate_token(self, token_string: str) -> Principal | None:
         database: Database = current_app.extensions["scim_db"]
         principal = authenticate(database, token_string)
-        _attribute_event(principal, token_string)
+        attribute_caller(principal, token_string)
         return principal
 
 

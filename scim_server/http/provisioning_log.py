@@ -15,6 +15,7 @@ from flask import Flask, Response, current_app, g, request
 from scim_server.audit.chain import append
 from scim_server.audit.events import EventDraft
 from scim_server.audit.throttle import FailureThrottle
+from scim_server.services.tokens import Principal, authenticate, presented_prefix
 from scim_server.store.db import Database
 
 log = logging.getLogger("scim_server.audit")
@@ -36,6 +37,26 @@ def note_error(scim_type: str | None, detail: str) -> None:
         draft.detail = detail
 
 
+def attribute_caller(principal: Principal | None, token_string: str) -> None:
+    """Say who is calling in the request's event: never the token, only its prefix."""
+    draft = current_draft()
+    if draft is None:
+        return
+    draft.token_prefix = presented_prefix(token_string)
+    if principal is not None:
+        draft.org_id = principal.org_id
+        draft.actor_type = "connection" if principal.connection_id else principal.scope
+        draft.actor = principal.connection_id or principal.token_prefix
+
+
+def _identify_unrouted_caller(database: Database) -> None:
+    """A request no endpoint served (404, 405) was never authenticated; if it carried a valid
+    token, the event belongs in that organisation's log, where its admin will look for it."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        attribute_caller(authenticate(database, token.strip()), token.strip())
+
+
 def _operation(endpoint: str | None) -> str:
     operations: dict[str, str] = current_app.extensions["scim_operations"]
     if endpoint is None:
@@ -43,9 +64,11 @@ def _operation(endpoint: str | None) -> str:
     return operations.get(endpoint, endpoint)
 
 
-def register_provisioning_log(app: Flask, operations: dict[str, str]) -> None:
+def register_provisioning_log(
+    app: Flask, operations: dict[str, str], *, failure_limit: int, failure_window: float
+) -> None:
     app.extensions["scim_operations"] = operations
-    throttle = FailureThrottle()
+    throttle = FailureThrottle(limit=failure_limit, window=failure_window)
     app.extensions["scim_auth_throttle"] = throttle
 
     @app.before_request
@@ -76,6 +99,8 @@ def register_provisioning_log(app: Flask, operations: dict[str, str]) -> None:
                 draft.detail = f"{draft.detail} ({suppressed} similar failures not recorded)"
         database: Database = current_app.extensions["scim_db"]
         try:
+            if draft.actor_type == "anonymous" and request.url_rule is None:
+                _identify_unrouted_caller(database)
             with database.transaction(write=True) as session:
                 append(session, draft)
         except Exception:

@@ -8,7 +8,6 @@ from datetime import datetime
 from scim_server.audit import chain, query
 from scim_server.audit.events import EventDraft
 from scim_server.audit.prune import PruneResult, prune
-from scim_server.scim.filter import parse_filter
 from scim_server.scim.schema import Registry
 from scim_server.store.db import Database
 
@@ -32,8 +31,7 @@ def export_events(
     database: Database, registry: Registry, org_id: int, filter_text: str | None, fmt: str
 ) -> Iterator[str]:
     """The export as an iterator of text chunks; bad parameters fail before the first chunk."""
-    if filter_text:
-        parse_filter(filter_text)  # a bad filter is a 400, not a broken stream
+    query.check_filter(registry, org_id, filter_text)  # a bad filter is a 400, not a broken stream
     query.export_lines(iter(()), fmt)  # likewise a bad format
 
     def chunks() -> Iterator[str]:

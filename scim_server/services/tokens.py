@@ -44,6 +44,22 @@ def token_prefix(token: str) -> str:
     return token[: len(TOKEN_PREFIX) + 6]
 
 
+#: The length of ``new_token()``: the marker and 43 url-safe characters (32 random bytes).
+TOKEN_LENGTH = len(TOKEN_PREFIX) + 43
+
+
+def presented_prefix(token: str) -> str | None:
+    """The prefix to record for a token someone presented, or None.
+
+    Only for a value shaped like this server's tokens is the prefix a small, harmless part of
+    it; the first characters of anything else (a short guess, a password pasted by mistake,
+    another system's key) may be most of a secret, so they are not recorded (DESIGN §7).
+    """
+    if token.startswith(TOKEN_PREFIX) and len(token) >= TOKEN_LENGTH:
+        return token_prefix(token)
+    return None
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who is calling: the organisation, the connection (for SCIM tokens) and the token's scope."""

@@ -1,0 +1,370 @@
+"""The auditor API, ``/audit/v1/events`` (DESIGN §6, issue #3 item 5): SCIM filters over events,
+stable cursor pages, streamed CSV and JSON Lines exports, and duties kept apart by token scope."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from datetime import datetime
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from scim_server.services import tokens
+from scim_server.store.db import Database
+from tests.api.audit_support import (
+    ERROR,
+    EVENT_FIELDS,
+    Auditor,
+    auditor_for,
+    request_id,
+)
+from tests.conftest import USER_SCHEMA, Api, patch_body
+
+CSV_HEADER = [
+    "seq",
+    "time",
+    "actorType",
+    "actor",
+    "tokenPrefix",
+    "requestId",
+    "clientIp",
+    "userAgent",
+    "operation",
+    "outcome",
+    "status",
+    "scimType",
+    "detail",
+    "resourceType",
+    "resourceId",
+    "userName",
+    "prevHash",
+    "hash",
+    "changes",
+]
+
+
+@pytest.fixture
+def auditor(app: Flask, database: Database, api: Api) -> Auditor:
+    return auditor_for(app, database, api.tenant.slug)
+
+
+@pytest.fixture
+def history(api: Api) -> dict[str, Any]:
+    """A small provisioning history: creates, a patch, a refusal, two deletes."""
+    smith = api.create_user("John.Smith@example.com", displayName="John")
+    jane = api.create_user("jane@example.com")
+    kim = api.create_user("kim@example.com")
+    assert (
+        api.patch(
+            f"/Users/{smith['id']}",
+            patch_body({"op": "replace", "path": "displayName", "value": "Johnny"}),
+        ).status_code
+        == 200
+    )
+    assert (
+        api.post("/Users", {"schemas": [USER_SCHEMA], "userName": "JANE@example.com"}).status_code
+        == 409
+    )
+    assert api.delete(f"/Users/{kim['id']}").status_code == 204
+    assert api.delete(f"/Users/{smith['id']}").status_code == 204
+    return {"smith": smith, "jane": jane, "kim": kim}
+
+
+def _time(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
+
+
+def _seqs(events: list[dict[str, Any]]) -> list[int]:
+    return [event["seq"] for event in events]
+
+
+def test_filters_select_exactly_the_matching_events(
+    auditor: Auditor, history: dict[str, Any]
+) -> None:
+    everything = [e for e in auditor.events() if e["operation"].startswith("user.")]
+    assert len(everything) == 7
+
+    # the issue's own example, checked against the same rule applied by hand
+    since = "2026-01-01T00:00:00Z"
+    found = auditor.events(f'operation eq "user.delete" and time gt "{since}"')
+    assert _seqs(found) == _seqs(
+        [
+            e
+            for e in everything
+            if e["operation"] == "user.delete"
+            and _time(e) > datetime.fromisoformat("2026-01-01T00:00:00+00:00")
+        ]
+    )
+    deletes = [e for e in everything if e["operation"] == "user.delete"]
+    assert len(deletes) == 2
+    # a time bound that falls between the two deletes keeps only the later one
+    later = auditor.events(f'operation eq "user.delete" and time gt "{deletes[0]["time"]}"')
+    assert _seqs(later) == [deletes[1]["seq"]]
+    assert later[0]["userName"] == "John.Smith@example.com"
+
+    smith_id = history["smith"]["id"]
+    about_smith = auditor.events(f'resourceId eq "{smith_id}"')
+    assert [e["operation"] for e in about_smith] == ["user.create", "user.patch", "user.delete"]
+
+    # userName is not case-exact: "smith" finds John.Smith
+    smiths = auditor.events('userName co "smith"')
+    assert _seqs(smiths) == _seqs(about_smith)
+
+    refused = auditor.events('outcome eq "refused"')
+    assert [(e["operation"], e["status"], e["scimType"]) for e in refused] == [
+        ("user.create", 409, "uniqueness")
+    ]
+    assert refused[0]["userName"] == "JANE@example.com"
+
+
+def test_a_filter_matching_nothing_is_an_empty_page(auditor: Auditor, history: Any) -> None:
+    body = auditor.page(filter='operation eq "group.create"')
+    assert body["Resources"] == []
+    assert body["itemsPerPage"] == 0
+    assert "nextCursor" not in body
+
+
+@pytest.mark.parametrize(
+    "bad_filter",
+    [
+        "operation eq",
+        'operation xx "user.delete"',
+        'nosuch eq "x"',
+        'changes eq "x"',
+        'time gt "last tuesday"',
+        '(operation eq "user.delete"',
+    ],
+)
+@pytest.mark.parametrize("fmt", [None, "csv", "jsonl"])
+def test_a_bad_filter_is_400_invalid_filter_for_pages_and_exports(
+    auditor: Auditor, bad_filter: str, fmt: str | None
+) -> None:
+    params: dict[str, Any] = {"filter": bad_filter}
+    if fmt:
+        params["format"] = fmt
+    response = auditor.get(**params)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.mimetype == "application/scim+json"
+    body = response.get_json()
+    assert body["schemas"] == [ERROR]
+    assert body["scimType"] == "invalidFilter"
+    # the refusal is itself in the log
+    [event] = auditor.events('outcome eq "refused" and status eq 400')
+    assert event["operation"] == ("audit.export" if fmt else "audit.query")
+    assert event["scimType"] == "invalidFilter"
+
+
+def test_walking_all_pages_with_a_cursor_has_no_duplicates_or_gaps(
+    auditor: Auditor, history: Any
+) -> None:
+    seen: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"count": 2}
+    pages = 0
+    while True:
+        body = auditor.page(**params)
+        pages += 1
+        assert body["itemsPerPage"] == len(body["Resources"]) <= 2
+        seen.extend(body["Resources"])
+        if "nextCursor" not in body:
+            break
+        assert len(body["Resources"]) == 2
+        params["cursor"] = body["nextCursor"]
+        assert pages < 50
+    seqs = _seqs(seen)
+    # every event once, in order, including the events of this walk's own earlier page fetches
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert len(seqs) > 7
+    queries = [e for e in seen if e["operation"] == "audit.query"]
+    assert queries
+    assert all(set(e) == EVENT_FIELDS for e in seen)
+
+
+def test_pages_already_defined_do_not_shift_when_events_are_appended(
+    api: Api, auditor: Auditor, history: Any
+) -> None:
+    for filter_text in (None, 'operation eq "user.create" or operation eq "user.delete"'):
+        params: dict[str, Any] = {"count": 2}
+        if filter_text:
+            params["filter"] = filter_text
+        first = auditor.page(**params)
+        cursor = first["nextCursor"]
+        second = auditor.page(**params, cursor=cursor)
+        for n in range(3):  # new events, including new matches for the filter, arrive meanwhile
+            api.create_user(f"late-{n}-{request_id()}@example.com")
+        again = auditor.page(**params, cursor=cursor)
+        assert again["Resources"] == second["Resources"]
+        assert again["nextCursor"] == second["nextCursor"]
+        assert _seqs(second["Resources"])[0] > _seqs(first["Resources"])[-1]
+        assert auditor.page(**params)["Resources"] == first["Resources"]
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not a cursor",
+        "!!!",
+        base64.urlsafe_b64encode(b"seq:abc").decode(),
+        base64.urlsafe_b64encode(b"pk:3").decode(),
+        base64.urlsafe_b64encode(b"seq:-1").decode(),
+    ],
+)
+def test_an_invalid_cursor_is_400(auditor: Auditor, cursor: str) -> None:
+    response = auditor.get(cursor=cursor)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["schemas"] == [ERROR]
+    assert body["scimType"] == "invalidValue"
+    assert "cursor" in body["detail"]
+
+
+@pytest.mark.parametrize("count", ["0", "-1", "ten", "100000"])
+def test_a_bad_count_is_400(auditor: Auditor, count: str) -> None:
+    response = auditor.get(count=count)
+    assert response.status_code == 400
+    assert response.get_json()["scimType"] == "invalidValue"
+
+
+def test_csv_export_has_a_header_and_one_row_per_matching_event(
+    api: Api, auditor: Auditor, history: dict[str, Any]
+) -> None:
+    wanted = 'operation eq "user.create" or operation eq "user.patch"'
+    expected = auditor.events(wanted)
+    assert len(expected) == 5  # three creates, the refused create, the patch
+    response = auditor.get(format="csv", filter=wanted)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition == f'attachment; filename="audit-{api.tenant.slug}.csv"'
+    rows = list(csv.reader(io.StringIO(response.get_data(as_text=True))))
+    assert rows[0] == CSV_HEADER
+    assert len(rows) == 1 + len(expected)
+    for row, event in zip(rows[1:], expected, strict=True):
+        record = dict(zip(CSV_HEADER, row, strict=True))
+        for name in CSV_HEADER:
+            value = event[name]
+            if name == "changes":
+                assert (json.loads(record[name]) if record[name] else None) == value
+            else:
+                assert record[name] == ("" if value is None else str(value)), name
+    patch_row = dict(zip(CSV_HEADER, rows[4], strict=True))
+    assert json.loads(patch_row["changes"]) == {"displayName": ["John", "Johnny"]}
+
+
+def test_jsonl_export_is_one_event_object_per_line(
+    auditor: Auditor, history: dict[str, Any]
+) -> None:
+    wanted = 'operation eq "user.delete"'
+    expected = auditor.events(wanted)
+    response = auditor.get(format="jsonl", filter=wanted)
+    assert response.status_code == 200
+    assert response.mimetype == "application/x-ndjson"
+    text = response.get_data(as_text=True)
+    assert text.endswith("\n")
+    lines = text.splitlines()
+    assert [json.loads(line) for line in lines] == expected
+    assert {event["userName"] for event in expected} == {
+        "kim@example.com",
+        "John.Smith@example.com",
+    }
+
+
+def test_an_export_with_no_filter_holds_every_event(auditor: Auditor, history: Any) -> None:
+    before = auditor.events()
+    lines = auditor.get(format="jsonl").get_data(as_text=True).splitlines()
+    # the export holds every event up to and including the listing that preceded it
+    assert [json.loads(line) for line in lines][: len(before)] == before
+    assert _seqs([json.loads(line) for line in lines]) == list(range(1, len(lines) + 1))
+
+
+def test_an_unknown_export_format_is_400(auditor: Auditor) -> None:
+    response = auditor.get(format="xml")
+    assert response.status_code == 400
+    assert response.get_json()["scimType"] == "invalidValue"
+
+
+def test_audit_queries_and_exports_are_themselves_events(
+    auditor: Auditor, history: Any, api: Api
+) -> None:
+    query_rid = request_id("query")
+    export_rid = request_id("export")
+    auditor.get(filter='outcome eq "refused"', headers={"X-Request-Id": query_rid})
+    auditor.get(format="csv", filter='userName co "smith"', headers={"X-Request-Id": export_rid})
+    query = auditor.one(query_rid)
+    export = auditor.one(export_rid)
+    prefix = tokens.token_prefix(auditor.token)
+    assert (query["operation"], query["outcome"], query["status"]) == (
+        "audit.query",
+        "success",
+        200,
+    )
+    assert query["detail"] == 'filter: outcome eq "refused"'
+    assert (export["operation"], export["outcome"], export["status"]) == (
+        "audit.export",
+        "success",
+        200,
+    )
+    assert export["detail"] == 'filter: userName co "smith"'
+    for event in (query, export):
+        assert (event["actorType"], event["actor"], event["tokenPrefix"]) == (
+            "audit",
+            prefix,
+            prefix,
+        )
+        assert event["changes"] is None
+
+
+def test_a_scim_or_admin_token_cannot_read_the_log(
+    app: Flask, database: Database, api: Api, auditor: Auditor
+) -> None:
+    with database.transaction(write=True) as session:
+        org = tokens.get_organization(session, api.tenant.slug)
+        admin_token = tokens.issue_token(session, org, "admin")
+    client = app.test_client()
+    rids = []
+    for token in (api.tenant.token, admin_token):
+        rids.append(request_id("wrong-scope"))
+        response = client.get(
+            "/audit/v1/events",
+            headers={"Authorization": f"Bearer {token}", "X-Request-Id": rids[-1]},
+        )
+        assert response.status_code == 403
+        assert response.get_json()["schemas"] == [ERROR]
+    scim_event, admin_event = (auditor.one(rid) for rid in rids)
+    for event in (scim_event, admin_event):
+        assert (event["operation"], event["outcome"], event["status"]) == (
+            "audit.query",
+            "refused",
+            403,
+        )
+    assert (scim_event["actorType"], scim_event["actor"]) == (
+        "connection",
+        api.tenant.connection_id,
+    )
+    assert (admin_event["actorType"], admin_event["actor"]) == (
+        "admin",
+        tokens.token_prefix(admin_token),
+    )
+
+
+def test_an_audit_token_cannot_provision(app: Flask, auditor: Auditor) -> None:
+    rid = request_id("auditor-provisions")
+    response = app.test_client().post(
+        "/scim/v2/Users",
+        json={"schemas": [USER_SCHEMA], "userName": "sneaky@example.com"},
+        headers={"Authorization": f"Bearer {auditor.token}", "X-Request-Id": rid},
+        content_type="application/scim+json",
+    )
+    assert response.status_code == 403
+    event = auditor.one(rid)
+    assert (event["operation"], event["outcome"], event["status"]) == (
+        "user.create",
+        "refused",
+        403,
+    )
+    assert (event["actorType"], event["actor"]) == ("audit", tokens.token_prefix(auditor.token))
+    assert event["changes"] is None
+    assert auditor.events('operation eq "user.create" and outcome eq "success"') == []

@@ -1,0 +1,213 @@
+"""The provisioning log from the command line (DESIGN §6, §8; issue #3 item 6): tokens for
+auditors, queries and exports scripts can parse, and every CLI action that changes data is
+itself an event attributed to the operating-system user who ran it."""
+
+from __future__ import annotations
+
+import csv
+import getpass
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from scim_server.services import tokens
+from scim_server.store.db import Database
+from tests.api.audit_support import (
+    Auditor,
+    all_event_rows_as_text,
+    run_cli,
+    unique_slug,
+)
+from tests.conftest import Api, Tenant, make_tenant
+
+
+def _cli_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _audit_token(database: Database, slug: str) -> str:
+    result = run_cli(database, "token", "create", "--org", slug, "--scope", "audit", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)  # exactly one JSON object on stdout, nothing else
+    assert set(payload) == {"token"}
+    token: str = payload["token"]
+    return token
+
+
+@pytest.fixture
+def tenant_with_history(app: Flask, database: Database) -> Tenant:
+    tenant = make_tenant(database)
+    api = Api(app.test_client(), tenant)
+    smith = api.create_user("ann.smith@example.com")
+    api.create_user("bob@example.com")
+    assert api.delete(f"/Users/{smith['id']}").status_code == 204
+    return tenant
+
+
+def test_token_create_prints_one_json_object_whose_token_reads_the_log(
+    app: Flask, database: Database, tenant_with_history: Tenant
+) -> None:
+    token = _audit_token(database, tenant_with_history.slug)
+    auditor = Auditor(app.test_client(), token)
+    events = auditor.events()
+    assert [event["operation"] for event in events] == [
+        "user.create",
+        "user.create",
+        "user.delete",
+        "token.create",
+    ]
+    created = events[-1]
+    assert (created["actorType"], created["actor"]) == ("cli", _cli_user())
+    assert created["tokenPrefix"] == tokens.token_prefix(token)
+    assert (created["resourceType"], created["resourceId"]) == ("Token", tokens.token_prefix(token))
+    assert created["changes"] == {"scope": [None, "audit"]}
+    assert not any(token in row for row in all_event_rows_as_text(database))
+    # reading the log is its duty, provisioning is not
+    scim = app.test_client().get("/scim/v2/Users", headers={"Authorization": f"Bearer {token}"})
+    assert scim.status_code == 403
+
+
+def test_every_cli_action_that_changes_data_is_an_event(app: Flask, database: Database) -> None:
+    slug = unique_slug("cli-audit")
+    assert run_cli(database, "org", "create", slug, "--name", "CLI Audit").exit_code == 0
+    connection = run_cli(
+        database, "connection", "create", "--org", slug, "--name", "Okta", "--idp", "okta", "--json"
+    )
+    assert connection.exit_code == 0, connection.output
+    created = json.loads(connection.stdout)
+    token = _audit_token(database, slug)
+    pruned = run_cli(database, "audit", "prune", "--org", slug, "--before", "2000-01-01")
+    assert pruned.exit_code == 0, pruned.output
+
+    events = Auditor(app.test_client(), token).events()
+    assert [(e["seq"], e["operation"]) for e in events] == [
+        (1, "org.create"),
+        (2, "connection.create"),
+        (3, "token.create"),
+        (4, "audit.prune"),
+    ]
+    assert all(
+        (e["actorType"], e["actor"], e["outcome"]) == ("cli", _cli_user(), "success")
+        for e in events
+    )
+    org, conn, _, prune = events
+    assert (org["resourceType"], org["resourceId"]) == ("Organization", slug)
+    assert org["changes"] == {"slug": [None, slug], "name": [None, "CLI Audit"]}
+    assert (conn["resourceType"], conn["resourceId"]) == ("Connection", created["connection_id"])
+    assert conn["tokenPrefix"] == tokens.token_prefix(created["token"])
+    assert conn["changes"] == {"name": [None, "Okta"], "idp": [None, "okta"]}
+    assert prune["changes"]["pruned"] == 0
+    rows = all_event_rows_as_text(database)
+    assert not any(created["token"] in row or token in row for row in rows)
+
+    # the connection's token provisions, and its requests join the same chain
+    response = app.test_client().get(
+        "/scim/v2/Users", headers={"Authorization": f"Bearer {created['token']}"}
+    )
+    assert response.status_code == 200
+    later = Auditor(app.test_client(), token).events('operation eq "user.list"')
+    assert [(e["seq"], e["actor"]) for e in later] == [(6, created["connection_id"])]
+
+
+def test_a_refused_cli_action_writes_no_event(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    token = _audit_token(database, tenant.slug)
+    again = run_cli(database, "org", "create", tenant.slug, "--name", "Twice")
+    assert again.exit_code == 1
+    assert "already exists" in again.output
+    bad_scope = run_cli(database, "token", "create", "--org", tenant.slug, "--scope", "scim")
+    assert bad_scope.exit_code == 2
+    events = Auditor(app.test_client(), token).events()
+    assert [e["operation"] for e in events] == ["token.create"]
+    assert not any("Twice" in row for row in all_event_rows_as_text(database))
+
+
+def test_audit_query_prints_json_lines(database: Database, tenant_with_history: Tenant) -> None:
+    slug = tenant_with_history.slug
+    result = run_cli(database, "audit", "query", "--org", slug, "--filter", 'userName co "smith"')
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    events = [json.loads(line) for line in lines]
+    assert [(e["operation"], e["userName"]) for e in events] == [
+        ("user.create", "ann.smith@example.com"),
+        ("user.delete", "ann.smith@example.com"),
+    ]
+    assert result.stderr == ""  # no further page
+
+
+def test_audit_query_pages_with_a_cursor_on_stderr(
+    database: Database, tenant_with_history: Tenant
+) -> None:
+    slug = tenant_with_history.slug
+    first = run_cli(database, "audit", "query", "--org", slug, "--count", "2")
+    assert first.exit_code == 0, first.output
+    assert [json.loads(line)["seq"] for line in first.stdout.splitlines()] == [1, 2]
+    assert first.stderr.startswith("next cursor: ")
+    cursor = first.stderr.split(": ", 1)[1].strip()
+    rest = run_cli(database, "audit", "query", "--org", slug, "--count", "2", "--cursor", cursor)
+    assert rest.exit_code == 0, rest.output
+    assert [json.loads(line)["seq"] for line in rest.stdout.splitlines()] == [3]
+
+
+@pytest.mark.parametrize("command", ["query", "export"])
+def test_a_bad_filter_is_a_clean_cli_error(
+    database: Database, tenant_with_history: Tenant, command: str
+) -> None:
+    for bad in ("operation eq", 'nosuch eq "x"'):
+        result = run_cli(
+            database, "audit", command, "--org", tenant_with_history.slug, "--filter", bad
+        )
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert "Error:" in result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_audit_export_writes_jsonl_to_a_file(
+    database: Database, tenant_with_history: Tenant, tmp_path: Path
+) -> None:
+    target = tmp_path / "evidence.jsonl"
+    result = run_cli(
+        database,
+        "audit",
+        "export",
+        "--org",
+        tenant_with_history.slug,
+        "--format",
+        "jsonl",
+        "--filter",
+        'operation eq "user.create"',
+        "--output",
+        str(target),
+    )
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    events = [json.loads(line) for line in target.read_text(encoding="utf-8").splitlines()]
+    assert [(e["seq"], e["userName"]) for e in events] == [
+        (1, "ann.smith@example.com"),
+        (2, "bob@example.com"),
+    ]
+    assert all(e["changes"]["userName"][0] is None for e in events)
+
+
+def test_audit_export_csv_to_stdout(database: Database, tenant_with_history: Tenant) -> None:
+    result = run_cli(database, "audit", "export", "--org", tenant_with_history.slug)
+    assert result.exit_code == 0, result.output
+    rows: list[dict[str, Any]] = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [row["operation"] for row in rows] == ["user.create", "user.create", "user.delete"]
+    assert json.loads(rows[2]["changes"])["userName"] == ["ann.smith@example.com", None]
+
+
+def test_audit_commands_name_an_unknown_organisation(database: Database) -> None:
+    for command in ("verify", "query", "export"):
+        result = run_cli(database, "audit", command, "--org", "no-such-org")
+        assert result.exit_code == 1
+        assert "no organisation 'no-such-org'" in result.output
