@@ -215,7 +215,7 @@ def test_refusals_are_one_event_each_with_scim_type_and_detail(
         ("POST", "/Users", {"schemas": [USER_SCHEMA], "userName": "new", "active": "yes"}, {}),
         ("GET", f"/Users/{missing}", None, {}),
         ("PATCH", f"/Users/{missing}", patch_body({"op": "remove", "path": "title"}), {}),
-        ("GET", "/Groups", None, {}),
+        ("GET", "/Me", None, {}),
         (
             "PATCH",
             f"/Users/{existing['id']}",
@@ -241,7 +241,7 @@ def test_refusals_are_one_event_each_with_scim_type_and_detail(
         ("user.create", "refused", 400, "invalidValue", ..., None, None),
         ("user.read", "refused", 404, None, "User", missing, None),
         ("user.patch", "refused", 404, None, "User", missing, None),
-        ("group.unsupported", "failed", 501, None, None, None, None),
+        ("me.unsupported", "failed", 501, None, None, None, None),
         ("user.patch", "refused", 412, None, "User", existing["id"], "taken@example.com"),
     ]
     for (_, response), event, row in zip(responses, events, expected, strict=True):

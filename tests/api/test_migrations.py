@@ -33,3 +33,15 @@ def test_expression_indexes_exist(database: Database) -> None:
         names = {row[0] for row in rows}
     assert wanted <= names
     assert inspect(database.engine).has_table("audit_events")
+
+
+def test_postgresql_connections_always_plan_with_the_real_parameters(database: Database) -> None:
+    """Generic plans of auto-prepared statements ignored the actual ids of a member lookup and
+    scanned the organisation's users; every connection must use custom plans."""
+    if database.is_sqlite:
+        with database.engine.connect() as connection:
+            assert connection.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+            assert connection.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        return
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
