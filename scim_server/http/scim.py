@@ -34,6 +34,7 @@ from scim_server.scim.projection import Projection, apply_projection, parse_proj
 from scim_server.scim.schema import Registry, ResourceType
 from scim_server.services import groups, search, users
 from scim_server.services.context import RequestContext
+from scim_server.services.resources import Page
 from scim_server.services.transaction import perform, perform_write
 from scim_server.store.db import Database
 
@@ -146,7 +147,7 @@ def json_body() -> Any:
         raise InvalidSyntax(f"the request body is not valid JSON: {error}") from None
 
 
-def _list_response(page: users.Page) -> Response:
+def _list_response(page: Page) -> Response:
     return scim_response(
         {
             "schemas": [LIST_RESPONSE],

@@ -38,8 +38,7 @@ from scim_server.scim.schema import ResourceType
 from scim_server.scim.validate import parse_resource
 from scim_server.services import access
 from scim_server.services.context import RequestContext
-from scim_server.services.users import Page, check_if_match, etag_of
-from scim_server.services.users import _iso as iso
+from scim_server.services.resources import Page, check_if_match, etag_of, iso
 from scim_server.store import groups as store
 from scim_server.store.db import Database
 from scim_server.store.errors import unique_violation

@@ -18,7 +18,7 @@ from scim_server.scim.errors import InvalidFilter
 from scim_server.scim.listing import ListQuery
 from scim_server.services import groups, users
 from scim_server.services.context import RequestContext
-from scim_server.services.users import Page
+from scim_server.services.resources import Page
 
 Lister = Callable[[Session, RequestContext, ListQuery], Page]
 

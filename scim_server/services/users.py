@@ -18,7 +18,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -26,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scim_server.audit.events import document_changes
-from scim_server.scim.errors import NotFound, PreconditionFailed, Uniqueness
+from scim_server.scim.errors import NotFound, Uniqueness
 from scim_server.scim.listing import ListQuery
 from scim_server.scim.patch import apply_patch
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
@@ -40,6 +39,7 @@ from scim_server.services.access import (
     require_roles_exist,
 )
 from scim_server.services.context import RequestContext
+from scim_server.services.resources import Page, check_if_match, etag_of, iso
 from scim_server.store.access import json_value, user_with_access
 from scim_server.store.errors import unique_violation
 from scim_server.store.filters import FilterCompiler
@@ -47,39 +47,10 @@ from scim_server.store.models import User
 from scim_server.store.users import USER_STORAGE, write_user
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def etag_of(version: int) -> str:
-    return f'W/"{version}"'
-
-
-def check_if_match(if_match: str | None, current: str) -> None:
-    """RFC 7644 §3.14 / RFC 9110 §13.1.1: a stale ``If-Match`` answers 412, nothing changes."""
-    if if_match is None:
-        return
-    candidates = [tag.strip() for tag in if_match.split(",")]
-    if "*" in candidates:
-        return
-    opaque = current.removeprefix("W/")
-    if not any(tag.removeprefix("W/") == opaque for tag in candidates):
-        raise PreconditionFailed(
-            f"If-Match {if_match} does not match the current version {current} of the resource"
-        )
-
-
 @dataclass(frozen=True)
 class Rendered:
     document: dict[str, Any]
     etag: str
-
-
-@dataclass(frozen=True)
-class Page:
-    total: int
-    start_index: int
-    resources: list[dict[str, Any]]
 
 
 def user_type(ctx: RequestContext) -> ResourceType:
@@ -140,8 +111,8 @@ def render(
             schemas.append(ACCESS_USER)
     doc["meta"] = {
         "resourceType": "User",
-        "created": _iso(user.created_at),
-        "lastModified": _iso(user.last_modified),
+        "created": iso(user.created_at),
+        "lastModified": iso(user.last_modified),
         "location": f"{ctx.base_url}/Users/{user.id}",
         "version": etag_of(user.version),
     }

@@ -32,24 +32,6 @@ ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ACCESS = "urn:ietf:params:scim:schemas:extension:access:2.0:User"
 
 
-def _a(name: str, kind: str = "string", *subs: dict[str, Any], **traits: Any) -> dict[str, Any]:
-    return {"name": name, "type": kind, "subAttributes": list(subs), **traits}
-
-
-def _multi(name: str, kind: str = "string", **value_traits: Any) -> dict[str, Any]:
-    value = _a("value", kind, **value_traits)
-    return _a(
-        name,
-        "complex",
-        value,
-        _a("display"),
-        _a("type"),
-        _a("primary", "boolean"),
-        multiValued=True,
-    )
-
-
-_RO = {"mutability": "readOnly"}
 REGISTRY = product_registry()
 USER = REGISTRY.resource_type("User")
 GROUP = REGISTRY.resource_type("Group")

@@ -44,7 +44,12 @@ def upgrade() -> None:
         sa.Column("rank", sa.Integer(), nullable=False),
         sa.Column("is_admin", sa.Boolean(), nullable=False),
         sa.Column("built_in", sa.Boolean(), nullable=False),
-        sa.ForeignKeyConstraint(["org_id"], ["organizations.id"], name=op.f("fk_roles_org_id_organizations"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organizations.id"],
+            name=op.f("fk_roles_org_id_organizations"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_roles")),
     )
     op.create_index("ux_roles_org_name", "roles", ["org_id", sa.text("lower(name)")], unique=True)
@@ -54,10 +59,20 @@ def upgrade() -> None:
         sa.Column("org_id", sa.Integer(), nullable=False),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("campaign_ids", JSON_DOCUMENT, nullable=False),
-        sa.ForeignKeyConstraint(["org_id"], ["organizations.id"], name=op.f("fk_access_groups_org_id_organizations"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organizations.id"],
+            name=op.f("fk_access_groups_org_id_organizations"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_access_groups")),
     )
-    op.create_index("ux_access_groups_org_name", "access_groups", ["org_id", sa.text("lower(name)")], unique=True)
+    op.create_index(
+        "ux_access_groups_org_name",
+        "access_groups",
+        ["org_id", sa.text("lower(name)")],
+        unique=True,
+    )
     op.create_table(
         "group_mappings",
         sa.Column("pk", sa.Integer(), nullable=False),
@@ -67,9 +82,24 @@ def upgrade() -> None:
         sa.Column("role_pk", sa.Integer(), nullable=True),
         sa.Column("access_group_pk", sa.Integer(), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
-        sa.ForeignKeyConstraint(["access_group_pk"], ["access_groups.pk"], name=op.f("fk_group_mappings_access_group_pk_access_groups"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["org_id"], ["organizations.id"], name=op.f("fk_group_mappings_org_id_organizations"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["role_pk"], ["roles.pk"], name=op.f("fk_group_mappings_role_pk_roles"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["access_group_pk"],
+            ["access_groups.pk"],
+            name=op.f("fk_group_mappings_access_group_pk_access_groups"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organizations.id"],
+            name=op.f("fk_group_mappings_org_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["role_pk"],
+            ["roles.pk"],
+            name=op.f("fk_group_mappings_role_pk_roles"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_group_mappings")),
     )
     op.create_index("ix_group_mappings_org_id", "group_mappings", ["org_id"])
@@ -85,12 +115,27 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("owner_connection_id", sa.String(length=36), nullable=True),
         sa.Column("data", JSON_DOCUMENT, nullable=False),
-        sa.ForeignKeyConstraint(["org_id"], ["organizations.id"], name=op.f("fk_groups_org_id_organizations"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["owner_connection_id"], ["connections.id"], name=op.f("fk_groups_owner_connection_id_connections"), ondelete="SET NULL"),
+        sa.ForeignKeyConstraint(
+            ["org_id"],
+            ["organizations.id"],
+            name=op.f("fk_groups_org_id_organizations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["owner_connection_id"],
+            ["connections.id"],
+            name=op.f("fk_groups_owner_connection_id_connections"),
+            ondelete="SET NULL",
+        ),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_groups")),
         sa.UniqueConstraint("id", name=op.f("uq_groups_id")),
     )
-    op.create_index("ux_groups_org_display_name", "groups", ["org_id", sa.text("lower(display_name)")], unique=True)
+    op.create_index(
+        "ux_groups_org_display_name",
+        "groups",
+        ["org_id", sa.text("lower(display_name)")],
+        unique=True,
+    )
     op.create_index("ix_groups_org_external_id", "groups", ["org_id", "external_id"])
     op.create_index("ix_groups_org_pk", "groups", ["org_id", "pk"])
     op.create_table(
@@ -99,8 +144,18 @@ def upgrade() -> None:
         sa.Column("user_pk", sa.Integer(), nullable=False),
         sa.Column("org_id", sa.Integer(), nullable=False),
         sa.Column("user_id", sa.String(length=36), nullable=False),
-        sa.ForeignKeyConstraint(["group_pk"], ["groups.pk"], name=op.f("fk_group_members_group_pk_groups"), ondelete="CASCADE"),
-        sa.ForeignKeyConstraint(["user_pk"], ["users.pk"], name=op.f("fk_group_members_user_pk_users"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["group_pk"],
+            ["groups.pk"],
+            name=op.f("fk_group_members_group_pk_groups"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_pk"],
+            ["users.pk"],
+            name=op.f("fk_group_members_user_pk_users"),
+            ondelete="CASCADE",
+        ),
         sa.PrimaryKeyConstraint("group_pk", "user_pk", name=op.f("pk_group_members")),
     )
     op.create_index("ix_group_members_user_pk", "group_members", ["user_pk"])
@@ -111,8 +166,15 @@ def upgrade() -> None:
         sa.Column("org_id", sa.Integer(), nullable=False),
         sa.Column("role_pk", sa.Integer(), nullable=True),
         sa.Column("access_group_pks", JSON_DOCUMENT, nullable=False),
-        sa.ForeignKeyConstraint(["role_pk"], ["roles.pk"], name=op.f("fk_user_access_role_pk_roles"), ondelete="SET NULL"),
-        sa.ForeignKeyConstraint(["user_pk"], ["users.pk"], name=op.f("fk_user_access_user_pk_users"), ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["role_pk"],
+            ["roles.pk"],
+            name=op.f("fk_user_access_role_pk_roles"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_pk"], ["users.pk"], name=op.f("fk_user_access_user_pk_users"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("user_pk", name=op.f("pk_user_access")),
     )
     connection = op.get_bind()
@@ -120,8 +182,14 @@ def upgrade() -> None:
     op.bulk_insert(
         roles,
         [
-            {"org_id": org_id, "name": name, "rank": rank, "is_admin": is_admin,
-             "permissions": permissions, "built_in": True}
+            {
+                "org_id": org_id,
+                "name": name,
+                "rank": rank,
+                "is_admin": is_admin,
+                "permissions": permissions,
+                "built_in": True,
+            }
             for org_id in org_ids
             for name, rank, is_admin, permissions in BUILT_IN
         ],

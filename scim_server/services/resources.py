@@ -1,0 +1,41 @@
+"""What every resource type's use cases share: versions, preconditions, rendered pages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from scim_server.scim.errors import PreconditionFailed
+
+
+def iso(moment: datetime) -> str:
+    """``meta.created``/``meta.lastModified``: UTC, millisecond precision, ``Z``."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def etag_of(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def check_if_match(if_match: str | None, current: str) -> None:
+    """RFC 7644 §3.14 / RFC 9110 §13.1.1: a stale ``If-Match`` answers 412, nothing changes."""
+    if if_match is None:
+        return
+    candidates = [tag.strip() for tag in if_match.split(",")]
+    if "*" in candidates:
+        return
+    opaque = current.removeprefix("W/")
+    if not any(tag.removeprefix("W/") == opaque for tag in candidates):
+        raise PreconditionFailed(
+            f"If-Match {if_match} does not match the current version {current} of the resource"
+        )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list or search (RFC 7644 §3.4.2), before it is wrapped in a ListResponse."""
+
+    total: int
+    start_index: int
+    resources: list[dict[str, Any]]
