@@ -112,6 +112,41 @@ def _chunks(user_pks: Collection[int] | None) -> list[list[int] | None]:
     return [ordered[i : i + USER_CHUNK] for i in range(0, len(ordered), USER_CHUNK)]
 
 
+def lock_rules(session: Session, org_id: int) -> None:
+    """Take the organisation's rules (mappings, roles, default role) for a change of them.
+
+    ``FOR UPDATE`` on the organisation row: every recomputation holds the same row ``FOR
+    SHARE`` (below), so a mapping change and a membership change never read each other's state
+    half-way and leave a user with access that matches neither. On SQLite the write
+    transaction already excludes every other writer.
+    """
+    session.execute(select(Organization.id).where(Organization.id == org_id).with_for_update())
+
+
+def _lock_for_recompute(session: Session, org_id: int, chunk: list[int] | None) -> None:
+    """Hold the organisation's rules still while recomputing (see :func:`lock_rules`)."""
+    session.execute(
+        select(Organization.id).where(Organization.id == org_id).with_for_update(read=True)
+    )
+
+
+def _lock_users(session: Session, org_id: int, chunk: list[int] | None) -> None:
+    """Serialise recomputations of the same users (PostgreSQL, READ COMMITTED).
+
+    Two transactions adding the same users to two mapped groups must not each compute without
+    the other's membership and let the last commit win: the users are locked in key order
+    (``FOR NO KEY UPDATE``, which foreign-key checks of membership inserts do not wait for),
+    so the second recomputation starts after the first commits and reads its memberships.
+    """
+    if chunk:
+        session.execute(
+            select(User.pk)
+            .where(User.org_id == org_id, User.pk.in_(chunk))
+            .order_by(User.pk)
+            .with_for_update(key_share=True)
+        )
+
+
 def recompute_access(
     session: Session,
     org_id: int,
@@ -139,6 +174,7 @@ def recompute_access(
     chunks = _chunks(user_pks)
     if not chunks:
         return {}
+    _lock_for_recompute(session, org_id, None)
     default_of_org = (
         select(Organization.default_role_pk).where(Organization.id == org_id).scalar_subquery()
     )
@@ -170,6 +206,7 @@ def recompute_access(
     pending: list[tuple[int, tuple[int | None, list[int]] | None, tuple[int | None, list[int]]]]
     pending = []
     for chunk in chunks:
+        _lock_users(session, org_id, chunk)
         direct = _direct_roles(session, org_id, chunk)
         groups = _memberships(session, org_id, chunk) if mappings else {}
         stored = _stored_access(session, org_id, chunk)
@@ -421,7 +458,12 @@ def create_role(
     permissions: Sequence[str] = (),
     is_admin: bool = False,
 ) -> RoleView:
-    """A custom role. Names are unique case-insensitively, ranks are unique."""
+    """A custom role. Names are unique case-insensitively, ranks are unique.
+
+    Users whose ``roles`` already name it (sent while it did not exist, or kept after it was
+    deleted) are recomputed: the name now grants the role.
+    """
+    lock_rules(session, org.id)
     name = _clean_name("role", name, MAX_ROLE_NAME)
     existing = session.scalars(select(Role).where(Role.org_id == org.id)).all()
     for role in existing:
@@ -442,6 +484,15 @@ def create_role(
     )
     session.add(role)
     session.flush()
+    naming = session.scalars(
+        select(UserAttributeValue.user_pk).where(
+            UserAttributeValue.org_id == org.id,
+            UserAttributeValue.attribute == "roles",
+            func.lower(UserAttributeValue.value) == name.lower(),
+        )
+    ).all()
+    if naming:
+        recompute_access(session, org.id, list(naming))
     return _view(role, org.default_role_pk)
 
 
@@ -456,6 +507,7 @@ class Removal:
 
 def delete_role(session: Session, org: Organization, name: str) -> Removal:
     """Delete a custom role, the mappings granting it, and recompute the users who held it."""
+    lock_rules(session, org.id)
     role = find_role(session, org.id, name)
     if role.built_in:
         raise ServiceError(f"role {role.name!r} is built in and cannot be deleted")
@@ -538,6 +590,7 @@ def create_access_group(
 
 def delete_access_group(session: Session, org: Organization, name: str) -> Removal:
     """Delete an access group and the mappings granting it; recompute the users it reached."""
+    lock_rules(session, org.id)
     group = find_access_group(session, org.id, name)
     granting = session.scalars(
         select(GroupMapping).where(GroupMapping.access_group_pk == group.pk)
@@ -704,6 +757,7 @@ def add_mapping(
     access_group: str | None = None,
 ) -> MappingChange:
     """Map matching IdP groups to a role or an access group; recompute their members."""
+    lock_rules(session, org.id)
     kind, value = _match(group_name, group_prefix, group_external_id)
     granted_role, granted_group = _grant(session, org.id, role, access_group)
     if _find_mappings(session, org.id, kind, value, granted_role, granted_group):
@@ -734,6 +788,7 @@ def remove_mapping(
     access_group: str | None = None,
 ) -> MappingChange:
     """Remove a mapping, by its id or by what it matches and grants; recompute its members."""
+    lock_rules(session, org.id)
     described = any(
         v is not None for v in (group_name, group_prefix, group_external_id, role, access_group)
     )
@@ -780,6 +835,7 @@ def set_default_role(
     Only users whose effective role is the old default can change: everyone else has a role of
     their own, which the default never overrides.
     """
+    lock_rules(session, org.id)
     old_pk = org.default_role_pk
     before = session.get(Role, old_pk) if old_pk is not None else None
     new = find_role(session, org.id, role_name_or_none) if role_name_or_none is not None else None

@@ -211,8 +211,22 @@ def _recompute(
 # -- use cases ---------------------------------------------------------------------------------
 
 
+def _require_member_values(body: Any) -> None:
+    """Every member element must name its user: ``{"display": "x"}`` alone would otherwise be
+    dropped by validation (display is read-only) and a PUT would silently empty the group."""
+    if not isinstance(body, dict):
+        return
+    for key, members in body.items():
+        if isinstance(key, str) and key.lower() == "members" and isinstance(members, list):
+            for index, element in enumerate(members):
+                value = element.get("value") if isinstance(element, dict) else None
+                if not isinstance(value, str) or not value:
+                    raise InvalidValue(f'members[{index}] needs a "value": the id of a user')
+
+
 def create_group(session: Session, ctx: RequestContext, body: Any) -> RenderedGroup:
     rt = group_type(ctx)
+    _require_member_values(body)
     doc, member_ids = _split_members(parse_resource(rt, body))
     members = store.resolve_members(session, ctx.principal.org_id, member_ids or [])
     group = Group(
@@ -243,6 +257,7 @@ def replace_group(
     group = _load(session, ctx, group_id, for_update=True)
     check_if_match(if_match, etag_of(group.version))
     previous = group.data
+    _require_member_values(body)
     doc, member_ids = _split_members(parse_resource(rt, body, existing=previous))
     members = store.resolve_members(session, ctx.principal.org_id, member_ids or [])
     renamed = doc.get("displayName") != previous.get("displayName") or doc.get(

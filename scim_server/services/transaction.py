@@ -41,8 +41,15 @@ def perform_write(
     **kwargs: P.kwargs,
 ) -> R:
     """Run a use case that changes data; its audit event commits with it or not at all."""
-    with database.transaction(write=True) as session:
-        result = action(session, ctx, *args, **kwargs)
-        ctx.audit.status = status
-        append(session, ctx.audit)
-        return result
+    try:
+        with database.transaction(write=True) as session:
+            result = action(session, ctx, *args, **kwargs)
+            ctx.audit.status = status
+            append(session, ctx.audit)
+            return result
+    except BaseException:
+        # The event, if appended, rolled back with the change (even when COMMIT itself
+        # failed): the HTTP layer records the refusal or failure in its own transaction.
+        ctx.audit.recorded = False
+        ctx.audit.changes = None
+        raise

@@ -43,6 +43,7 @@ from scim_server.services.resources import Page, check_if_match, etag_of, iso
 from scim_server.store.access import json_value, user_with_access
 from scim_server.store.errors import unique_violation
 from scim_server.store.filters import FilterCompiler
+from scim_server.store.groups import touch_groups_of_user
 from scim_server.store.models import User
 from scim_server.store.users import USER_STORAGE, write_user
 
@@ -308,6 +309,9 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
     # The event keeps a tombstone: every value the user had when it was deleted, and the access
     # it held (its user_access row and memberships go with it, by ON DELETE CASCADE).
     _record_change(ctx, user, user.data, None, access_changes(loaded.access, NO_ACCESS))
+    left = touch_groups_of_user(session, user.pk)
+    if left and ctx.audit.changes is not None:
+        ctx.audit.changes["groups"] = [left, None]
     session.delete(user)
     session.flush()
 

@@ -312,7 +312,10 @@ class FilterCompiler:
             assert child is not None
             row = aliased(child.model)
             sub_name = (resolved.sub.name if resolved.sub else "value").lower()
-            value = func.lower(getattr(row, child.columns.get(sub_name, "value")))
+            column_name = child.columns.get(sub_name)
+            if column_name is None:
+                raise InvalidFilter(f'cannot sort by "{path}"; sort by "{attribute.name}.value"')
+            value = func.lower(getattr(row, column_name))
             owner = getattr(row, child.parent_fk) == getattr(self.model, self.storage.pk_column)
             if child.key_column is not None:
                 owner = and_(owner, getattr(row, child.key_column) == _child_key(resolved))
@@ -349,6 +352,11 @@ class _ElementCompiler:
         column_name = self._child.columns.get(sub.name.lower())
         if column_name is not None:
             return Target(getattr(self._row, column_name), sub.type, sub.case_exact)
+        if not hasattr(self._row, "data"):
+            raise InvalidFilter(
+                f'"{self._attribute.name}.{sub.name}" cannot be used in a filter; '
+                f'filter on "{self._attribute.name}.value"'
+            )
         return Target(_json_value(self._row.data[sub.name], sub.type), sub.type, sub.case_exact)
 
     def compile(self, expr: Expr) -> ColumnElement[bool]:

@@ -12,13 +12,14 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from scim_server.scim.errors import InvalidValue
 from scim_server.store.filters import ChildStorage, ResourceStorage
 from scim_server.store.models import Group, GroupMember, User
+from scim_server.store.types import utcnow
 
 GROUP_STORAGE = ResourceStorage(
     model=Group,
@@ -35,6 +36,8 @@ GROUP_STORAGE = ResourceStorage(
     child=ChildStorage(
         model=GroupMember, parent_fk="group_pk", key_column=None, columns={"value": "user_id"}
     ),
+    # the resource's schema URIs are bookkeeping, not data
+    unfilterable=frozenset({"schemas"}),
 )
 
 #: Longest displayName/externalId kept in an indexed column (see store.users).
@@ -59,8 +62,12 @@ def resolve_members(session: Session, org_id: int, user_ids: Collection[str]) ->
     found: dict[str, int] = {}
     for start in range(0, len(wanted), 5000):
         chunk = wanted[start : start + 5000]
+        # FOR KEY SHARE: a user deleted concurrently either waits for this transaction or is
+        # already gone (a 400 below), never a foreign-key error at insert time.
         rows = session.execute(
-            select(User.id, User.pk).where(User.org_id == org_id, User.id.in_(chunk))
+            select(User.id, User.pk)
+            .where(User.org_id == org_id, User.id.in_(chunk))
+            .with_for_update(read=True, key_share=True)
         )
         found.update({user_id: pk for user_id, pk in rows})
     missing = [value for value in wanted if value not in found]
@@ -187,3 +194,18 @@ def groups_of_users(
     for user_pk, group_id, name in rows:
         found.setdefault(user_pk, []).append((group_id, name))
     return found
+
+
+def touch_groups_of_user(session: Session, user_pk: int) -> list[str]:
+    """New version and lastModified for every group the user belongs to, before the user goes
+    (its memberships leave by ON DELETE CASCADE): a client's cached ETag of such a group must
+    not survive the change of its member list. Returns the group ids."""
+    now = utcnow()
+    statement = (
+        update(Group)
+        .where(Group.pk.in_(select(GroupMember.group_pk).where(GroupMember.user_pk == user_pk)))
+        .values(version=Group.version + 1, last_modified=now)
+        .returning(Group.id)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(statement))

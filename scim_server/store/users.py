@@ -42,7 +42,7 @@ USER_STORAGE = ResourceStorage(
     # effective access (issue 4) and lifecycle (issue 5). A filter on them answers 400 rather
     # than silently matching nothing.
     unfilterable=frozenset(
-        {"groups", "role", "accessgroups", "status", "lastsigninat", "lastactivityat"}
+        {"groups", "schemas", "role", "accessgroups", "status", "lastsigninat", "lastactivityat"}
     ),
 )
 

@@ -300,3 +300,56 @@ def test_concurrent_patches_adding_different_members_both_land(
         thread.join()
     assert statuses == [204] * len(people)
     assert member_ids(api, group["id"]) == {p["id"] for p in people}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filter": 'members.display eq "a@x.com"'},
+        {"filter": 'members.type eq "User"'},
+        {"filter": "members.$ref pr"},
+        {"filter": 'members[type eq "User"]'},
+        {"filter": 'schemas eq "x"'},
+        {"sortBy": "members.display"},
+    ],
+)
+def test_member_sub_attributes_without_a_column_are_a_clean_400(
+    api: Api, people: list[dict[str, Any]], params: dict[str, str]
+) -> None:
+    create_group(api, "Filtered", [people[0]["id"]])
+    response = api.get("/Groups", query_string=params)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["scimType"] == "invalidFilter"
+    assert (
+        api.get(
+            "/Groups", query_string={"filter": f'members.value eq "{people[0]["id"]}"'}
+        ).get_json()["totalResults"]
+        == 1
+    )
+
+
+def test_members_without_a_value_are_refused_not_dropped(
+    api: Api, database: Database, people: list[dict[str, Any]]
+) -> None:
+    group = create_group(api, "Keep", [people[0]["id"]])
+    before = group_snapshot(database, api.tenant.org_id)
+    put = api.put(
+        f"/Groups/{group['id']}",
+        {"schemas": [GROUP], "displayName": "Keep", "members": [{"display": "x"}]},
+    )
+    assert put.status_code == 400
+    assert put.get_json()["scimType"] == "invalidValue"
+    assert "members[0]" in put.get_json()["detail"]
+    assert group_snapshot(database, api.tenant.org_id) == before
+
+
+def test_deleting_a_member_user_changes_the_group_version(
+    api: Api, people: list[dict[str, Any]]
+) -> None:
+    group = create_group(api, "Versioned", [people[0]["id"], people[1]["id"]])
+    etag = api.get(f"/Groups/{group['id']}").headers["ETag"]
+    assert api.delete(f"/Users/{people[0]['id']}").status_code == 204
+    again = api.get(f"/Groups/{group['id']}", headers={"If-None-Match": etag})
+    assert again.status_code == 200
+    assert again.headers["ETag"] != etag
+    assert [m["value"] for m in again.get_json()["members"]] == [people[1]["id"]]

@@ -528,10 +528,10 @@ def test_recompute_costs_the_same_whatever_the_group_and_organisation_size(
             counts.append(count_statements.count)
         assert len(changed) == size - 1
     single_small, all_small, single_big, all_big = counts
-    # roles with the default role, mappings; direct roles, memberships, stored rows; access
-    # group names; upsert
-    assert single_small == single_big == 7
-    assert all_small == all_big == 7
+    # the organisation's rules held (FOR SHARE); roles with the default role, mappings; the
+    # users locked, their direct roles, memberships, stored rows; access group names; upsert
+    assert single_small == single_big == 9
+    assert all_small == all_big == 9
 
 
 def test_get_and_list_read_access_and_groups_in_the_users_statement(
@@ -584,8 +584,9 @@ def test_recompute_in_chunks_gives_the_same_result(
         count_statements.statements.clear()
         changed = access.recompute_access(session, tenant.org_id, [*pks, *pks])
     assert changed == dict.fromkeys(pks, ((None, ()), ("Viewer", ())))
-    # roles, mappings; three chunks of (direct roles, memberships, stored rows); one upsert
-    assert count_statements.count == 2 + 3 * 3 + 1
+    # rules held, roles, mappings; three chunks of (users locked, direct roles, memberships,
+    # stored rows); one upsert
+    assert count_statements.count == 3 + 3 * 4 + 1
     with database.transaction(write=True) as session:
         assert access.recompute_access(session, tenant.org_id) == {}  # all of them: no change
         assert access.recompute_access(session, tenant.org_id, []) == {}
