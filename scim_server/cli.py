@@ -20,7 +20,7 @@ from scim_server.audit.query import EXPORT_FORMATS
 from scim_server.config import ConfigError, Settings
 from scim_server.scim.errors import ScimError
 from scim_server.scim.schema import default_registry
-from scim_server.services import access, audit_log, tokens
+from scim_server.services import access, audit_log, organizations, tokens
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
 from scim_server.store.models import Organization
@@ -88,14 +88,129 @@ def org() -> None:
     """Organisations (tenants)."""
 
 
+def _settings_options(function: Any) -> Any:
+    options = [
+        click.option(
+            "--sso-domain",
+            metavar="DOMAIN",
+            help="Enforce SSO: users' addresses must be in this one domain.",
+        ),
+        click.option("--no-sso", is_flag=True, help="Stop enforcing SSO (clears the SSO domain)."),
+        click.option(
+            "--allowed-domains",
+            metavar="A,B",
+            help='Domain whitelist, comma-separated ("" clears it: any domain).',
+        ),
+        click.option(
+            "--allow-subdomains/--no-subdomains",
+            default=None,
+            help="Whether subdomains of the allowed domains are allowed too.",
+        ),
+        click.option("--seat-limit", metavar="N|none", help="Seat limit (stored; enforced later)."),
+        click.option(
+            "--exempt-domains",
+            metavar="A,B",
+            help='Domains exempt from the seat limit ("" clears them; stored, enforced later).',
+        ),
+        click.option("--timezone", metavar="AREA/CITY", help="IANA time zone, e.g. Europe/Paris."),
+        click.option(
+            "--delete-mode",
+            type=click.Choice(organizations.DELETE_MODES, case_sensitive=False),
+            help="What a SCIM DELETE does (stored; enforced later).",
+        ),
+        click.option(
+            "--deactivate-outside",
+            is_flag=True,
+            help="Deactivate the active users the new settings refuse (otherwise enabling SSO "
+            "while such users exist is refused).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _settings_update(
+    sso_domain: str | None,
+    no_sso: bool,
+    allowed_domains: str | None,
+    allow_subdomains: bool | None,
+    seat_limit: str | None,
+    exempt_domains: str | None,
+    timezone: str | None,
+    delete_mode: str | None,
+) -> organizations.SettingsUpdate:
+    if sso_domain is not None and no_sso:
+        raise click.UsageError("--sso-domain and --no-sso are mutually exclusive")
+    update = organizations.SettingsUpdate()
+    try:
+        if sso_domain is not None:
+            update.sso_domain = organizations.parse_domain(sso_domain, "--sso-domain")
+        if no_sso:
+            update.sso_domain = None
+        if allowed_domains is not None:
+            update.allowed_domains = organizations.parse_domain_list(
+                allowed_domains, "--allowed-domains"
+            )
+        if allow_subdomains is not None:
+            update.allow_subdomains = allow_subdomains
+        if seat_limit is not None:
+            update.seat_limit = organizations.parse_seat_limit(seat_limit)
+        if exempt_domains is not None:
+            update.exempt_domains = organizations.parse_domain_list(
+                exempt_domains, "--exempt-domains"
+            )
+        if timezone is not None:
+            update.timezone = organizations.parse_timezone(timezone)
+        if delete_mode is not None:
+            update.delete_mode = organizations.parse_delete_mode(delete_mode)
+    except tokens.ServiceError as error:
+        _fail(error)
+    return update
+
+
+def _settings_event_changes(change: organizations.SettingsChange) -> dict[str, Any]:
+    changes: dict[str, Any] = change.changes()
+    if change.deactivated is not None:
+        changes["deactivatedUsers"] = change.deactivated
+    return changes
+
+
+def _echo_settings(slug: str, change: organizations.SettingsChange) -> None:
+    for key, (before, after) in change.changes().items():
+        click.echo(f"{key} of {slug}: {_shown(after)} (was {_shown(before)})")
+    if change.deactivated is not None:
+        count = change.deactivated["count"]
+        click.echo(f"deactivated {count} user{'s' if count != 1 else ''} outside the new policy")
+        for entry in change.deactivated["users"][:SHOWN_USERS]:
+            click.echo(f"  {entry['userName']} ({entry['id']})")
+        if count > SHOWN_USERS:
+            click.echo(f"  ... and {count - SHOWN_USERS} more (the audit event lists them)")
+
+
+def _shown(value: Any) -> str:
+    if value is None or value == []:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
 @org.command("create")
 @click.argument("slug")
 @click.option("--name", required=True, help="Display name of the organisation.")
-def org_create(slug: str, name: str) -> None:
-    """Create an organisation."""
+@_settings_options
+def org_create(slug: str, name: str, deactivate_outside: bool, **settings: Any) -> None:
+    """Create an organisation, optionally with its settings."""
+    update = _settings_update(**settings)
     with _database().transaction(write=True) as session:
         try:
             created = tokens.create_organization(session, slug, name)
+            change = organizations.update_settings(
+                session, created, update, deactivate_outside=deactivate_outside
+            )
         except tokens.ServiceError as error:
             _fail(error)
         append(
@@ -105,7 +220,11 @@ def org_create(slug: str, name: str) -> None:
                 created.id,
                 resource_type="Organization",
                 resource_id=created.slug,
-                changes={"slug": [None, created.slug], "name": [None, created.name]},
+                changes={
+                    "slug": [None, created.slug],
+                    "name": [None, created.name],
+                    **_settings_event_changes(change),
+                },
             ),
         )
     click.echo(f"organisation {slug} created")
@@ -115,21 +234,45 @@ def org_create(slug: str, name: str) -> None:
 @click.argument("slug")
 @click.option(
     "--default-role",
-    required=True,
     metavar="ROLE|none",
     help="Role of users no direct role or mapped group gives one; 'none': no permissions.",
 )
+@_settings_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def org_update(slug: str, default_role: str, as_json: bool) -> None:
+def org_update(
+    slug: str,
+    default_role: str | None,
+    deactivate_outside: bool,
+    as_json: bool,
+    **settings: Any,
+) -> None:
     """Change an organisation's settings; users whose access changes are recomputed."""
-    wanted = None if default_role.strip().lower() == "none" else default_role
+    update = _settings_update(**settings)
+    if default_role is None and update.is_empty() and not deactivate_outside:
+        raise click.UsageError("nothing to change: give --default-role or a setting to change")
     with _database().transaction(write=True) as session:
         organization = _org(session, slug)
         try:
-            change = access.set_default_role(session, organization, wanted)
+            change = organizations.update_settings(
+                session, organization, update, deactivate_outside=deactivate_outside
+            )
+            role_change = (
+                access.set_default_role(
+                    session,
+                    organization,
+                    None if default_role.strip().lower() == "none" else default_role,
+                )
+                if default_role is not None
+                else None
+            )
         except tokens.ServiceError as error:
             _fail(error)
-        users = access.affected_users(session, change.changes)
+        changes = _settings_event_changes(change)
+        users: dict[str, Any] | None = None
+        if role_change is not None:
+            users = access.affected_users(session, role_change.changes)
+            changes["defaultRole"] = [role_change.before, role_change.after]
+            changes["affectedUsers"] = users
         append(
             session,
             _cli_event(
@@ -137,14 +280,59 @@ def org_update(slug: str, default_role: str, as_json: bool) -> None:
                 organization.id,
                 resource_type="Organization",
                 resource_id=organization.slug,
-                changes={"defaultRole": [change.before, change.after], "affectedUsers": users},
+                changes=changes,
             ),
         )
     if as_json:
-        click.echo(json.dumps({"org": slug, "defaultRole": change.after, "affectedUsers": users}))
+        result: dict[str, Any] = {"org": slug}
+        if role_change is not None:
+            result.update(defaultRole=role_change.after, affectedUsers=users)
+        result["settings"] = change.after
+        if change.deactivated is not None:
+            result["deactivatedUsers"] = change.deactivated
+        click.echo(json.dumps(result))
         return
-    click.echo(f"default role of {slug}: {change.after or 'none'} (was {change.before or 'none'})")
-    _echo_affected(users)
+    if role_change is not None and users is not None:
+        click.echo(
+            f"default role of {slug}: {role_change.after or 'none'} "
+            f"(was {role_change.before or 'none'})"
+        )
+        _echo_affected(users)
+    _echo_settings(slug, change)
+
+
+@org.command("show")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as one JSON object.")
+def org_show(slug: str, as_json: bool) -> None:
+    """Show an organisation and its settings."""
+    with _database().transaction(write=False) as session:
+        shown = organizations.show(session, _org(session, slug))
+    if as_json:
+        click.echo(json.dumps(shown))
+        return
+    labels = {
+        "slug": "slug",
+        "name": "name",
+        "defaultRole": "default role",
+        "ssoDomain": "SSO domain",
+        "allowedDomains": "allowed domains",
+        "allowSubdomains": "allow subdomains",
+        "seatLimit": "seat limit",
+        "exemptDomains": "seat-exempt domains",
+        "timezone": "time zone",
+        "deleteMode": "delete mode",
+    }
+    width = max(len(label) for label in labels.values())
+    for key, label in labels.items():
+        value = shown[key]
+        if key == "ssoDomain" and value is None:
+            text = "none (SSO not enforced)"
+        elif key == "allowedDomains" and not value:
+            text = "any" if shown["ssoDomain"] is None else "none"
+        else:
+            text = _shown(value)
+        click.echo(f"{label + ':':<{width + 1}} {text}")
 
 
 def _org(session: Session, slug: str) -> Organization:
@@ -555,6 +743,36 @@ def connection_create(org_slug: str, name: str, idp: str, as_json: bool, port: i
     click.echo(f"SCIM base URL: {base_url}")
     click.echo(f"Bearer token:  {token}")
     click.echo("The token is shown only this once; store it in your IdP now.")
+
+
+@main.group()
+def policy() -> None:
+    """Domain policy: what the organisation's settings allow."""
+
+
+@policy.command("check")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def policy_check(org_slug: str, as_json: bool) -> None:
+    """List users in the store the current settings would refuse (changes nothing)."""
+    with _database().transaction(write=False) as session:
+        report = organizations.policy_report(session, _org(session, org_slug))
+    if as_json:
+        click.echo(json.dumps(report.to_dict()))
+        return
+    count = report.count
+    click.echo(
+        f"{count} user{'s' if count != 1 else ''} of {org_slug} "
+        f"{'are' if count != 1 else 'is'} outside the current domain policy"
+    )
+    for entry in report.users[:SHOWN_USERS]:
+        state = "" if entry["active"] else " [inactive]"
+        click.echo(f"  {entry['userName']} ({entry['id']}){state}: {entry['reason']}")
+    if count > SHOWN_USERS:
+        click.echo(
+            f"  ... and {count - SHOWN_USERS} more (--json lists up to "
+            f"{organizations.MAX_LISTED_USERS})"
+        )
 
 
 @main.group()

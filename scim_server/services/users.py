@@ -25,7 +25,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scim_server.audit.events import document_changes
-from scim_server.scim.errors import NotFound, Uniqueness
+from scim_server.policy import domains
+from scim_server.scim.errors import InvalidValue, NotFound, Uniqueness
 from scim_server.scim.listing import ListQuery
 from scim_server.scim.patch import apply_patch
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
@@ -39,6 +40,7 @@ from scim_server.services.access import (
     require_roles_exist,
 )
 from scim_server.services.context import RequestContext
+from scim_server.services.organizations import load_domain_settings
 from scim_server.services.resources import Page, check_if_match, etag_of, iso
 from scim_server.store.access import json_value, user_with_access
 from scim_server.store.errors import unique_violation
@@ -213,6 +215,39 @@ def _recompute(
     return after, access_changes(before, after)
 
 
+def _addresses(doc: dict[str, Any]) -> list[str]:
+    emails = doc.get("emails")
+    values = [
+        email["value"]
+        for email in (emails if isinstance(emails, list) else [])
+        if isinstance(email, dict) and isinstance(email.get("value"), str)
+    ]
+    return domains.user_addresses(doc["userName"], values)
+
+
+def _check_domain_policy(
+    session: Session, ctx: RequestContext, doc: dict[str, Any], previous: dict[str, Any] | None
+) -> None:
+    """Refuse addresses outside the organisation's allowed domains (DESIGN §5.4 item 2).
+
+    Like direct roles, addresses the user already holds (compared case-insensitively) are not
+    re-checked, so that after an admin tightens the policy the IdP can still update and
+    deactivate users it made before (``policy check`` lists them) — except when the write
+    reactivates the user: then every address must be allowed, so that no active user is outside
+    an SSO domain set while it was deactivated.
+    """
+    addresses = _addresses(doc)
+    reactivated = previous is not None and previous.get("active") is False
+    if previous is not None and not (reactivated and doc.get("active") is not False):
+        held = {address.lower() for address in _addresses(previous)}
+        addresses = [address for address in addresses if address.lower() not in held]
+    if not addresses:
+        return
+    violation = domains.check(addresses, load_domain_settings(session, ctx.principal.org_id))
+    if violation is not None:
+        raise InvalidValue(violation.detail(ctx.principal.org_slug))
+
+
 def _store(
     session: Session,
     ctx: RequestContext,
@@ -235,14 +270,15 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
     rt = user_type(ctx)
     doc = parse_resource(rt, body)
     doc.setdefault("active", True)
+    ctx.audit.resource_type = "User"
+    ctx.audit.user_name = doc["userName"]
+    _check_domain_policy(session, ctx, doc, None)
     _check_new_roles(session, ctx, doc, None)
     user = User(
         id=str(uuid.uuid4()),
         org_id=ctx.principal.org_id,
         owner_connection_id=ctx.principal.connection_id,
     )
-    ctx.audit.resource_type = "User"
-    ctx.audit.user_name = doc["userName"]
     session.add(user)
     _store(session, ctx, user, doc, None)
     access, access_change = _recompute(session, ctx, user, NO_ACCESS)
@@ -278,6 +314,7 @@ def _write(
 ) -> Rendered:
     """Store a replaced or patched document, recompute access if its roles changed."""
     user = loaded.user
+    _check_domain_policy(session, ctx, doc, previous)
     roles_changed = _check_new_roles(session, ctx, doc, previous)
     if doc != previous:
         _store(session, ctx, user, doc, previous)

@@ -23,7 +23,9 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    false,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -52,6 +54,23 @@ class Organization(Base):
     #: Role of users no direct role or mapped group gives one to; None: no permissions at all.
     #: No foreign key (roles reference organisations): services keep it pointing at a role.
     default_role_pk: Mapped[int | None] = mapped_column(Integer)
+    # Settings (DESIGN §5.4, issue #5). Domains are stored normalised (lower case, punycode, no
+    # trailing dot: ``policy.domains.normalise_domain``). SSO is enforced iff ``sso_domain`` is set.
+    sso_domain: Mapped[str | None] = mapped_column(String(253))
+    #: The domain whitelist; empty: any domain (unless SSO is enforced).
+    allowed_domains: Mapped[list[str]] = mapped_column(
+        JsonDocument, default=list, server_default=text("'[]'")
+    )
+    allow_subdomains: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: Stored and shown; enforced by a later release (seats, DESIGN §5.4 item 5). None: no limit.
+    seat_limit: Mapped[int | None] = mapped_column(Integer)
+    exempt_domains: Mapped[list[str]] = mapped_column(
+        JsonDocument, default=list, server_default=text("'[]'")
+    )
+    #: An IANA zone name (``Europe/Paris``): where temporary access ends at 23:59:59.
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
+    #: ``hard`` or ``soft`` (DESIGN §5.3); stored now, DELETE honours it in a later release.
+    delete_mode: Mapped[str] = mapped_column(String(8), default="hard", server_default="hard")
 
 
 class Connection(Base):

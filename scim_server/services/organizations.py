@@ -1,0 +1,358 @@
+"""Organisation settings and the domain-policy report (DESIGN §5.4 items 2 and 3, issue #5).
+
+The rules are the pure :mod:`scim_server.policy.domains`; this module validates an admin's
+input, stores settings, finds the users current or proposed settings would refuse, and
+deactivates them on request.
+
+Decisions an admin should know about:
+
+- SSO is enforced exactly when an SSO domain is set (``--sso-domain``; ``--no-sso`` clears it).
+- An organisation enforcing SSO has exactly one domain: a whitelist naming another domain is
+  refused, not silently ignored (clear it with ``--allowed-domains ""``).
+- Setting or changing the SSO domain (or no longer allowing its subdomains) while *active* users
+  have an address outside it is refused, naming them, unless ``--deactivate-outside`` is given.
+  Deactivated users do not block it: they cannot sign in, and reactivating them re-checks every
+  address (``services.users``).
+- ``--deactivate-outside`` works with any settings change: it deactivates the active users the
+  new settings would refuse, through the same storage path as a SCIM PATCH of ``active``.
+- Seat limit, exempt domains, time zone and delete mode are validated and stored; enforcing them
+  belongs to later work (seats, temporary access, lifecycle).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scim_server.policy import domains
+from scim_server.policy.domains import DomainSettings, InvalidDomain, Violation
+from scim_server.scim.schema import default_registry
+from scim_server.services.errors import ServiceError
+from scim_server.store.models import Organization, Role, User, UserAttributeValue
+from scim_server.store.users import write_user
+
+DELETE_MODES = ("hard", "soft")
+#: Users per statement while scanning an organisation.
+SCAN_CHUNK = 1000
+#: Users named one by one in a refusal message, in an audit event and in JSON output.
+LISTED_IN_MESSAGE = 20
+MAX_LISTED_USERS = 1000
+#: The attribute key of ``emails`` rows in ``user_attribute_values``.
+EMAILS = "emails"
+
+
+# -- input -----------------------------------------------------------------------------------
+
+
+def parse_domain_list(text: str, option: str) -> tuple[str, ...]:
+    """A comma-separated list of domains, normalised, de-duplicated, in the order given;
+    the empty string is the empty list."""
+    found: list[str] = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        domain = parse_domain(part, option)
+        if domain not in found:
+            found.append(domain)
+    return tuple(found)
+
+
+def parse_domain(text: str, option: str) -> str:
+    try:
+        return domains.normalise_domain(text)
+    except InvalidDomain as error:
+        raise ServiceError(f"{option}: {error}") from None
+
+
+def parse_timezone(text: str) -> str:
+    name = text.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ServiceError(
+            f"--timezone: {text!r} is not a time zone name (IANA, such as Europe/Paris or UTC)"
+        ) from None
+    return name
+
+
+def parse_seat_limit(text: str) -> int | None:
+    """A seat limit of 1 or more, or None for ``none`` (no limit)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        limit = int(text)
+    except ValueError:
+        raise ServiceError(f"--seat-limit: {text!r} is not a whole number (or 'none')") from None
+    if limit < 1:
+        raise ServiceError(f"--seat-limit: must be at least 1, got {limit}")
+    return limit
+
+
+def parse_delete_mode(text: str) -> str:
+    mode = text.strip().lower()
+    if mode not in DELETE_MODES:
+        raise ServiceError(f"--delete-mode: must be one of {', '.join(DELETE_MODES)}, got {text!r}")
+    return mode
+
+
+class _Keep:
+    """Leave this setting as it is."""
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Any = _Keep()
+
+
+@dataclass
+class SettingsUpdate:
+    """Settings to change; fields left at :data:`KEEP` stay as they are."""
+
+    sso_domain: str | None = KEEP
+    allowed_domains: tuple[str, ...] = KEEP
+    allow_subdomains: bool = KEEP
+    seat_limit: int | None = KEEP
+    exempt_domains: tuple[str, ...] = KEEP
+    timezone: str = KEEP
+    delete_mode: str = KEEP
+
+    def is_empty(self) -> bool:
+        return all(value is KEEP for value in vars(self).values())
+
+
+# -- views -----------------------------------------------------------------------------------
+
+
+def domain_settings(org: Organization) -> DomainSettings:
+    return DomainSettings(
+        sso_domain=org.sso_domain,
+        allowed_domains=tuple(org.allowed_domains or ()),
+        allow_subdomains=bool(org.allow_subdomains),
+    )
+
+
+def load_domain_settings(session: Session, org_id: int) -> DomainSettings:
+    """The domain settings of an organisation, in one small statement (every SCIM user write)."""
+    row = session.execute(
+        select(
+            Organization.sso_domain, Organization.allowed_domains, Organization.allow_subdomains
+        ).where(Organization.id == org_id)
+    ).one()
+    return DomainSettings(row[0], tuple(row[1] or ()), bool(row[2]))
+
+
+def settings_of(org: Organization) -> dict[str, Any]:
+    """The stored settings, as ``org show --json`` prints them and audit events record them."""
+    return {
+        "ssoDomain": org.sso_domain,
+        "allowedDomains": list(org.allowed_domains or ()),
+        "allowSubdomains": bool(org.allow_subdomains),
+        "seatLimit": org.seat_limit,
+        "exemptDomains": list(org.exempt_domains or ()),
+        "timezone": org.timezone,
+        "deleteMode": org.delete_mode,
+    }
+
+
+def show(session: Session, org: Organization) -> dict[str, Any]:
+    default_role = (
+        session.get(Role, org.default_role_pk) if org.default_role_pk is not None else None
+    )
+    return {
+        "slug": org.slug,
+        "name": org.name,
+        "defaultRole": default_role.name if default_role is not None else None,
+        **settings_of(org),
+    }
+
+
+# -- users the settings refuse ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Refused:
+    pk: int
+    id: str
+    user_name: str
+    active: bool
+    violation: Violation
+
+
+def refused_users(
+    session: Session, org_id: int, settings: DomainSettings, *, active_only: bool = False
+) -> Iterator[Refused]:
+    """Users of ``org_id`` that ``settings`` would refuse, in creation order.
+
+    Reads the indexed ``emails`` rows, not the documents, a chunk of users at a time: two
+    statements per :data:`SCAN_CHUNK` users, memory bounded by the chunk.
+    """
+    if domains.allowed_set(settings) is None:
+        return
+    last_pk = 0
+    while True:
+        query = select(User.pk, User.id, User.user_name, User.active).where(
+            User.org_id == org_id, User.pk > last_pk
+        )
+        if active_only:
+            query = query.where(User.active.is_(True))
+        rows = session.execute(query.order_by(User.pk).limit(SCAN_CHUNK)).all()
+        if not rows:
+            return
+        emails: dict[int, list[str]] = defaultdict(list)
+        for user_pk, value in session.execute(
+            select(UserAttributeValue.user_pk, UserAttributeValue.value)
+            .where(
+                UserAttributeValue.org_id == org_id,
+                UserAttributeValue.user_pk.in_([row.pk for row in rows]),
+                UserAttributeValue.attribute == EMAILS,
+            )
+            .order_by(UserAttributeValue.pk)
+        ):
+            if value is not None:
+                emails[user_pk].append(value)
+        for pk, user_id, user_name, active in rows:
+            violation = domains.check(domains.user_addresses(user_name, emails[pk]), settings)
+            if violation is not None:
+                yield Refused(pk, user_id, user_name, bool(active), violation)
+        last_pk = rows[-1].pk
+
+
+@dataclass
+class Report:
+    """Users current settings would refuse: all counted, the first ``limit`` listed."""
+
+    org_slug: str
+    count: int = 0
+    users: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"org": self.org_slug, "count": self.count, "users": self.users}
+
+
+def policy_report(session: Session, org: Organization, limit: int = MAX_LISTED_USERS) -> Report:
+    """Dry run (DESIGN §5.4): users in the store the current settings would refuse. Reads only."""
+    report = Report(org.slug)
+    for refused in refused_users(session, org.id, domain_settings(org)):
+        report.count += 1
+        if len(report.users) < limit:
+            report.users.append(
+                {
+                    "id": refused.id,
+                    "userName": refused.user_name,
+                    "active": refused.active,
+                    "address": refused.violation.address,
+                    "reason": refused.violation.detail(org.slug),
+                }
+            )
+    return report
+
+
+# -- update ----------------------------------------------------------------------------------
+
+
+@dataclass
+class SettingsChange:
+    before: dict[str, Any]
+    after: dict[str, Any]
+    #: ``{"count": n, "users": [{"id", "userName", "active": [true, false]}, ...]}`` or None
+    deactivated: dict[str, Any] | None = None
+
+    def changes(self) -> dict[str, list[Any]]:
+        """Setting -> [before, after], for the settings that changed."""
+        return {
+            key: [self.before[key], self.after[key]]
+            for key in self.after
+            if self.before[key] != self.after[key]
+        }
+
+
+def _apply(org: Organization, update: SettingsUpdate) -> None:
+    for name, value in vars(update).items():
+        if value is not KEEP:
+            setattr(org, name, list(value) if isinstance(value, tuple) else value)
+
+
+def update_settings(
+    session: Session,
+    org: Organization,
+    update: SettingsUpdate,
+    *,
+    deactivate_outside: bool = False,
+) -> SettingsChange:
+    """Validate and store ``update``; refuse what breaks the single-domain SSO rule."""
+    before = settings_of(org)
+    new = DomainSettings(
+        sso_domain=org.sso_domain if update.sso_domain is KEEP else update.sso_domain,
+        allowed_domains=tuple(
+            org.allowed_domains if update.allowed_domains is KEEP else update.allowed_domains
+        ),
+        allow_subdomains=bool(
+            org.allow_subdomains if update.allow_subdomains is KEEP else update.allow_subdomains
+        ),
+    )
+    conflict = domains.sso_conflicts(new)
+    if conflict is not None:
+        raise ServiceError(
+            f"organisation {org.slug!r}: {conflict}; remove them "
+            '(--allowed-domains "" clears the list) or do not enforce SSO'
+        )
+    # SSO turned on, moved to another domain, or narrowed to exclude subdomains.
+    sso_narrowed = new.sso_domain is not None and (
+        new.sso_domain != org.sso_domain or (org.allow_subdomains and not new.allow_subdomains)
+    )
+    deactivated = None
+    if deactivate_outside:
+        deactivated = _deactivate(session, org, new)
+    elif sso_narrowed:
+        _refuse_if_outside(session, org, new)
+    _apply(org, update)
+    session.flush()
+    return SettingsChange(before, settings_of(org), deactivated)
+
+
+def _refuse_if_outside(session: Session, org: Organization, settings: DomainSettings) -> None:
+    count = 0
+    named: list[str] = []
+    for refused in refused_users(session, org.id, settings, active_only=True):
+        count += 1
+        if len(named) < LISTED_IN_MESSAGE:
+            named.append(refused.user_name)
+    if count == 0:
+        return
+    more = f" and {count - len(named)} more" if count > len(named) else ""
+    raise ServiceError(
+        f"organisation {org.slug!r} cannot enforce SSO for {settings.sso_domain}: "
+        f"{count} active user{'s' if count != 1 else ''} "
+        f"{'have' if count != 1 else 'has'} an address outside it: {', '.join(named)}{more}. "
+        "Change or deactivate them first, or pass --deactivate-outside to deactivate them now "
+        f"(scim-server policy check --org {org.slug} lists the users current settings refuse)"
+    )
+
+
+def _deactivate(session: Session, org: Organization, settings: DomainSettings) -> dict[str, Any]:
+    """Deactivate the active users ``settings`` refuse, as a SCIM PATCH ``active: false`` would:
+    the document, its promoted columns, ``meta.lastModified`` and the version all change."""
+    pks = [refused.pk for refused in refused_users(session, org.id, settings, active_only=True)]
+    rt = default_registry().resource_type("User")
+    listed: list[dict[str, Any]] = []
+    for start in range(0, len(pks), SCAN_CHUNK):
+        chunk = pks[start : start + SCAN_CHUNK]
+        users = session.scalars(
+            select(User)
+            .where(User.org_id == org.id, User.pk.in_(chunk))
+            .order_by(User.pk)
+            .with_for_update()
+        ).all()
+        for user in users:
+            previous = user.data
+            write_user(session, rt, user, {**previous, "active": False}, previous)
+            if len(listed) < MAX_LISTED_USERS:
+                listed.append({"id": user.id, "userName": user.user_name, "active": [True, False]})
+    return {"count": len(pks), "users": listed}

@@ -1,0 +1,219 @@
+"""The domain policy (DESIGN §5.4 items 2 and 3), against a plain statement of the rule."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scim_server.policy.domains import (
+    DomainSettings,
+    InvalidDomain,
+    allowed_set,
+    check,
+    email_domain,
+    normalise_domain,
+    sso_conflicts,
+    user_addresses,
+)
+
+# -- examples ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("acme.com", "acme.com"),
+        ("ACME.Com", "acme.com"),
+        ("acme.com.", "acme.com"),
+        (" acme.com ", "acme.com"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("BÜCHER.example.", "xn--bcher-kva.example"),
+        ("XN--BCHER-KVA.example", "xn--bcher-kva.example"),
+        ("mail.bücher.example", "mail.xn--bcher-kva.example"),
+    ],
+)
+def test_normalise_domain(text: str, expected: str) -> None:
+    assert normalise_domain(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", ".", "acme", "acme.com..", "a..com", "-acme.com", "acme-.com", "ac_me.com", "ac me.com",
+     "xn--zz.com", "@acme.com", "a" * 64 + ".com", ".".join(["abcdefghi"] * 26)],
+)  # fmt: skip
+def test_invalid_domains(text: str) -> None:
+    with pytest.raises(InvalidDomain):
+        normalise_domain(text)
+
+
+@pytest.mark.parametrize(
+    ("address", "domain"),
+    [
+        ("bob@acme.com", "acme.com"),
+        ('"a@b"@acme.com', "acme.com"),
+        ("bob", None),
+        ("bob@", None),
+        ("@acme.com", None),
+    ],
+)
+def test_email_domain(address: str, domain: str | None) -> None:
+    assert email_domain(address) == domain
+
+
+def test_allowed_set_sso_wins_over_the_whitelist() -> None:
+    assert allowed_set(DomainSettings()) is None
+    assert allowed_set(DomainSettings(allowed_domains=("a.com", "b.com"))) == {"a.com", "b.com"}
+    assert allowed_set(DomainSettings("a.com", ("a.com",))) == {"a.com"}
+
+
+def test_user_addresses_take_user_name_only_when_it_is_an_email() -> None:
+    assert user_addresses("jdoe", ["j@acme.com"]) == ["j@acme.com"]
+    assert user_addresses("jdoe@acme.com", ["x@acme.com"]) == ["jdoe@acme.com", "x@acme.com"]
+
+
+def test_violation_details_name_the_domain_the_organisation_and_the_allowed_set() -> None:
+    sso = DomainSettings("acme.com")
+    violation = check(["bob@acme.com", "bob@gmail.com"], sso)
+    assert violation is not None
+    assert violation.detail("acme") == (
+        'email domain "gmail.com" is not allowed for organisation "acme" (allowed: acme.com): '
+        '"bob@gmail.com"'
+    )
+    wide = DomainSettings(None, ("b.com", "a.com"), allow_subdomains=True)
+    violation = check(["bob"], wide)
+    assert violation is not None
+    assert violation.detail("acme") == (
+        '"bob" is not an email address; only addresses are accepted for organisation "acme" '
+        "(allowed: a.com, b.com and their subdomains)"
+    )
+    violation = check(["bob@a..com"], wide)
+    assert violation is not None
+    assert "not a valid domain" in violation.detail("acme")
+    assert check(["bob"], DomainSettings()) is None  # any domain: nothing to check
+
+
+def test_sso_allows_no_second_domain() -> None:
+    assert sso_conflicts(DomainSettings("acme.com", ("acme.com",))) is None
+    assert sso_conflicts(DomainSettings(None, ("a.com", "b.com"))) is None
+    conflict = sso_conflicts(DomainSettings("acme.com", ("acme.com", "other.com")))
+    assert conflict is not None
+    assert "other.com" in conflict
+
+
+# -- property: the policy agrees with the rule stated plainly ----------------------------------
+#
+# A domain is generated as its canonical labels (what the domain *is*), then written in one of
+# its spellings: ASCII labels in any case, internationalised labels in Unicode (any case) or in
+# punycode (any case, built with the punycode codec rather than the idna one), with or without
+# the trailing dot. The rule, on canonical labels: the allowed set is the SSO domain if there is
+# one, else the whitelist if not empty, else anything; a domain is allowed if it equals an
+# allowed domain, or (with subdomains allowed) ends with one and has more labels.
+
+ASCII = "abcdefghijklmnopqrstuvwxyz0123456789"
+NON_ASCII = "äöüéèñçøåß"  # ß: IDNA 2003 maps it to "ss", so it is not a canonical letter below
+CANONICAL_NON_ASCII = "äöüéèñçøå"
+
+ascii_label = st.text(ASCII, min_size=1, max_size=8)
+idn_label = st.builds(
+    lambda head, tail, at: head[:at] + tail + head[at:],
+    st.text(ASCII, max_size=5),
+    st.text(CANONICAL_NON_ASCII, min_size=1, max_size=3),
+    st.integers(0, 5),
+)
+Label = str  # canonical: lower case, Unicode
+canonical_domain = st.lists(st.one_of(ascii_label, idn_label), min_size=1, max_size=3).map(
+    lambda labels: (*labels, "example")
+)
+
+
+@st.composite
+def spelling(draw: st.DrawFn, labels: tuple[Label, ...]) -> str:
+    """One way of writing the domain whose canonical labels are ``labels``."""
+    written = []
+    for label in labels:
+        if label.isascii():
+            written.append("".join(c.upper() if draw(st.booleans()) else c for c in label))
+        elif draw(st.booleans()):
+            punycode = "xn--" + label.encode("punycode").decode("ascii")
+            written.append(punycode.upper() if draw(st.booleans()) else punycode)
+        else:
+            written.append(label.upper() if draw(st.booleans()) else label)
+    return ".".join(written) + ("." if draw(st.booleans()) else "")
+
+
+def related(base: tuple[Label, ...]) -> st.SearchStrategy[tuple[Label, ...]]:
+    """Domains worth comparing with ``base``: itself, a parent, a child, an unrelated one."""
+    return st.one_of(
+        st.just(base),
+        st.just(base[1:]) if len(base) > 2 else st.just(base),
+        st.builds(lambda extra: (extra, *base), st.one_of(ascii_label, idn_label)),
+        canonical_domain,
+    )
+
+
+def allowed_by_rule(
+    domain: tuple[Label, ...],
+    sso: tuple[Label, ...] | None,
+    whitelist: list[tuple[Label, ...]],
+    subdomains: bool,
+) -> bool:
+    if sso is not None:
+        allowed = [sso]
+    elif whitelist:
+        allowed = whitelist
+    else:
+        return True
+    return any(
+        domain == parent
+        or (subdomains and len(domain) > len(parent) and domain[-len(parent) :] == parent)
+        for parent in allowed
+    )
+
+
+@given(data=st.data())
+def test_policy_matches_the_rule(data: st.DataObject) -> None:
+    domain = data.draw(canonical_domain, "domain")
+    local = data.draw(st.text(ASCII + ".+_", min_size=1, max_size=8), "local part")
+    address = f"{local}@{data.draw(spelling(domain), 'spelling')}"
+    use_sso = data.draw(st.booleans(), "sso")
+    sso = data.draw(related(domain), "sso domain") if use_sso else None
+    whitelist = [] if use_sso else data.draw(st.lists(related(domain), max_size=3), "whitelist")
+    subdomains = data.draw(st.booleans(), "subdomains")
+
+    def stored(labels: tuple[Label, ...]) -> str:  # settings are normalised when stored
+        return normalise_domain(data.draw(spelling(labels)))
+
+    settings = DomainSettings(
+        sso_domain=stored(sso) if sso is not None else None,
+        allowed_domains=tuple(stored(labels) for labels in whitelist),
+        allow_subdomains=subdomains,
+    )
+    violation = check([address], settings)
+    assert (violation is None) == allowed_by_rule(domain, sso, whitelist, subdomains)
+    if violation is not None:
+        assert violation.address == address
+
+
+@given(labels=canonical_domain, data=st.data())
+def test_every_spelling_of_a_domain_normalises_the_same(
+    labels: tuple[Label, ...], data: st.DataObject
+) -> None:
+    first = normalise_domain(data.draw(spelling(labels)))
+    assert normalise_domain(data.draw(spelling(labels))) == first
+    assert first == ".".join(
+        label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii")
+        for label in labels
+    )
+
+
+@given(
+    name=st.text(ASCII, min_size=1, max_size=8),
+    other=st.text(NON_ASCII + ASCII, min_size=1, max_size=8),
+)
+def test_a_domain_that_is_only_a_suffix_of_a_label_is_not_a_subdomain(
+    name: str, other: str
+) -> None:
+    settings = DomainSettings("acme.example", allow_subdomains=True)
+    assert check([f"{name}@{other}acme.example"], settings) is not None
+    assert check([f"{name}@{other}.acme.example"], settings) is None
