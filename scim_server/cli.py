@@ -20,7 +20,7 @@ from scim_server.audit.query import EXPORT_FORMATS
 from scim_server.config import ConfigError, Settings
 from scim_server.scim.errors import ScimError
 from scim_server.scim.schema import default_registry
-from scim_server.services import access, audit_log, organizations, tokens
+from scim_server.services import access, audit_log, connections, organizations, tokens
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
 from scim_server.store.models import Organization
@@ -743,6 +743,68 @@ def connection_create(org_slug: str, name: str, idp: str, as_json: bool, port: i
     click.echo(f"SCIM base URL: {base_url}")
     click.echo(f"Bearer token:  {token}")
     click.echo("The token is shown only this once; store it in your IdP now.")
+
+
+@connection.command("list")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def connection_list(org_slug: str, as_json: bool) -> None:
+    """List connections (oldest first) and how many users and groups each owns."""
+    with _database().transaction(write=False) as session:
+        found = connections.list_connections(session, _org(session, org_slug))
+    if as_json:
+        click.echo(json.dumps([c.to_dict() for c in found]))
+        return
+    for c in found:
+        created = c.created_at.strftime("%Y-%m-%d %H:%M")
+        click.echo(
+            f"{c.id}  {c.name}  [{c.idp}]  created {created} UTC  "
+            f"owns {c.users} user{'s' if c.users != 1 else ''}, "
+            f"{c.groups} group{'s' if c.groups != 1 else ''}"
+        )
+
+
+@connection.command("transfer")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--from", "source", required=True, help="Connection id or name now owning them.")
+@click.option("--to", "target", required=True, help="Connection id or name to own them.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def connection_transfer(org_slug: str, source: str, target: str, as_json: bool) -> None:
+    """Move ownership of every user and group of one connection to another (IdP migration)."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        try:
+            moved = connections.transfer_ownership(session, organization, source, target)
+        except tokens.ServiceError as error:
+            _fail(error)
+        result = {
+            "from": {"id": moved.source.id, "name": moved.source.name},
+            "to": {"id": moved.target.id, "name": moved.target.name},
+            "users": moved.users,
+            "groups": moved.groups,
+        }
+        append(
+            session,
+            _cli_event(
+                "connection.transfer",
+                organization.id,
+                resource_type="Connection",
+                resource_id=moved.source.id,
+                changes={
+                    "owner": [moved.source.id, moved.target.id],
+                    "usersMoved": moved.users,
+                    "groupsMoved": moved.groups,
+                },
+            ),
+        )
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(
+        f"moved ownership of {moved.users} user{'s' if moved.users != 1 else ''} and "
+        f"{moved.groups} group{'s' if moved.groups != 1 else ''} from {moved.source.name} "
+        f"({moved.source.id}) to {moved.target.name} ({moved.target.id})"
+    )
 
 
 @main.group()

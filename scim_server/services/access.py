@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from scim_server.policy import access as policy
 from scim_server.scim.errors import InvalidValue
 from scim_server.scim.schema import ACCESS_USER
+from scim_server.services import guards
 from scim_server.services.errors import ServiceError
 from scim_server.store.access import upsert_user_access
 from scim_server.store.models import (
@@ -249,6 +250,10 @@ def recompute_access(
         if before != after:
             changes[user_pk] = (before, after)
     upsert_user_access(session, writes)
+    # The last-admin guard (DESIGN §5.4 item 6): every change of an effective role passes here.
+    admins = {role.name for role in all_roles.values() if role.is_admin}
+    lost = [pk for pk, (old, new) in changes.items() if old[0] in admins and new[0] not in admins]
+    guards.check_role_losses(session, org_id, lost)
     return changes
 
 

@@ -36,7 +36,7 @@ from scim_server.scim.patch import Operation, apply_operations, parse_operations
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
 from scim_server.scim.schema import ResourceType
 from scim_server.scim.validate import parse_resource
-from scim_server.services import access
+from scim_server.services import access, guards
 from scim_server.services.context import RequestContext
 from scim_server.services.resources import Page, check_if_match, etag_of, iso
 from scim_server.store import groups as store
@@ -255,6 +255,7 @@ def replace_group(
     """PUT: attributes and the whole member set (Okta's full push) are replaced."""
     rt = group_type(ctx)
     group = _load(session, ctx, group_id, for_update=True)
+    guards.require_owner(session, ctx, "Group", group)
     check_if_match(if_match, etag_of(group.version))
     previous = group.data
     _require_member_values(body)
@@ -330,6 +331,7 @@ def patch_group(
     rt = group_type(ctx)
     operations = parse_operations(body)
     group = _load(session, ctx, group_id, for_update=True)
+    guards.require_owner(session, ctx, "Group", group)
     check_if_match(if_match, etag_of(group.version))
     previous = group.data
 
@@ -420,6 +422,7 @@ def delete_group(
     session: Session, ctx: RequestContext, group_id: str, if_match: str | None
 ) -> None:
     group = _load(session, ctx, group_id, for_update=True)
+    guards.require_owner(session, ctx, "Group", group)
     check_if_match(if_match, etag_of(group.version))
     removed = store.remove_all_members(session, group)
     previous = group.data

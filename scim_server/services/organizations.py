@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from scim_server.policy import domains
 from scim_server.policy.domains import DomainSettings, InvalidDomain, Violation
 from scim_server.scim.schema import default_registry
+from scim_server.services import guards
 from scim_server.services.errors import ServiceError
 from scim_server.store.models import Organization, Role, User, UserAttributeValue
 from scim_server.store.users import write_user
@@ -355,4 +356,7 @@ def _deactivate(session: Session, org: Organization, settings: DomainSettings) -
             write_user(session, rt, user, {**previous, "active": False}, previous)
             if len(listed) < MAX_LISTED_USERS:
                 listed.append({"id": user.id, "userName": user.user_name, "active": [True, False]})
+    guards.refuse_if_no_admin_left(
+        session, org.id, guards.admins_among(session, org.id, pks), "deactivating"
+    )
     return {"count": len(pks), "users": listed}

@@ -32,6 +32,7 @@ from scim_server.scim.patch import apply_patch
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
 from scim_server.scim.schema import ACCESS_USER, ResourceType
 from scim_server.scim.validate import parse_resource
+from scim_server.services import guards
 from scim_server.services.access import (
     NO_ACCESS,
     Access,
@@ -297,6 +298,7 @@ def replace_user(
     rt = user_type(ctx)
     loaded = _load(session, ctx, user_id, for_update=True)
     user = loaded.user
+    guards.require_owner(session, ctx, "User", user)
     check_if_match(if_match, etag_of(user.version))
     previous = user.data
     doc = parse_resource(rt, body, existing=previous)
@@ -322,6 +324,7 @@ def _write(
     access_change: dict[str, list[Any]] = {}
     if roles_changed:
         access, access_change = _recompute(session, ctx, user, loaded.access)
+    guards.check_user_left(session, ctx, user, loaded.access[0], previous, doc)
     _record_change(ctx, user, previous, doc, access_change)
     return Rendered(render(ctx, user, access, loaded.groups), etag_of(user.version))
 
@@ -332,6 +335,7 @@ def patch_user(
     rt = user_type(ctx)
     loaded = _load(session, ctx, user_id, for_update=True)
     user = loaded.user
+    guards.require_owner(session, ctx, "User", user)
     check_if_match(if_match, etag_of(user.version))
     previous = user.data
     patched = apply_patch(rt, previous, body)
@@ -342,6 +346,7 @@ def patch_user(
 def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: str | None) -> None:
     loaded = _load(session, ctx, user_id, for_update=True)
     user = loaded.user
+    guards.require_owner(session, ctx, "User", user)
     check_if_match(if_match, etag_of(user.version))
     # The event keeps a tombstone: every value the user had when it was deleted, and the access
     # it held (its user_access row and memberships go with it, by ON DELETE CASCADE).
@@ -351,6 +356,7 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
         ctx.audit.changes["groups"] = [left, None]
     session.delete(user)
     session.flush()
+    guards.check_user_left(session, ctx, user, loaded.access[0], user.data, None)
 
 
 def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:

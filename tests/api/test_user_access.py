@@ -114,7 +114,14 @@ def test_direct_roles_resolve_to_the_highest_rank_and_are_audited(
     assert f"{ACCESS}:accessGroups" not in created.changes
 
 
+def standing_admin(api: Api) -> None:
+    """Another active administrator, so that taking the role from a test's user is not refused
+    by the last-admin guard (tests/api/test_guards.py tests the guard itself)."""
+    api.create_user("standing-admin@acme.com", roles=[{"value": "Administrator"}])
+
+
 def test_patching_roles_recomputes_in_the_same_response(api: Api, database: Database) -> None:
+    standing_admin(api)
     cli(database, "org", "update", api.tenant.slug, "--default-role", "Viewer")
     user = api.create_user("patch@acme.com")
     assert role_of(user) == "Viewer"
@@ -301,6 +308,7 @@ def test_renaming_a_group_so_it_no_longer_matches_removes_the_grant(
 
 
 def test_deleting_a_mapped_group_removes_the_grant(api: Api, database: Database) -> None:
+    standing_admin(api)
     cli(database, "org", "update", api.tenant.slug, "--default-role", "Collaborator")
     cli(
         database,
@@ -323,6 +331,7 @@ def test_deleting_a_mapped_group_removes_the_grant(api: Api, database: Database)
 
 
 def test_two_role_grants_resolve_to_the_higher_rank(api: Api, database: Database) -> None:
+    standing_admin(api)
     slug = api.tenant.slug
     cli(database, "mapping", "add", "--org", slug, "--group-name", "Editors", "--role", "Editor")
     cli(
