@@ -252,6 +252,9 @@ def org_update(
         raise click.UsageError("nothing to change: give --default-role or a setting to change")
     with _database().transaction(write=True) as session:
         organization = _org(session, slug)
+        # The organisation's rules first, as every other path takes them, before any
+        # deactivation takes the last-admin guard's lock: one order, no deadlock.
+        access.lock_rules(session, organization.id)
         try:
             change = organizations.update_settings(
                 session, organization, update, deactivate_outside=deactivate_outside
