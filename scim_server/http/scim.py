@@ -16,7 +16,7 @@ from scim_server.config import Settings
 from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.http.provisioning_log import current_draft
-from scim_server.scim import discovery
+from scim_server.scim import dialects, discovery
 from scim_server.scim.errors import (
     InvalidSyntax,
     NotFound,
@@ -145,6 +145,16 @@ def json_body() -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidSyntax(f"the request body is not valid JSON: {error}") from None
+
+
+def resource_body() -> Any:
+    """A POST/PUT body, with the IdP dialects' known deviations normalised (DESIGN §4.1)."""
+    return dialects.normalise_resource(_resource_type(), json_body())
+
+
+def patch_request() -> Any:
+    """A PatchOp body, with the IdP dialects' known deviations normalised (DESIGN §4.1)."""
+    return dialects.normalise_patch(_resource_type(), json_body())
 
 
 def _list_response(page: Page) -> Response:
@@ -285,7 +295,7 @@ def _describe_search(query: ListQuery, filter_text: Any) -> None:
 
 @bp.post("/Users")
 def create_user() -> Response:
-    body = json_body()
+    body = resource_body()
     return _resource_response(_write(201, users.create_user, body), 201, location=True)
 
 
@@ -332,14 +342,14 @@ def _not_modified(etag: str) -> bool:
 
 @bp.put("/Users/<user_id>")
 def replace_user(user_id: str) -> Response:
-    body = json_body()
+    body = resource_body()
     if_match = request.headers.get("If-Match")
     return _resource_response(_write(200, users.replace_user, user_id, body, if_match))
 
 
 @bp.patch("/Users/<user_id>")
 def patch_user(user_id: str) -> Response:
-    body = json_body()
+    body = patch_request()
     if_match = request.headers.get("If-Match")
     return _resource_response(_write(200, users.patch_user, user_id, body, if_match))
 
@@ -391,7 +401,7 @@ def _group_response(
 
 @bp.post("/Groups")
 def create_group() -> Response:
-    body = json_body()
+    body = resource_body()
     return _group_response(_write(201, groups.create_group, body), 201, location=True)
 
 
@@ -420,7 +430,7 @@ def get_group(group_id: str) -> Response:
 
 @bp.put("/Groups/<group_id>")
 def replace_group(group_id: str) -> Response:
-    body = json_body()
+    body = resource_body()
     if_match = request.headers.get("If-Match")
     return _group_response(_write(200, groups.replace_group, group_id, body, if_match))
 
@@ -429,7 +439,7 @@ def replace_group(group_id: str) -> Response:
 def patch_group(group_id: str) -> Response:
     """204 unless the client asks for attributes (RFC 7644 §3.5.2): a membership PATCH on a
     10,000-member group must not answer with 10,000 members."""
-    body = json_body()
+    body = patch_request()
     if_match = request.headers.get("If-Match")
     wants_body = "attributes" in request.args or "excludedAttributes" in request.args
     rendered = _write(200 if wants_body else 204, groups.patch_group, group_id, body, if_match)

@@ -142,7 +142,8 @@ def test_bad_filter_is_invalid_filter(api: Api, seeded: dict[str, Any], bad_filt
         ({"op": "replace", "path": "emails[type eq", "value": "x"}, 400, "invalidPath", "emails"),
         ({"op": "remove"}, 400, "noTarget", ""),
         (
-            {"op": "replace", "path": 'emails[type eq "home"].value', "value": "x@y.z"},
+            # a whole element through a filter that matches nothing: RFC 7644 §3.5.2.3
+            {"op": "replace", "path": 'emails[type eq "home"]', "value": {"value": "x@y.z"}},
             400,
             "noTarget",
             "",
