@@ -9,12 +9,13 @@ cannot make sense of is left as it is, so the generic code answers it with a cle
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from scim_server.scim.errors import ScimError
-from scim_server.scim.filter import parse_patch_path
+from scim_server.scim.filter import parse_filter, parse_patch_path
 from scim_server.scim.filter_eval import get_ci, resolve_attr_path
 from scim_server.scim.schema import ENTERPRISE_USER, Attribute, ResourceType
 
@@ -180,3 +181,48 @@ PATCH_RULES = (
     "create-through-value-path: replace through a value path that matches nothing creates the"
     " element (Entra)",
 )
+
+
+# -- filters -------------------------------------------------------------------------------------
+
+_QUOTED = re.compile(r'"(?:\\.|[^"\\])*"')
+_BARE_VALUE = re.compile(
+    r"(?i)(\b(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s+)(?!(?:true|false|null)\b)([^\s\"()\[\]]+)"
+)
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+
+
+def _quote_bare(segment: str) -> str:
+    def quote(match: re.Match[str]) -> str:
+        value = match.group(2)
+        if _NUMBER.fullmatch(value):
+            return match.group(0)
+        return f'{match.group(1)}"{value}"'
+
+    return _BARE_VALUE.sub(quote, segment)
+
+
+def normalise_filter(text: str) -> str:
+    """Quote unquoted comparison values (Entra: ``externalId eq jyoung``).
+
+    Only a filter the strict grammar refuses is rewritten, and only if the rewrite parses: a
+    valid filter never changes meaning, and anything else keeps its own ``invalidFilter``.
+    """
+    try:
+        parse_filter(text)
+        return text
+    except ScimError:
+        pass
+    pieces: list[str] = []
+    position = 0
+    for quoted in _QUOTED.finditer(text):
+        pieces.append(_quote_bare(text[position : quoted.start()]))
+        pieces.append(quoted.group(0))
+        position = quoted.end()
+    pieces.append(_quote_bare(text[position:]))
+    rewritten = "".join(pieces)
+    try:
+        parse_filter(rewritten)
+    except ScimError:
+        return text
+    return rewritten

@@ -135,3 +135,18 @@ def test_rules_do_not_depend_on_the_user_agent(api: Api) -> None:
     assert (
         api.create_user("schema@acme.com", schemas=[USER_SCHEMA])["userName"] == "schema@acme.com"
     )
+
+
+def test_unquoted_filter_values(api: Api) -> None:
+    user = api.create_user("jyoung@acme.com", externalId="jyoung")
+    found = api.list_users(filter="externalId eq jyoung")
+    assert [r["id"] for r in found["Resources"]] == [user["id"]]
+    both = api.list_users(filter='userName eq "jyoung@acme.com" and externalId eq jyoung')
+    assert both["totalResults"] == 1
+    # Entra's "Test connection" probes with a random GUID: 200 and an empty list
+    probe = api.list_users(filter="userName eq 0d4a4c5e-1bfb-4b1e-8d4e-2a9c0f3b7e55")
+    assert probe["totalResults"] == 0
+    # what no rule can make sense of keeps its invalidFilter
+    bad = api.get("/Users", query_string={"filter": "externalId eq"})
+    assert bad.status_code == 400
+    assert bad.get_json()["scimType"] == "invalidFilter"
