@@ -6,7 +6,7 @@ import getpass
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -18,12 +18,13 @@ from scim_server.audit.chain import append
 from scim_server.audit.events import EventDraft
 from scim_server.audit.query import EXPORT_FORMATS
 from scim_server.config import ConfigError, Settings
+from scim_server.policy import lifecycle as policy_lifecycle
 from scim_server.scim.errors import ScimError
-from scim_server.scim.schema import default_registry
-from scim_server.services import access, audit_log, connections, organizations, tokens
+from scim_server.scim.schema import ACCESS_USER, default_registry
+from scim_server.services import access, audit_log, connections, lifecycle, organizations, tokens
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
-from scim_server.store.models import Organization
+from scim_server.store.models import Organization, User
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 DEFAULT_PORT = 8000
@@ -48,7 +49,7 @@ def _scim_base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/scim/v2"
 
 
-def _fail(error: tokens.ServiceError) -> NoReturn:
+def _fail(error: tokens.ServiceError | ScimError) -> NoReturn:
     raise click.ClickException(str(error))
 
 
@@ -65,7 +66,7 @@ def _organization_id(database: Database, slug: str) -> tuple[int, str]:
     with database.transaction(write=False) as session:
         try:
             organization = tokens.get_organization(session, slug)
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         return organization.id, organization.slug
 
@@ -106,17 +107,25 @@ def _settings_options(function: Any) -> Any:
             default=None,
             help="Whether subdomains of the allowed domains are allowed too.",
         ),
-        click.option("--seat-limit", metavar="N|none", help="Seat limit (stored; enforced later)."),
+        click.option(
+            "--seat-limit",
+            metavar="N|none",
+            help="Invited and active users allowed, outside the exempt domains.",
+        ),
         click.option(
             "--exempt-domains",
             metavar="A,B",
-            help='Domains exempt from the seat limit ("" clears them; stored, enforced later).',
+            help='Domains exempt from the seat limit ("" clears them).',
         ),
-        click.option("--timezone", metavar="AREA/CITY", help="IANA time zone, e.g. Europe/Paris."),
+        click.option(
+            "--timezone",
+            metavar="AREA/CITY",
+            help="IANA time zone, e.g. Europe/Paris: temporary access ends at 23:59:59 there.",
+        ),
         click.option(
             "--delete-mode",
             type=click.Choice(organizations.DELETE_MODES, case_sensitive=False),
-            help="What a SCIM DELETE does (stored; enforced later).",
+            help="What a SCIM DELETE does: hard removes the user, soft hides it until purged.",
         ),
         click.option(
             "--deactivate-outside",
@@ -211,7 +220,7 @@ def org_create(slug: str, name: str, deactivate_outside: bool, **settings: Any) 
             change = organizations.update_settings(
                 session, created, update, deactivate_outside=deactivate_outside
             )
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         append(
             session,
@@ -268,7 +277,7 @@ def org_update(
                 if default_role is not None
                 else None
             )
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         changes = _settings_event_changes(change)
         users: dict[str, Any] | None = None
@@ -416,7 +425,7 @@ def role_create(
                 permissions=permissions,
                 is_admin=is_admin,
             )
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         append(
             session,
@@ -446,7 +455,7 @@ def role_delete(org_slug: str, name: str, as_json: bool) -> None:
         organization = _org(session, org_slug)
         try:
             removed = access.delete_role(session, organization, name)
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         users = access.affected_users(session, removed.changes)
         append(
@@ -497,7 +506,7 @@ def access_group_create(org_slug: str, name: str, campaigns: tuple[str, ...]) ->
         organization = _org(session, org_slug)
         try:
             created = access.create_access_group(session, organization, name, campaigns)
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         append(
             session,
@@ -539,7 +548,7 @@ def access_group_delete(org_slug: str, name: str, as_json: bool) -> None:
         organization = _org(session, org_slug)
         try:
             removed = access.delete_access_group(session, organization, name)
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         users = access.affected_users(session, removed.changes)
         append(
@@ -620,7 +629,7 @@ def mapping_add(
                 role=role_name,
                 access_group=access_group_name,
             )
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         users = access.affected_users(session, change.changes)
         append(
@@ -689,7 +698,7 @@ def mapping_remove(
                 role=role_name,
                 access_group=access_group_name,
             )
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         users = access.affected_users(session, change.changes)
         append(
@@ -722,7 +731,7 @@ def connection_create(org_slug: str, name: str, idp: str, as_json: bool, port: i
         try:
             organization = tokens.get_organization(session, org_slug)
             created, token = tokens.create_connection(session, organization, name, idp)
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         connection_id = created.id
         append(
@@ -841,6 +850,169 @@ def policy_check(org_slug: str, as_json: bool) -> None:
 
 
 @main.group()
+def invitation() -> None:
+    """Invitations of invited users (DESIGN §5.3); link tokens are never shown."""
+
+
+@invitation.command("list")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option(
+    "--pending", is_flag=True, help="Only invitations not accepted, cancelled or expired."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def invitation_list(org_slug: str, pending: bool, as_json: bool) -> None:
+    """List invitations, oldest first."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        listed = lifecycle.list_invitations(session, organization.id, pending_only=pending)
+        append(
+            session,
+            _cli_event(
+                "invitation.list",
+                organization.id,
+                resource_type="Invitation",
+                detail=f"{len(listed)} listed" + (" (pending only)" if pending else ""),
+            ),
+        )
+    if as_json:
+        click.echo(json.dumps(listed))
+        return
+    for entry in listed:
+        state = (
+            "accepted"
+            if entry["accepted"]
+            else "cancelled"
+            if entry["cancelled"]
+            else f"expires {entry['expires']}"
+        )
+        sent = f", sent {entry['sent']}" if entry["sent"] else ", not sent yet"
+        click.echo(f"{entry['id']}  {entry['userName']}  {state}{sent}")
+
+
+def _user_event(
+    session: Session, operation: str, organization: Organization, user: Any, changes: Any
+) -> None:
+    append(
+        session,
+        _cli_event(
+            operation,
+            organization.id,
+            resource_type="User",
+            resource_id=user.id,
+            user_name=user.user_name,
+            changes=changes,
+        ),
+    )
+
+
+@invitation.command("resend")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("user_name")
+def invitation_resend(org_slug: str, user_name: str) -> None:
+    """Write a new invitation (a new link) for an invited user; the old link stops working."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        try:
+            issued = lifecycle.resend_invitation(session, organization.id, user_name)
+        except (tokens.ServiceError, ScimError) as error:
+            _fail(error)
+        user = session.get(User, issued.invitation.user_pk)
+        _user_event(
+            session,
+            "invitation.resend",
+            organization,
+            user,
+            {"invitation": [None, issued.summary()]},
+        )
+        shown = issued.summary()
+    click.echo(
+        f"invitation {shown['id']} queued for {user_name} (expires {shown['expires']}); "
+        "the previous link no longer works"
+    )
+
+
+@invitation.command("cancel")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("user_name")
+def invitation_cancel(org_slug: str, user_name: str) -> None:
+    """Cancel a user's pending invitation (the user stays invited; resend to invite again)."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        try:
+            user = lifecycle.cancel_invitation(session, organization.id, user_name)
+        except (tokens.ServiceError, ScimError) as error:
+            _fail(error)
+        _user_event(
+            session, "invitation.cancel", organization, user, {"invitation": ["pending", None]}
+        )
+    click.echo(f"invitation of {user_name} cancelled")
+
+
+@click.group()
+def users() -> None:
+    """Users: unlock, purge soft-deleted users."""
+
+
+@users.command("unlock")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("user_name")
+def users_unlock(org_slug: str, user_name: str) -> None:
+    """Unlock a locked user (SCIM cannot); it becomes active, invited or deactivated."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        try:
+            user, status = lifecycle.unlock_user(session, organization, user_name)
+        except (tokens.ServiceError, ScimError) as error:
+            _fail(error)
+        _user_event(
+            session,
+            "user.unlock",
+            organization,
+            user,
+            {f"{ACCESS_USER}:status": [policy_lifecycle.LOCKED, status]},
+        )
+    click.echo(f"user {user_name} unlocked: now {status}")
+
+
+@users.command("purge")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option(
+    "--older-than",
+    "days",
+    type=click.IntRange(min=0),
+    required=True,
+    metavar="DAYS",
+    help="Remove users soft-deleted more than DAYS days ago.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def users_purge(org_slug: str, days: int, as_json: bool) -> None:
+    """Remove soft-deleted users for good, after the retention period."""
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        purged = lifecycle.purge_deleted(session, organization.id, timedelta(days=days))
+        listed = [{"id": i, "userName": n} for i, n in purged[: access.MAX_LISTED_USERS]]
+        append(
+            session,
+            _cli_event(
+                "users.purge",
+                organization.id,
+                resource_type="User",
+                detail=f"soft-deleted more than {days} days ago",
+                changes={"purgedUsers": {"count": len(purged), "users": listed}},
+            ),
+        )
+    if as_json:
+        click.echo(json.dumps({"org": org_slug, "purged": len(purged), "users": listed}))
+        return
+    click.echo(f"purged {len(purged)} user{'s' if len(purged) != 1 else ''} of {org_slug}")
+
+
+main.add_command(users)
+#: ``user unlock`` reads better for one user; both spellings are the same commands.
+main.add_command(click.Group("user", commands=users.commands, hidden=True))
+
+
+@main.group()
 def token() -> None:
     """Bearer tokens for the admin and audit surfaces."""
 
@@ -860,7 +1032,7 @@ def token_create(org_slug: str, scope: str, as_json: bool) -> None:
         try:
             organization = tokens.get_organization(session, org_slug)
             secret = tokens.issue_token(session, organization, scope)
-        except tokens.ServiceError as error:
+        except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         append(
             session,

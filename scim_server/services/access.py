@@ -32,7 +32,7 @@ from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from scim_server.policy import access as policy
-from scim_server.scim.errors import InvalidValue
+from scim_server.scim.errors import Conflict, InvalidValue
 from scim_server.scim.schema import ACCESS_USER
 from scim_server.services import guards
 from scim_server.services.errors import ServiceError
@@ -223,6 +223,14 @@ def recompute_access(
                 continue
             pending.append((user_pk, old_row, new_row))
 
+    _refuse_temporary_admins(
+        session,
+        [
+            (pk, live_roles[new[0]].name)
+            for pk, _, new in pending
+            if new[0] is not None and live_roles[new[0]].is_admin
+        ],
+    )
     named = {pk for _, old, new in pending for pk in [*(old[1] if old else []), *new[1]]}
     group_names: dict[int, str] = {}
     if named:
@@ -257,6 +265,44 @@ def recompute_access(
     return changes
 
 
+def _temporary_admin_detail(user_name: str, expires_at: datetime, role_name: str) -> str:
+    end = expires_at.isoformat().replace("+00:00", "Z")
+    return (
+        f'user "{user_name}" has temporary access (accessExpiresAt {end}) and cannot hold the '
+        f'admin role "{role_name}", whether given directly in roles or by a mapped group; '
+        "remove the role or the group membership, or clear accessExpiresAt first"
+    )
+
+
+def _refuse_temporary_admins(session: Session, admins: list[tuple[int, str]]) -> None:
+    """Refuse (409) a change that gives an admin role to a user with temporary access
+    (DESIGN §5.4 item 4), whichever change it is: a user's roles, a membership, a mapping."""
+    if not admins:
+        return
+    roles = dict(admins)
+    row = session.execute(
+        select(User.pk, User.user_name, User.access_expires_at)
+        .where(User.pk.in_(sorted(roles)), User.access_expires_at.is_not(None))
+        .order_by(User.pk)
+        .limit(1)
+    ).first()
+    if row is not None and row[2] is not None:
+        raise Conflict(_temporary_admin_detail(row[1], row[2], roles[row[0]]))
+
+
+def refuse_temporary_admin(
+    session: Session, org_id: int, user: User, role_name: str | None
+) -> None:
+    """Refuse (409) a user with temporary access whose effective role is an admin role."""
+    if user.access_expires_at is None or role_name is None:
+        return
+    is_admin = session.scalar(
+        select(Role.is_admin).where(Role.org_id == org_id, Role.name == role_name)
+    )
+    if is_admin:
+        raise Conflict(_temporary_admin_detail(user.user_name, user.access_expires_at, role_name))
+
+
 def _direct_roles(session: Session, org_id: int, chunk: list[int] | None) -> dict[int, list[str]]:
     """Every user of the chunk (of the organisation only), with its direct role names."""
     query = (
@@ -268,7 +314,8 @@ def _direct_roles(session: Session, org_id: int, chunk: list[int] | None) -> dic
                 UserAttributeValue.attribute == ROLES_ATTRIBUTE,
             ),
         )
-        .where(User.org_id == org_id)
+        # soft-deleted users (DESIGN §5.3) hold no access and are never recomputed
+        .where(User.org_id == org_id, User.deleted_at.is_(None))
     )
     if chunk is not None:
         query = query.where(User.pk.in_(chunk))

@@ -15,8 +15,8 @@ Decisions an admin should know about:
   address (``services.users``).
 - ``--deactivate-outside`` works with any settings change: it deactivates the active users the
   new settings would refuse, through the same storage path as a SCIM PATCH of ``active``.
-- Seat limit, exempt domains, time zone and delete mode are validated and stored; enforcing them
-  belongs to later work (seats, temporary access, lifecycle).
+- Seat limit, exempt domains, delete mode and the time zone (where temporary access ends) are
+  enforced by ``services.users`` and ``services.lifecycle``.
 """
 
 from __future__ import annotations
@@ -30,11 +30,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scim_server.policy import domains
+from scim_server.policy import domains, lifecycle
 from scim_server.policy.domains import DomainSettings, InvalidDomain, Violation
 from scim_server.scim.schema import default_registry
 from scim_server.services import guards
 from scim_server.services.errors import ServiceError
+from scim_server.services.lifecycle import cancel_pending
 from scim_server.store.models import Organization, Role, User, UserAttributeValue
 from scim_server.store.users import write_user
 
@@ -199,7 +200,7 @@ def refused_users(
     last_pk = 0
     while True:
         query = select(User.pk, User.id, User.user_name, User.active).where(
-            User.org_id == org_id, User.pk > last_pk
+            User.org_id == org_id, User.pk > last_pk, User.deleted_at.is_(None)
         )
         if active_only:
             query = query.where(User.active.is_(True))
@@ -353,7 +354,13 @@ def _deactivate(session: Session, org: Organization, settings: DomainSettings) -
         ).all()
         for user in users:
             previous = user.data
+            was_invited = user.status == lifecycle.INVITED
+            user.status = lifecycle.next_status(
+                user.status, user.active, False, ever_active=True, enforces_sso=True
+            )
             write_user(session, rt, user, {**previous, "active": False}, previous)
+            if was_invited:
+                cancel_pending(session, user.pk)
             if len(listed) < MAX_LISTED_USERS:
                 listed.append({"id": user.id, "userName": user.user_name, "active": [True, False]})
     guards.refuse_if_no_admin_left(

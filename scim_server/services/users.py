@@ -11,6 +11,20 @@ user's direct ``roles`` (and every create) recomputes the effective access in it
 and the audit event records the access before and after. ``roles`` values new to the user must
 name a role of the organisation (400 otherwise); values already stored are not re-checked, so a
 full PUT from Okta that resends them keeps working after a role is deleted.
+
+Lifecycle (DESIGN §5.3, rules in ``policy.lifecycle``, storage in ``services.lifecycle``): every
+write derives the user's status from ``active``, writes or cancels invitations, and refuses,
+before anything is written, a reactivation of a locked user (409) and a write that would take a
+seat beyond the organisation's limit (403). DELETE honours the organisation's delete mode:
+``hard`` removes the row, ``soft`` sets ``deleted_at`` — the user is then gone for SCIM (404,
+absent from lists and filters, its userName free for a new user) until ``users purge`` removes
+it. Either way its group memberships go, its API keys are revoked and its pending invitation is
+cancelled.
+
+Temporary access (DESIGN §5.4 item 4, rules in ``policy.temporary``): ``accessExpiresAt`` is
+stored as the instant access ends (400 beyond 30 days); past it the user reads ``expired``; a
+user with it cannot hold an admin role (409, here and in ``services.access.recompute_access``
+for group and mapping changes).
 """
 
 from __future__ import annotations
@@ -18,37 +32,45 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scim_server.audit.events import document_changes
-from scim_server.policy import domains
-from scim_server.scim.errors import InvalidValue, NotFound, Uniqueness
+from scim_server.policy import domains, lifecycle, temporary
+from scim_server.policy.domains import DomainSettings
+from scim_server.scim.errors import Conflict, InvalidValue, NotFound, Uniqueness
 from scim_server.scim.listing import ListQuery
 from scim_server.scim.patch import apply_patch
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
 from scim_server.scim.schema import ACCESS_USER, ResourceType
-from scim_server.scim.validate import parse_resource
+from scim_server.scim.validate import parse_datetime, parse_resource
 from scim_server.services import guards
+from scim_server.services import lifecycle as lifecycle_store
 from scim_server.services.access import (
     NO_ACCESS,
     Access,
     access_changes,
     recompute_access,
+    refuse_temporary_admin,
     require_roles_exist,
 )
 from scim_server.services.context import RequestContext
-from scim_server.services.organizations import load_domain_settings
+from scim_server.services.lifecycle import UserSettings, load_user_settings
 from scim_server.services.resources import Page, check_if_match, etag_of, iso
 from scim_server.store.access import json_value, user_with_access
 from scim_server.store.errors import unique_violation
 from scim_server.store.filters import FilterCompiler
 from scim_server.store.groups import touch_groups_of_user
-from scim_server.store.models import User
-from scim_server.store.users import USER_STORAGE, write_user
+from scim_server.store.models import GroupMember, User, UserAccess
+from scim_server.store.types import utcnow
+from scim_server.store.users import USER_STORAGE, seat_domain, write_user
+
+#: The audit ``changes`` key of the status (an access extension attribute).
+STATUS_CHANGE = f"{ACCESS_USER}:status"
 
 
 @dataclass(frozen=True)
@@ -108,7 +130,8 @@ def render(
     for key, value in stored.items():
         if key.startswith("urn:") and key != ACCESS_USER:
             doc[key] = value
-    extension = _access_extension(stored.get(ACCESS_USER), access)
+    status = lifecycle.effective_status(user.status, user.access_expires_at, utcnow())
+    extension = _access_extension(stored.get(ACCESS_USER), access, status)
     if extension:
         doc[ACCESS_USER] = extension
         if ACCESS_USER not in schemas:
@@ -123,7 +146,7 @@ def render(
     return doc
 
 
-def _access_extension(stored: Any, access: Access) -> dict[str, Any]:
+def _access_extension(stored: Any, access: Access, status: str | None) -> dict[str, Any]:
     role, access_groups = access
     extension: dict[str, Any] = {}
     if role is not None:
@@ -132,6 +155,8 @@ def _access_extension(stored: Any, access: Access) -> dict[str, Any]:
         extension["accessGroups"] = [{"value": name, "display": name} for name in access_groups]
     if isinstance(stored, dict):
         extension.update(stored)
+    if status is not None:
+        extension["status"] = status
     return extension
 
 
@@ -153,7 +178,7 @@ def _load(session: Session, ctx: RequestContext, user_id: str, *, for_update: bo
     if not _is_uuid(user_id):  # ids are UUIDs: anything else exists nowhere
         raise NotFound(f'User "{user_id[:64]}" not found')
     query = select(User, *user_with_access()).where(
-        User.org_id == ctx.principal.org_id, User.id == user_id
+        User.org_id == ctx.principal.org_id, User.id == user_id, User.deleted_at.is_(None)
     )
     if for_update:
         query = query.with_for_update(of=User)
@@ -227,7 +252,10 @@ def _addresses(doc: dict[str, Any]) -> list[str]:
 
 
 def _check_domain_policy(
-    session: Session, ctx: RequestContext, doc: dict[str, Any], previous: dict[str, Any] | None
+    ctx: RequestContext,
+    settings: DomainSettings,
+    doc: dict[str, Any],
+    previous: dict[str, Any] | None,
 ) -> None:
     """Refuse addresses outside the organisation's allowed domains (DESIGN §5.4 item 2).
 
@@ -244,7 +272,7 @@ def _check_domain_policy(
         addresses = [address for address in addresses if address.lower() not in held]
     if not addresses:
         return
-    violation = domains.check(addresses, load_domain_settings(session, ctx.principal.org_id))
+    violation = domains.check(addresses, settings)
     if violation is not None:
         raise InvalidValue(violation.detail(ctx.principal.org_slug))
 
@@ -267,23 +295,90 @@ def _store(
         raise
 
 
+def _check_seat(
+    session: Session,
+    ctx: RequestContext,
+    settings: UserSettings,
+    user: User | None,
+    status: str,
+    doc: dict[str, Any],
+) -> None:
+    """Refuse (403) a write after which the user holds a seat it did not hold before."""
+    exempt = settings.exempt_domains
+    now = utcnow()
+    after = lifecycle.effective_status(status, _expires_at(doc), now)
+    if not lifecycle.holds_seat(after, seat_domain(doc), exempt):
+        return
+    if user is not None:
+        before = lifecycle.effective_status(user.status, user.access_expires_at, now)
+        if lifecycle.holds_seat(before, user.seat_domain, exempt):
+            return
+    lifecycle_store.require_seat(
+        session, ctx.principal.org_id, settings, user.pk if user is not None else None
+    )
+
+
+def _expires_at(doc: dict[str, Any]) -> datetime | None:
+    extension = doc.get(ACCESS_USER)
+    value = extension.get("accessExpiresAt") if isinstance(extension, dict) else None
+    return parse_datetime(value) if isinstance(value, str) else None
+
+
+def _temporary_access(settings: UserSettings, doc: dict[str, Any], user: User | None) -> None:
+    """Store the end of temporary access as the instant it ends (DESIGN §5.4 item 4), or refuse
+    a date too far ahead (400 invalidValue)."""
+    requested = _expires_at(doc)
+    if requested is None:
+        return
+    stored = user.access_expires_at if user is not None else None
+    end = temporary.end_of_access(requested, settings.timezone, utcnow(), stored)
+    if isinstance(end, temporary.TooFar):
+        raise InvalidValue(end.detail())
+    doc[ACCESS_USER] = {**doc[ACCESS_USER], "accessExpiresAt": temporary.render(end)}
+
+
+def _after_status_change(
+    session: Session, ctx: RequestContext, user: User, before: str | None, after: str
+) -> None:
+    """Invitations follow the status: a user entering ``invited`` gets one (never its token in
+    the event), a user leaving it loses the pending one. Record the status change."""
+    if before == after:
+        return
+    changes = ctx.audit.changes if ctx.audit.changes is not None else {}
+    changes[STATUS_CHANGE] = [before, after]
+    if after == lifecycle.INVITED:
+        issued = lifecycle_store.issue_invitation(session, user)
+        changes["invitation"] = [None, issued.summary()]
+    elif before == lifecycle.INVITED:
+        lifecycle_store.cancel_pending(session, user.pk)
+    ctx.audit.changes = changes
+
+
 def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
     rt = user_type(ctx)
     doc = parse_resource(rt, body)
     doc.setdefault("active", True)
     ctx.audit.resource_type = "User"
     ctx.audit.user_name = doc["userName"]
-    _check_domain_policy(session, ctx, doc, None)
+    settings = load_user_settings(session, ctx.principal.org_id)
+    _check_domain_policy(ctx, settings.domains, doc, None)
     _check_new_roles(session, ctx, doc, None)
+    _temporary_access(settings, doc, None)
+    status = lifecycle.initial_status(doc["active"] is not False, settings.domains.enforces_sso)
+    _check_seat(session, ctx, settings, None, status, doc)
     user = User(
         id=str(uuid.uuid4()),
         org_id=ctx.principal.org_id,
         owner_connection_id=ctx.principal.connection_id,
+        status=status,
+        activated_at=utcnow() if status == lifecycle.ACTIVE else None,
     )
     session.add(user)
     _store(session, ctx, user, doc, None)
     access, access_change = _recompute(session, ctx, user, NO_ACCESS)
+    refuse_temporary_admin(session, ctx.principal.org_id, user, access[0])
     _record_change(ctx, user, None, doc, access_change)
+    _after_status_change(session, ctx, user, None, status)
     return Rendered(render(ctx, user, access), etag_of(user.version))
 
 
@@ -316,8 +411,30 @@ def _write(
 ) -> Rendered:
     """Store a replaced or patched document, recompute access if its roles changed."""
     user = loaded.user
-    _check_domain_policy(session, ctx, doc, previous)
+    settings = load_user_settings(session, ctx.principal.org_id)
+    _check_domain_policy(ctx, settings.domains, doc, previous)
     roles_changed = _check_new_roles(session, ctx, doc, previous)
+    _temporary_access(settings, doc, user)
+    before_status = user.status
+    try:
+        status = lifecycle.next_status(
+            before_status,
+            user.active,
+            doc.get("active") is not False,
+            ever_active=user.activated_at is not None,
+            enforces_sso=settings.domains.enforces_sso,
+        )
+    except lifecycle.LockedUser:
+        raise Conflict(
+            f'user "{user.user_name}" is locked (after failed sign-ins) and SCIM cannot unlock '
+            "it: active stays false until an admin of the organisation unlocks the user "
+            f"(scim-server user unlock --org {settings.slug} USERNAME)"
+        ) from None
+    _check_seat(session, ctx, settings, user, status, doc)
+    if status != before_status:
+        user.status = status
+        if status == lifecycle.ACTIVE and user.activated_at is None:
+            user.activated_at = utcnow()
     if doc != previous:
         _store(session, ctx, user, doc, previous)
     access = loaded.access
@@ -325,7 +442,9 @@ def _write(
     if roles_changed:
         access, access_change = _recompute(session, ctx, user, loaded.access)
     guards.check_user_left(session, ctx, user, loaded.access[0], previous, doc)
+    refuse_temporary_admin(session, ctx.principal.org_id, user, access[0])
     _record_change(ctx, user, previous, doc, access_change)
+    _after_status_change(session, ctx, user, before_status, status)
     return Rendered(render(ctx, user, access, loaded.groups), etag_of(user.version))
 
 
@@ -348,13 +467,29 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
     user = loaded.user
     guards.require_owner(session, ctx, "User", user)
     check_if_match(if_match, etag_of(user.version))
+    mode = load_user_settings(session, ctx.principal.org_id).delete_mode
     # The event keeps a tombstone: every value the user had when it was deleted, and the access
-    # it held (its user_access row and memberships go with it, by ON DELETE CASCADE).
+    # it held (its user_access row and memberships go with it, by ON DELETE CASCADE — or, for a
+    # soft delete, explicitly: a hidden user grants nothing and belongs to no group).
     _record_change(ctx, user, user.data, None, access_changes(loaded.access, NO_ACCESS))
+    changes = ctx.audit.changes if ctx.audit.changes is not None else {}
+    changes[STATUS_CHANGE] = [user.status, None]
+    changes["deleteMode"] = [None, mode]
     left = touch_groups_of_user(session, user.pk)
-    if left and ctx.audit.changes is not None:
-        ctx.audit.changes["groups"] = [left, None]
-    session.delete(user)
+    if left:
+        changes["groups"] = [left, None]
+    revoked = lifecycle_store.revoke_api_keys(session, user.pk)
+    if revoked:
+        changes["apiKeysRevoked"] = [None, revoked]
+    lifecycle_store.cancel_pending(session, user.pk)
+    ctx.audit.changes = changes
+    if mode == "soft":
+        session.execute(delete(GroupMember).where(GroupMember.user_pk == user.pk))
+        session.execute(delete(UserAccess).where(UserAccess.user_pk == user.pk))
+        user.deleted_at = utcnow()
+        user.last_modified = user.deleted_at
+    else:
+        session.delete(user)
     session.flush()
     guards.check_user_left(session, ctx, user, loaded.access[0], user.data, None)
 
@@ -363,7 +498,7 @@ def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
     rt = user_type(ctx)
     compiler = FilterCompiler(rt, USER_STORAGE, ctx.principal.org_id)
     projection: Projection = parse_projection(rt, query.attributes, query.excluded_attributes)
-    conditions = [User.org_id == ctx.principal.org_id]
+    conditions = [User.org_id == ctx.principal.org_id, User.deleted_at.is_(None)]
     if query.filter is not None:
         conditions.append(compiler.compile(query.filter))
 

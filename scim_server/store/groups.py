@@ -66,7 +66,7 @@ def resolve_members(session: Session, org_id: int, user_ids: Collection[str]) ->
         # already gone (a 400 below), never a foreign-key error at insert time.
         rows = session.execute(
             select(User.id, User.pk)
-            .where(User.org_id == org_id, User.id.in_(chunk))
+            .where(User.org_id == org_id, User.id.in_(chunk), User.deleted_at.is_(None))
             .with_for_update(read=True, key_share=True)
         )
         found.update({user_id: pk for user_id, pk in rows})

@@ -62,14 +62,14 @@ class Organization(Base):
         JsonDocument, default=list, server_default=text("'[]'")
     )
     allow_subdomains: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    #: Stored and shown; enforced by a later release (seats, DESIGN §5.4 item 5). None: no limit.
+    #: Invited and active users outside ``exempt_domains`` (DESIGN §5.4 item 5). None: no limit.
     seat_limit: Mapped[int | None] = mapped_column(Integer)
     exempt_domains: Mapped[list[str]] = mapped_column(
         JsonDocument, default=list, server_default=text("'[]'")
     )
     #: An IANA zone name (``Europe/Paris``): where temporary access ends at 23:59:59.
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
-    #: ``hard`` or ``soft`` (DESIGN §5.3); stored now, DELETE honours it in a later release.
+    #: What a SCIM DELETE does (DESIGN §5.3): ``hard`` removes the row, ``soft`` hides it.
     delete_mode: Mapped[str] = mapped_column(String(8), default="hard", server_default="hard")
 
 
@@ -126,14 +126,81 @@ class User(Base):
         ForeignKey("connections.id", ondelete="SET NULL")
     )
     data: Mapped[dict[str, Any]] = mapped_column(JsonDocument)
+    #: Lifecycle status (DESIGN §5.3, ``policy.lifecycle``): invited, active, deactivated, locked.
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    #: When the user first became active (invitation accepted, or created in an SSO organisation);
+    #: None: never. Reactivating a user that never accepted makes it ``invited`` again.
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Set by a soft DELETE: the user is gone for SCIM, its row kept until ``users purge``.
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The normalised domain of the address that decides seat exemption (DESIGN §5.4 item 5):
+    #: ``userName`` when it is an email, else the primary (or first) email; None: no address.
+    seat_domain: Mapped[str | None] = mapped_column(String(253))
+    #: End of temporary access (DESIGN §5.4 item 4), promoted from the access extension's
+    #: ``accessExpiresAt``; past it the user reads ``expired`` and takes no seat.
+    access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
-        Index("ux_users_org_user_name", "org_id", func.lower(user_name), unique=True),
+        # Soft-deleted users do not hold their userName: a new user may take it.
+        Index(
+            "ux_users_org_user_name",
+            "org_id",
+            func.lower(user_name),
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
         Index("ix_users_org_external_id", "org_id", "external_id"),
         Index("ix_users_org_last_modified", "org_id", "last_modified"),
         Index("ix_users_org_pk", "org_id", "pk"),
+        Index("ix_users_org_status", "org_id", "status"),
     )
+
+
+class Invitation(Base):
+    """An invitation to a user created ``invited`` (DESIGN §5.3): an outbox row the mailer drains.
+
+    The link token is random and stored only as its SHA-256 (``services.lifecycle``). A resend
+    cancels the pending invitation and writes a new one, so the old link stops working.
+    """
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    user_pk: Mapped[int] = mapped_column(ForeignKey("users.pk", ondelete="CASCADE"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("ix_invitations_user_pk", "user_pk"),
+        Index("ix_invitations_org_created", "org_id", "created_at"),
+    )
+
+
+class UserApiKey(Base):
+    """An API key a user owns in the host product; revoked when the user is deleted (§5.3).
+
+    ``user_pk`` becomes NULL when a hard DELETE removes the user: the revoked key stays on record.
+    """
+
+    __tablename__ = "user_api_keys"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    user_pk: Mapped[int | None] = mapped_column(ForeignKey("users.pk", ondelete="SET NULL"))
+    name: Mapped[str] = mapped_column(String(200))
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_user_api_keys_user_pk", "user_pk"),)
 
 
 class UserAttributeValue(Base):

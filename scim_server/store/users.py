@@ -13,8 +13,10 @@ from typing import Any
 from sqlalchemy import delete, insert
 from sqlalchemy.orm import Session
 
+from scim_server.policy import domains
 from scim_server.scim.errors import InvalidValue
-from scim_server.scim.schema import Attribute, ResourceType
+from scim_server.scim.schema import ACCESS_USER, Attribute, ResourceType
+from scim_server.scim.validate import parse_datetime
 from scim_server.store.filters import ChildStorage, ResourceStorage
 from scim_server.store.models import User, UserAttributeValue
 from scim_server.store.types import utcnow
@@ -118,6 +120,26 @@ def _check_indexable(name: str, value: str | None, limit: int = MAX_INDEXED_LENG
         )
 
 
+def seat_domain(doc: dict[str, Any]) -> str | None:
+    """The normalised domain deciding the user's seat exemption (DESIGN §5.4 item 5):
+    ``userName``'s when it is an email, else the primary email's, else the first email's."""
+    candidates: list[Any] = [doc.get("userName")]
+    emails = doc.get("emails")
+    if isinstance(emails, list):
+        listed = [e for e in emails if isinstance(e, dict)]
+        candidates += [e.get("value") for e in listed if e.get("primary") is True]
+        candidates += [e.get("value") for e in listed]
+    for address in candidates:
+        raw = domains.email_domain(address) if isinstance(address, str) else None
+        if raw is None:
+            continue
+        try:
+            return domains.normalise_domain(raw)
+        except domains.InvalidDomain:
+            return None
+    return None
+
+
 def apply_document(user: User, doc: dict[str, Any]) -> None:
     """Set the document and the columns promoted from it."""
     _check_indexable("userName", doc["userName"])
@@ -128,6 +150,10 @@ def apply_document(user: User, doc: dict[str, Any]) -> None:
     user.display_name = doc.get("displayName")
     # Unassigned ``active`` (removed by PATCH) is not a deactivation (DESIGN §5.3).
     user.active = doc.get("active") is not False
+    user.seat_domain = seat_domain(doc)
+    extension = doc.get(ACCESS_USER)
+    expires = extension.get("accessExpiresAt") if isinstance(extension, dict) else None
+    user.access_expires_at = parse_datetime(expires) if isinstance(expires, str) else None
 
 
 def write_user(

@@ -34,6 +34,7 @@ from tests.conftest import USER_SCHEMA, Api, make_tenant, patch_body, store_snap
 
 USER_AGENT = "Okta SCIM Client 1.0.0"
 DEPARTMENT = f"{ENTERPRISE}:department"
+STATUS = "urn:ietf:params:scim:schemas:extension:access:2.0:User:status"
 
 
 @pytest.fixture
@@ -166,6 +167,7 @@ def test_each_user_operation_is_one_event_saying_who_what_and_how(
     for operation in ("user.read", "user.list", "user.search"):
         assert by_operation[operation]["changes"] is None
 
+    invitation = by_operation["user.create"]["changes"]["invitation"][1]
     assert by_operation["user.create"]["changes"] == {
         "userName": [None, "bjensen@example.com"],
         "externalId": [None, "00u1"],
@@ -173,12 +175,19 @@ def test_each_user_operation_is_one_event_saying_who_what_and_how(
         "emails": [None, [{"value": "bjensen@example.com", "type": "work", "primary": True}]],
         DEPARTMENT: [None, "Tour Operations"],
         "active": [None, True],
+        # the lifecycle (DESIGN §5.3): invited, with an invitation (never its token) in the outbox
+        STATUS: [None, "invited"],
+        "invitation": [None, invitation],
     }
+    assert set(invitation) == {"id", "created", "expires", "sent", "cancelled", "accepted"}
     assert by_operation["user.replace"]["changes"] == {
         DEPARTMENT: ["Tour Operations", "Sales"],
         "title": [None, "Tour Guide"],
     }
-    assert by_operation["user.patch"]["changes"] == {"active": [True, False]}
+    assert by_operation["user.patch"]["changes"] == {
+        "active": [True, False],
+        STATUS: ["invited", "deactivated"],
+    }
     # The delete keeps a tombstone: every value the user had, so the log still says who it was.
     assert by_operation["user.delete"]["changes"] == {
         "userName": ["bjensen@example.com", None],
@@ -188,6 +197,8 @@ def test_each_user_operation_is_one_event_saying_who_what_and_how(
         DEPARTMENT: ["Sales", None],
         "active": [False, None],
         "title": ["Tour Guide", None],
+        STATUS: ["deactivated", None],
+        "deleteMode": [None, "hard"],
     }
 
 

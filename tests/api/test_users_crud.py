@@ -29,7 +29,9 @@ def test_create_returns_the_stored_resource_with_location_and_etag(api: Api) -> 
     assert user["name"] == {"givenName": "Barbara", "familyName": "Jensen"}
     assert user["active"] is True
     assert user[ENTERPRISE]["department"] == "Tour Operations"
-    assert set(user["schemas"]) == {USER_SCHEMA, ENTERPRISE}
+    access = "urn:ietf:params:scim:schemas:extension:access:2.0:User"
+    assert set(user["schemas"]) == {USER_SCHEMA, ENTERPRISE, access}
+    assert user[access] == {"status": "invited"}  # no SSO: invited (DESIGN §5.3)
     assert response.headers["Location"] == user["meta"]["location"]
     assert user["meta"]["location"].endswith(f"/scim/v2/Users/{user['id']}")
     assert user["meta"]["resourceType"] == "User"

@@ -1,9 +1,8 @@
 """Registries for unit tests, built from the shipped ``schemas/`` documents.
 
-``product_registry`` is the shipped registry plus the one attribute that temporary access
-(issue 5) will add back to the access extension: ``accessExpiresAt``, a writable ``dateTime``.
-It left ``schemas/access_user.json`` while nothing enforces it (scim2-tester fills writable
-dateTime attributes with non-dates), but the pure modules' dateTime handling is tested on it.
+``product_registry`` is the shipped registry, with the access extension's ``accessExpiresAt``
+(a writable ``dateTime``) added if the shipped schema lacks it: temporary access (issue 5)
+shipped it, and the pure modules' dateTime handling is tested on it either way.
 """
 
 from __future__ import annotations
