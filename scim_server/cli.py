@@ -24,7 +24,7 @@ from scim_server.scim.schema import ACCESS_USER, default_registry
 from scim_server.services import access, audit_log, connections, lifecycle, organizations, tokens
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
-from scim_server.store.models import Organization, User
+from scim_server.store.models import Connection, Organization, User
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 DEFAULT_PORT = 8000
@@ -777,14 +777,25 @@ def connection_list(org_slug: str, as_json: bool) -> None:
 
 
 @connection.command("transfer")
-@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option(
+    "--org", "org_slug", default=None, help="Organisation slug (optional when --from is an id)."
+)
 @click.option("--from", "source", required=True, help="Connection id or name now owning them.")
 @click.option("--to", "target", required=True, help="Connection id or name to own them.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def connection_transfer(org_slug: str, source: str, target: str, as_json: bool) -> None:
+def connection_transfer(org_slug: str | None, source: str, target: str, as_json: bool) -> None:
     """Move ownership of every user and group of one connection to another (IdP migration)."""
     with _database().transaction(write=True) as session:
-        organization = _org(session, org_slug)
+        if org_slug is None:
+            owner = session.get(Connection, source.strip())
+            if owner is None:
+                raise click.UsageError(
+                    f"no connection with id {source!r}: give connection ids, or --org SLUG "
+                    "to name connections by name"
+                )
+            organization = owner.organization
+        else:
+            organization = _org(session, org_slug)
         try:
             moved = connections.transfer_ownership(session, organization, source, target)
         except tokens.ServiceError as error:

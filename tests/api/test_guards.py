@@ -10,9 +10,11 @@ import time
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import text, update
 
+from scim_server.cli import main
 from scim_server.services import guards, tokens
 from scim_server.store.db import Database
 from scim_server.store.models import User
@@ -566,6 +568,16 @@ def test_transfer_moves_ownership_and_is_audited(
         "users": 4,
         "groups": 0,
     }
+    # back again with connection ids only, as the issue spells the command (no --org)
+    back = cli(database, "connection", "transfer", "--from", entra_id, "--to", okta_id, "--json")
+    assert json.loads(back.stdout)["from"]["id"] == entra_id
+    unknown = CliRunner().invoke(
+        main,
+        ["connection", "transfer", "--from", "Entra prod", "--to", okta_id],
+        env={"SCIM_DATABASE_URL": database.url},
+    )
+    assert unknown.exit_code != 0
+    assert "give connection ids, or --org" in unknown.output
 
 
 def test_transfer_refuses_unknown_same_and_ambiguous_connections(
