@@ -37,7 +37,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, func, select, true
+from sqlalchemy import ColumnElement, and_, func, select, true
 from sqlalchemy.orm import Session
 
 from scim_server.scim.errors import Conflict
@@ -67,8 +67,10 @@ class NotOwner(Conflict):
 
 
 def _active() -> ColumnElement[bool]:
-    """What "active" means for an administrator (the users' ``active`` column)."""
-    return User.active.is_(true())
+    """What "active" means for an administrator: not deactivated (the SCIM ``active`` flag) and
+    not deleted. Invited, locked or expired administrators still count: another admin, or the
+    user accepting an invitation, can bring them back; a deactivated or deleted one cannot."""
+    return and_(User.active.is_(true()), User.deleted_at.is_(None))
 
 
 def _lock(session: Session, org_id: int) -> None:
