@@ -959,6 +959,36 @@ def invitation_cancel(org_slug: str, user_name: str) -> None:
     click.echo(f"invitation of {user_name} cancelled")
 
 
+@invitation.command("drain")
+@click.option("--org", "org_slug", default=None, help="Only this organisation (default: all).")
+@click.option("--limit", default=100, show_default=True, help="Messages to take at most.")
+def invitation_drain(org_slug: str | None, limit: int) -> None:
+    """Hand waiting invitation messages to your mailer: one JSON object per line on stdout,
+    each marked sent. The link is built from SCIM_INVITATION_URL ({token} replaced); without
+    it the message carries the token. Run it from the mailer's job and send what it prints."""
+    settings = _settings()
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug) if org_slug else None
+        messages = lifecycle.drain_outbox(
+            session, organization.id if organization else None, settings.invitation_url, limit
+        )
+        by_org: dict[int, list[str]] = {}
+        for message in messages:
+            by_org.setdefault(message["orgId"], []).append(message["invitationId"])
+        for org_id, ids in by_org.items():
+            append(
+                session,
+                _cli_event(
+                    "invitation.send",
+                    org_id,
+                    resource_type="Invitation",
+                    changes={"sent": ids, "count": len(ids)},
+                ),
+            )
+    for message in messages:
+        click.echo(json.dumps(message))
+
+
 @click.group()
 def users() -> None:
     """Users: unlock, purge soft-deleted users."""

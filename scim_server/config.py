@@ -47,6 +47,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     db_pool_size: int = 5
     public_discovery: bool = False
+    #: Link of an invitation e-mail; ``{token}`` is replaced by the invitation's token.
+    invitation_url: str | None = None
     #: auth.failed events recorded per client address per window (the rest are counted).
     auth_failure_limit: int = 20
     auth_failure_window_seconds: int = 60
@@ -67,6 +69,7 @@ class Settings:
             max_body_bytes=_int(env, "SCIM_MAX_BODY_BYTES", cls.max_body_bytes),
             db_pool_size=_int(env, "SCIM_DB_POOL_SIZE", cls.db_pool_size),
             public_discovery=_bool(env, "SCIM_PUBLIC_DISCOVERY", cls.public_discovery),
+            invitation_url=env.get("SCIM_INVITATION_URL") or None,
             auth_failure_limit=_int(env, "SCIM_AUTH_FAILURE_LIMIT", cls.auth_failure_limit),
             auth_failure_window_seconds=_int(
                 env, "SCIM_AUTH_FAILURE_WINDOW_SECONDS", cls.auth_failure_window_seconds

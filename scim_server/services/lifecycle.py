@@ -185,6 +185,7 @@ def issue_invitation(session: Session, user: User) -> IssuedInvitation:
         token_hash=hash_token(token),
         created_at=now,
         expires_at=now + INVITATION_TTL,
+        delivery_token=token,
     )
     session.add(invitation)
     session.flush()
@@ -202,7 +203,7 @@ def cancel_pending(session: Session, user_pk: int) -> int:
             Invitation.accepted_at.is_(None),
             Invitation.expires_at > now,
         )
-        .values(cancelled_at=now)
+        .values(cancelled_at=now, delivery_token=None)
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -225,6 +226,7 @@ def accept_invitation(session: Session, token: str) -> User:
     if user is None or user.deleted_at is not None or user.status != lifecycle.INVITED:
         raise ServiceError("this invitation link is not valid (the user is no longer invited)")
     invitation.accepted_at = now
+    invitation.delivery_token = None
     user.status = lifecycle.ACTIVE
     user.activated_at = now
     session.flush()
@@ -355,3 +357,61 @@ def purge_deleted(session: Session, org_id: int, older_than: timedelta) -> list[
         session.delete(user)
     session.flush()
     return purged
+
+
+def _address(user: User) -> str | None:
+    """Where an invitation goes: the primary email, else the first, else an email userName."""
+    emails = [e for e in user.data.get("emails") or [] if isinstance(e, dict) and e.get("value")]
+    chosen = next((e for e in emails if e.get("primary") is True), emails[0] if emails else None)
+    if chosen is not None:
+        return str(chosen["value"])
+    return user.user_name if "@" in user.user_name else None
+
+
+def drain_outbox(
+    session: Session, org_id: int | None, link_template: str | None, limit: int
+) -> list[dict[str, Any]]:
+    """Hand the messages waiting in the outbox to the mailer, oldest first, and mark them sent.
+
+    Each message carries the link (``link_template`` with ``{token}`` replaced) or, without a
+    template, the token; the clear token leaves the database with it. ``FOR UPDATE SKIP LOCKED``
+    lets several mailers drain at once without sending a message twice (PostgreSQL).
+    """
+    now = utcnow()
+    query = (
+        select(Invitation, User)
+        .join(User, User.pk == Invitation.user_pk)
+        .where(
+            Invitation.delivery_token.is_not(None),
+            Invitation.sent_at.is_(None),
+            Invitation.cancelled_at.is_(None),
+            Invitation.accepted_at.is_(None),
+            Invitation.expires_at > now,
+            User.deleted_at.is_(None),
+        )
+        .order_by(Invitation.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=Invitation)
+    )
+    if org_id is not None:
+        query = query.where(Invitation.org_id == org_id)
+    messages: list[dict[str, Any]] = []
+    for invitation, user in session.execute(query).all():
+        token = invitation.delivery_token
+        assert token is not None
+        messages.append(
+            {
+                "invitationId": invitation.id,
+                "orgId": invitation.org_id,
+                "userId": user.id,
+                "userName": user.user_name,
+                "to": _address(user),
+                "expires": _iso(invitation.expires_at),
+                "link": link_template.replace("{token}", token) if link_template else None,
+                "token": None if link_template else token,
+            }
+        )
+        invitation.sent_at = now
+        invitation.delivery_token = None
+    session.flush()
+    return messages

@@ -176,6 +176,9 @@ class Invitation(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The link's token in clear, only while the message waits in the outbox: the mailer needs
+    #: it to build the link. Wiped when the mailer takes the message, or the invitation ends.
+    delivery_token: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_invitations_user_pk", "user_pk"),

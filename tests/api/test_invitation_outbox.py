@@ -1,0 +1,82 @@
+"""The invitation outbox: a mailer takes each message once, with a link that works."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+from sqlalchemy import text
+
+from scim_server.cli import main
+from scim_server.services import lifecycle, tokens
+from scim_server.store.db import Database
+from tests.conftest import Api
+
+
+def _drain(database: Database, slug: str, **env: str) -> list[dict[str, object]]:
+    result = CliRunner().invoke(
+        main,
+        ["invitation", "drain", "--org", slug],
+        env={"SCIM_DATABASE_URL": database.url, **env},
+    )
+    assert result.exit_code == 0, result.output
+    return [json.loads(line) for line in result.output.splitlines() if line.strip()]
+
+
+def test_drained_messages_carry_a_working_link_once(api: Api, database: Database) -> None:
+    user = api.create_user(
+        "newcomer@acme.com", emails=[{"value": "newcomer@mail.acme.com", "primary": True}]
+    )
+    url = "https://app.example.com/invite/{token}"
+    messages = _drain(database, api.tenant.slug, SCIM_INVITATION_URL=url)
+    assert [(m["userId"], m["to"], m["token"]) for m in messages] == [
+        (user["id"], "newcomer@mail.acme.com", None)
+    ]
+    link = str(messages[0]["link"])
+    assert link.startswith("https://app.example.com/invite/inv_")
+    token = link.rsplit("/", 1)[1]
+
+    # taken once: the clear token left the database with the message
+    assert _drain(database, api.tenant.slug, SCIM_INVITATION_URL=url) == []
+    with database.engine.connect() as connection:
+        stored = connection.execute(
+            text("SELECT token_hash, delivery_token, sent_at FROM invitations WHERE org_id = :o"),
+            {"o": api.tenant.org_id},
+        ).one()
+    assert stored.token_hash == tokens.hash_token(token)
+    assert stored.delivery_token is None
+    assert stored.sent_at is not None
+
+    # the link works: the host product's sign-up makes the user active
+    with database.transaction(write=True) as session:
+        assert lifecycle.accept_invitation(session, token).id == user["id"]
+
+    # the send is audited without the token
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT operation, CAST(changes AS TEXT) FROM audit_events WHERE org_id = :o"),
+            {"o": api.tenant.org_id},
+        ).all()
+    assert any(operation == "invitation.send" for operation, _ in rows)
+    assert all(token not in (changes or "") for _, changes in rows)
+
+
+def test_cancelled_and_resent_invitations(api: Api, database: Database) -> None:
+    api.create_user("first@acme.com")
+    runner = CliRunner()
+    env = {"SCIM_DATABASE_URL": database.url}
+    resent = runner.invoke(
+        main, ["invitation", "resend", "--org", api.tenant.slug, "first@acme.com"], env=env
+    )
+    assert resent.exit_code == 0, resent.output
+    # only the newest invitation is waiting, and without a template the token itself is handed over
+    messages = _drain(database, api.tenant.slug)
+    assert len(messages) == 1
+    assert str(messages[0]["token"]).startswith("inv_")
+    assert messages[0]["link"] is None
+    api.create_user("second@acme.com")
+    cancelled = runner.invoke(
+        main, ["invitation", "cancel", "--org", api.tenant.slug, "second@acme.com"], env=env
+    )
+    assert cancelled.exit_code == 0, cancelled.output
+    assert _drain(database, api.tenant.slug) == []
