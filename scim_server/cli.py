@@ -209,10 +209,11 @@ def _shown(value: Any) -> str:
 
 @org.command("create")
 @click.argument("slug")
-@click.option("--name", required=True, help="Display name of the organisation.")
+@click.option("--name", default=None, help="Display name of the organisation (default: SLUG).")
 @_settings_options
-def org_create(slug: str, name: str, deactivate_outside: bool, **settings: Any) -> None:
+def org_create(slug: str, name: str | None, deactivate_outside: bool, **settings: Any) -> None:
     """Create an organisation, optionally with its settings."""
+    name = name or slug
     update = _settings_update(**settings)
     with _database().transaction(write=True) as session:
         try:
@@ -961,7 +962,13 @@ def invitation_cancel(org_slug: str, user_name: str) -> None:
 
 @invitation.command("drain")
 @click.option("--org", "org_slug", default=None, help="Only this organisation (default: all).")
-@click.option("--limit", default=100, show_default=True, help="Messages to take at most.")
+@click.option(
+    "--limit",
+    default=100,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Messages to take at most.",
+)
 def invitation_drain(org_slug: str | None, limit: int) -> None:
     """Hand waiting invitation messages to your mailer: one JSON object per line on stdout,
     each marked sent. The link is built from SCIM_INVITATION_URL ({token} replaced); without

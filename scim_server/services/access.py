@@ -124,11 +124,22 @@ def lock_rules(session: Session, org_id: int) -> None:
     session.execute(select(Organization.id).where(Organization.id == org_id).with_for_update())
 
 
-def _lock_for_recompute(session: Session, org_id: int, chunk: list[int] | None) -> None:
-    """Hold the organisation's rules still while recomputing (see :func:`lock_rules`)."""
+def hold_rules(session: Session, org_id: int) -> None:
+    """Hold the organisation's rules and settings still (``FOR SHARE``) for this transaction.
+
+    A user write takes this *before* it locks the user, so every path takes the organisation
+    row first and the user rows after: a rule change (``lock_rules``, then users) and a role
+    change by SCIM (user, then the rules for its recomputation) can no longer deadlock, and
+    the write reads settings no concurrent ``org update`` is changing.
+    """
     session.execute(
         select(Organization.id).where(Organization.id == org_id).with_for_update(read=True)
     )
+
+
+def _lock_for_recompute(session: Session, org_id: int, chunk: list[int] | None) -> None:
+    """Hold the organisation's rules still while recomputing (see :func:`lock_rules`)."""
+    hold_rules(session, org_id)
 
 
 def _lock_users(session: Session, org_id: int, chunk: list[int] | None) -> None:

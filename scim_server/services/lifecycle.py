@@ -6,12 +6,11 @@ seat count, and the admin actions (invitation list/resend/cancel, unlock, purge)
 
 Decisions an admin should know about:
 
-- An invitation's link token is random (256 bits), stored only as its SHA-256, valid 24 hours,
-  and never printed or logged; the writer gets it back (``IssuedInvitation.token``). A resend
-  cancels the pending invitation and writes a new one, so the old link stops working. Delivery
-  is not built: a mailer draining ``invitations`` (``sent_at IS NULL``) cannot rebuild the link
-  from a hash, so it needs the token from the writer's process or an encrypted copy (open
-  decision, see the README).
+- An invitation's link token is random (256 bits), checked by its SHA-256, valid 24 hours, and
+  never logged or put in an event. The clear token waits in the row (``delivery_token``) only
+  until the mailer takes the message (``invitation drain``), the invitation ends (accepted,
+  cancelled, superseded) or it expires; then it is wiped. A resend cancels the pending
+  invitation and writes a new one, so the old link stops working.
 - A user leaving ``invited`` (deactivated, deleted) has its pending invitation cancelled: a link
   in someone's mailbox must not let a deprovisioned user in. Reactivating a user that never
   accepted writes a new invitation.
@@ -378,6 +377,13 @@ def drain_outbox(
     lets several mailers drain at once without sending a message twice (PostgreSQL).
     """
     now = utcnow()
+    # an expired message is never sent: its clear token goes now
+    session.execute(
+        update(Invitation)
+        .where(Invitation.delivery_token.is_not(None), Invitation.expires_at <= now)
+        .values(delivery_token=None)
+        .execution_options(synchronize_session=False)
+    )
     query = (
         select(Invitation, User)
         .join(User, User.pk == Invitation.user_pk)

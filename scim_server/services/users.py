@@ -54,6 +54,7 @@ from scim_server.services.access import (
     NO_ACCESS,
     Access,
     access_changes,
+    hold_rules,
     recompute_access,
     refuse_temporary_admin,
     require_roles_exist,
@@ -177,6 +178,8 @@ def _load(session: Session, ctx: RequestContext, user_id: str, *, for_update: bo
     ctx.audit.resource_id = user_id[:64]
     if not _is_uuid(user_id):  # ids are UUIDs: anything else exists nowhere
         raise NotFound(f'User "{user_id[:64]}" not found')
+    if for_update:
+        hold_rules(session, ctx.principal.org_id)  # the organisation first, then the user
     query = select(User, *user_with_access()).where(
         User.org_id == ctx.principal.org_id, User.id == user_id, User.deleted_at.is_(None)
     )
@@ -360,6 +363,7 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
     doc.setdefault("active", True)
     ctx.audit.resource_type = "User"
     ctx.audit.user_name = doc["userName"]
+    hold_rules(session, ctx.principal.org_id)
     settings = load_user_settings(session, ctx.principal.org_id)
     _check_domain_policy(ctx, settings.domains, doc, None)
     _check_new_roles(session, ctx, doc, None)

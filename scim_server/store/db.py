@@ -53,6 +53,7 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
             url,
+            hide_parameters=True,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
         )
         _configure_sqlite(engine)
@@ -67,6 +68,8 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
+        # statement parameters (user data, invitation tokens) stay out of error messages and logs
+        hide_parameters=True,
         connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
     )
 

@@ -36,7 +36,13 @@ def database_unavailable(error: DBAPIError) -> bool:
         return True
     sqlstate = getattr(error.orig, "sqlstate", None)
     if sqlstate is not None:
-        return bool(sqlstate.startswith("08") or sqlstate.startswith("57P"))
+        # 08: connection; 57P: shutting down; 40001/40P01: serialization failure or deadlock
+        # victim, which a retry of the whole request resolves
+        return bool(
+            sqlstate.startswith("08")
+            or sqlstate.startswith("57P")
+            or sqlstate in {"40001", "40P01"}
+        )
     if type(error.orig).__module__.startswith("psycopg"):
         # no SQLSTATE at all: the server never answered (refused, unreachable, timed out)
         return isinstance(error, OperationalError)

@@ -11,6 +11,7 @@ import threading
 import time
 
 from flask import Flask
+from sqlalchemy import text
 
 from scim_server.services import access, tokens
 from scim_server.store.db import Database
@@ -87,3 +88,37 @@ def test_a_mapping_added_while_a_member_joins(app: Flask, api: Api, database: Da
     joiner.join()
     assert joined == [204]
     assert _role(api, user) == "Editor"
+
+
+def test_a_role_change_by_scim_and_a_rule_change_take_locks_in_one_order(
+    app: Flask, api: Api, database: Database
+) -> None:
+    """A rule change locks the organisation, then users; a SCIM write that changes roles must
+    not lock its user first and then wait for the organisation (a deadlock: 500 for the IdP)."""
+    user = api.create_user("locks@acme.com")
+    statuses: list[int] = []
+
+    def change_roles() -> None:
+        client = Api(app.test_client(), api.tenant)
+        body = patch_body({"op": "add", "path": "roles", "value": [{"value": "Viewer"}]})
+        statuses.append(client.patch(f"/Users/{user['id']}", body).status_code)
+
+    writer = threading.Thread(target=change_roles)
+    # what a rule change holds: the organisation row (PostgreSQL), the write lock (SQLite)
+    with database.transaction(write=True) as admin:
+        admin.execute(
+            text("SELECT id FROM organizations WHERE id = :o FOR UPDATE")
+            if not database.is_sqlite
+            else text("UPDATE organizations SET name = name WHERE id = :o"),
+            {"o": api.tenant.org_id},
+        )
+        writer.start()
+        time.sleep(0.3)  # the SCIM write is now waiting for the organisation
+        if not database.is_sqlite:
+            # ...and then the users it recomputes
+            admin.execute(
+                text("SELECT pk FROM users WHERE id = :u FOR NO KEY UPDATE"), {"u": user["id"]}
+            )
+    writer.join()
+    assert statuses == [200]
+    assert _role(api, user["id"]) == "Viewer"

@@ -80,3 +80,33 @@ def test_cancelled_and_resent_invitations(api: Api, database: Database) -> None:
     )
     assert cancelled.exit_code == 0, cancelled.output
     assert _drain(database, api.tenant.slug) == []
+
+
+def test_an_expired_message_loses_its_clear_token_and_limit_is_checked(
+    api: Api, database: Database
+) -> None:
+    api.create_user("late@acme.com")
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE invitations SET expires_at = created_at - INTERVAL '1 day' "
+                "WHERE org_id = :o"
+            )
+            if not database.is_sqlite
+            else text(
+                "UPDATE invitations SET expires_at = '2000-01-01 00:00:00' WHERE org_id = :o"
+            ),
+            {"o": api.tenant.org_id},
+        )
+    assert _drain(database, api.tenant.slug) == []
+    with database.engine.connect() as connection:
+        kept = connection.execute(
+            text("SELECT delivery_token FROM invitations WHERE org_id = :o"),
+            {"o": api.tenant.org_id},
+        ).scalar()
+    assert kept is None
+    refused = CliRunner().invoke(
+        main, ["invitation", "drain", "--limit", "0"], env={"SCIM_DATABASE_URL": database.url}
+    )
+    assert refused.exit_code == 2
+    assert "--limit" in refused.output
