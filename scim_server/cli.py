@@ -6,6 +6,7 @@ import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn
@@ -452,19 +453,32 @@ def role_create(
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def role_delete(org_slug: str, name: str, as_json: bool) -> None:
     """Delete a custom role and the mappings granting it; its holders are recomputed."""
+    _delete_and_report(org_slug, name, as_json, access.delete_role, "role.delete", "Role", "role")
+
+
+def _delete_and_report(
+    org_slug: str,
+    name: str,
+    as_json: bool,
+    delete: Callable[[Session, Organization, str], access.Removal],
+    operation: str,
+    resource_type: str,
+    kind: str,
+) -> None:
+    """Delete a role or access group with its mappings; one audited event, same transaction."""
     with _database().transaction(write=True) as session:
         organization = _org(session, org_slug)
         try:
-            removed = access.delete_role(session, organization, name)
+            removed = delete(session, organization, name)
         except (tokens.ServiceError, ScimError) as error:
             _fail(error)
         users = access.affected_users(session, removed.changes)
         append(
             session,
             _cli_event(
-                "role.delete",
+                operation,
                 organization.id,
-                resource_type="Role",
+                resource_type=resource_type,
                 resource_id=removed.name[:64],
                 changes={
                     "name": [removed.name, None],
@@ -473,7 +487,7 @@ def role_delete(org_slug: str, name: str, as_json: bool) -> None:
                 },
             ),
         )
-    _echo_removal("role", removed, users, as_json)
+    _echo_removal(kind, removed, users, as_json)
 
 
 def _echo_removal(kind: str, removed: access.Removal, users: dict[str, Any], as_json: bool) -> None:
@@ -545,28 +559,15 @@ def access_group_list(org_slug: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def access_group_delete(org_slug: str, name: str, as_json: bool) -> None:
     """Delete an access group and the mappings granting it; users are recomputed."""
-    with _database().transaction(write=True) as session:
-        organization = _org(session, org_slug)
-        try:
-            removed = access.delete_access_group(session, organization, name)
-        except (tokens.ServiceError, ScimError) as error:
-            _fail(error)
-        users = access.affected_users(session, removed.changes)
-        append(
-            session,
-            _cli_event(
-                "access_group.delete",
-                organization.id,
-                resource_type="AccessGroup",
-                resource_id=removed.name[:64],
-                changes={
-                    "name": [removed.name, None],
-                    "mappingsRemoved": removed.mappings_removed,
-                    "affectedUsers": users,
-                },
-            ),
-        )
-    _echo_removal("access group", removed, users, as_json)
+    _delete_and_report(
+        org_slug,
+        name,
+        as_json,
+        access.delete_access_group,
+        "access_group.delete",
+        "AccessGroup",
+        "access group",
+    )
 
 
 @main.group()
