@@ -218,8 +218,7 @@ def _each_target(
     path = get_ci(operation, "path")
     if path is None:
         if isinstance(value, dict):
-            body = in_object(rt, {"schemas": [], **value})
-            body.pop("schemas", None)
+            body = in_object(rt, value)
             for key in body:
                 if _is_path(key):
                     attribute, _ = _leaf(rt, key)

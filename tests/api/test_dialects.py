@@ -309,6 +309,8 @@ def test_entra_test_connection_probe_is_an_empty_list(api: Api) -> None:
         assert response.status_code == 200, response.get_json()
         listed = response.get_json()
         assert (listed["totalResults"], listed["itemsPerPage"], listed["Resources"]) == (0, 0, [])
+        # integers, not strings or booleans (Okta reads them as numbers)
+        assert all(type(listed[key]) is int for key in ("totalResults", "startIndex"))
 
 
 def test_path_less_keys_and_ops_no_rule_can_read_are_refused(api: Api, database: Database) -> None:
