@@ -3,18 +3,22 @@
 Okta and Microsoft Entra ID send requests the RFC does not quite allow. Each deviation is one
 small named rule here, applied to the parsed request before the generic code sees it, chosen by
 what the request *contains* — never by guessing the client from its User-Agent. A request a rule
-cannot make sense of is left as it is, so the generic code answers it with a clear 400.
+cannot make sense of is left as it is, so the generic code answers it with a clear 400; where
+leaving it would change its meaning (a role called ``{"id": ...``), the rule itself answers 400.
+Nothing is dropped silently. ``docs/IDP_DIALECTS.md`` lists every known deviation with the rule
+that accepts it and the test that proves it.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from scim_server.scim.errors import ScimError
+from scim_server.scim.errors import InvalidValue, ScimError
 from scim_server.scim.filter import parse_filter, parse_patch_path
 from scim_server.scim.filter_eval import get_ci, resolve_attr_path
 from scim_server.scim.schema import ENTERPRISE_USER, Attribute, ResourceType
@@ -33,22 +37,11 @@ class Rule:
     apply: Callable[[ResourceType, Any], Any]
 
 
-# -- resources (POST/PUT bodies, PATCH value objects) ------------------------------------------
-
-
-def _booleans_in(attributes: Any, value: Any) -> Any:
-    """``"True"``/``"false"`` where the schema says boolean, at any depth (Entra)."""
-    if not isinstance(value, dict):
-        return value
-    for key, item in list(value.items()):
-        attribute = attributes(key) if isinstance(key, str) else None
-        if attribute is None:
-            continue
-        value[key] = _boolean_value(attribute, item)
-    return value
+# -- values of one attribute ---------------------------------------------------------------------
 
 
 def _boolean_value(attribute: Attribute, item: Any) -> Any:
+    """``"True"``/``"false"`` where the schema says boolean, at any depth (Entra)."""
     if attribute.type == "boolean" and isinstance(item, str) and item.lower() in _BOOLEANS:
         return _BOOLEANS[item.lower()]
     if attribute.is_complex:
@@ -56,6 +49,71 @@ def _boolean_value(attribute: Attribute, item: Any) -> Any:
             return [_booleans_in(attribute.sub, element) for element in item]
         return _booleans_in(attribute.sub, item)
     return item
+
+
+def _booleans_in(attributes: Callable[[str], Attribute | None], value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    for key, item in list(value.items()):
+        attribute = attributes(key) if isinstance(key, str) else None
+        if attribute is not None:
+            value[key] = _boolean_value(attribute, item)
+    return value
+
+
+def _is_manager(attribute: Attribute) -> bool:
+    # only the enterprise extension has a ``manager`` (RFC 7643 §4.3)
+    return attribute.name.lower() == "manager" and attribute.is_complex
+
+
+def _manager_value(value: Any) -> Any:
+    """A bare id string is the manager's ``value`` (Entra). Anything else is left to validation,
+    which refuses what is neither an object nor null with a 400 naming ``manager``."""
+    return {"value": value} if isinstance(value, str) else value
+
+
+def _is_roles(rt: ResourceType, attribute: Attribute) -> bool:
+    return attribute is rt.schema.attribute("roles")
+
+
+def _roles_value(value: Any) -> Any:
+    """``roles`` elements whose ``value`` is a JSON-encoded app role (Entra)."""
+    if isinstance(value, list):
+        return [_role_element(element) for element in value]
+    return _role_element(value)
+
+
+def _role_element(element: Any) -> Any:
+    """``{"value": "{\\"id\\": ..., \\"value\\": \\"Editor\\", \\"displayName\\": ...}"}``, which
+    Entra sends in PATCH for an app role assignment, becomes ``{"value": "Editor"}``: the app
+    role's value is the role name. Its ``id`` and ``displayName`` are dropped, so that a removal
+    matches the role by name whatever ``display`` it was stored with. A plain role name is left
+    alone; a string that starts like a JSON object but is none, or names no role, is a 400 rather
+    than a role called ``{...``."""
+    if not isinstance(element, dict):
+        return element
+    key = next((k for k in element if isinstance(k, str) and k.lower() == "value"), None)
+    encoded = element.get(key) if key is not None else None
+    if not isinstance(encoded, str) or not encoded.lstrip().startswith("{"):
+        return element
+    shown = encoded if len(encoded) <= 100 else encoded[:100] + "..."
+    try:
+        decoded = json.loads(encoded)
+    except ValueError:
+        raise InvalidValue(
+            f"roles: the value {shown!r} starts like a JSON-encoded app role but is not valid "
+            'JSON; send a role name, or {"value": "<role name>", ...} encoded as JSON'
+        ) from None
+    inner = get_ci(decoded, "value")
+    if not isinstance(inner, str) or not inner.strip():
+        raise InvalidValue(
+            f'roles: the JSON-encoded app role {shown!r} carries no "value" string; its value '
+            "must be the name of a role of the organisation"
+        )
+    return {**{k: v for k, v in element.items() if k != key}, "value": inner}
+
+
+# -- resources (POST/PUT bodies, path-less PATCH value objects) ----------------------------------
 
 
 def _resource_booleans(rt: ResourceType, body: Any) -> Any:
@@ -79,16 +137,20 @@ def _foreign_schema_uris(rt: ResourceType, body: Any) -> Any:
     return body
 
 
-def _manager_object(value: Any) -> Any:
-    return {"value": value} if isinstance(value, str) else value
-
-
 def _resource_manager(rt: ResourceType, body: Any) -> Any:
     holder = get_ci(body, ENTERPRISE_USER) if isinstance(body, dict) else None
     if isinstance(holder, dict):
         for key in holder:
             if key.lower() == "manager":
-                holder[key] = _manager_object(holder[key])
+                holder[key] = _manager_value(holder[key])
+    return body
+
+
+def _resource_roles(rt: ResourceType, body: Any) -> Any:
+    if isinstance(body, dict) and rt.schema.attribute("roles") is not None:
+        for key in body:
+            if isinstance(key, str) and key.lower() == "roles":
+                body[key] = _roles_value(body[key])
     return body
 
 
@@ -100,6 +162,7 @@ RESOURCE_RULES = (
         _foreign_schema_uris,
     ),
     Rule("manager-as-id", "enterprise manager sent as a bare id string (Entra)", _resource_manager),
+    Rule("roles-as-json", "roles values that are JSON-encoded app roles (Entra)", _resource_roles),
 )
 
 
@@ -127,41 +190,110 @@ def _leaf(rt: ResourceType, path: str) -> tuple[Attribute | None, Any]:
     return resolved.leaf, parsed
 
 
-def _patch_operation(rt: ResourceType, operation: Any) -> Any:
+def _key(obj: dict[str, Any], name: str) -> str | None:
+    return next((k for k in obj if isinstance(k, str) and k.lower() == name), None)
+
+
+def _is_path(key: Any) -> bool:
+    """A key of a path-less value object that is a path (``name.givenName``, ``urn:...:x``)."""
+    return isinstance(key, str) and ("." in key or ":" in key)
+
+
+def _each_target(
+    rt: ResourceType,
+    operation: Any,
+    at_path: Callable[[Attribute, Any], Any],
+    in_object: Callable[[ResourceType, Any], Any],
+) -> Any:
+    """Apply one value rule to what an operation writes, whatever its shape: the value of a path
+    (``at_path(leaf attribute, value)``), or a path-less value object, whose plain keys are
+    attributes (``in_object``, as for a resource body) and whose dotted or URN-qualified keys are
+    paths (Entra's ``aadOptscim062020`` shape)."""
     if not isinstance(operation, dict):
         return operation
-    for key in list(operation):
-        # capitalised ops (Entra: "Replace", "Add", "Remove")
-        if key.lower() == "op" and isinstance(operation[key], str):
-            operation[key] = operation[key].lower()
-    path = get_ci(operation, "path")
-    value_key = next((k for k in operation if isinstance(k, str) and k.lower() == "value"), None)
+    value_key = _key(operation, "value")
     if value_key is None:
         return operation
     value = operation[value_key]
+    path = get_ci(operation, "path")
     if path is None:
-        # a path-less value object: its keys are attributes (or paths, or extension URNs)
         if isinstance(value, dict):
-            body = _resource_booleans(rt, {"schemas": [], **value})
-            body.pop("schemas", None)
-            operation[value_key] = _resource_manager(rt, body)
+            body = in_object(rt, value)
+            for key in body:
+                if _is_path(key):
+                    attribute, _ = _leaf(rt, key)
+                    if attribute is not None:
+                        body[key] = at_path(attribute, body[key])
+            operation[value_key] = body
         return operation
-    if not isinstance(path, str):
-        return operation
-    attribute, parsed = _leaf(rt, path)
-    if attribute is None:
-        return operation
-    operation[value_key] = _boolean_value(attribute, value)
-    if attribute.name.lower() == "manager" and parsed.attr.uri is not None:
-        operation[value_key] = _manager_object(operation[value_key])
-    # a write through a value path that matches nothing must create the entry (Entra:
-    # replace emails[type eq "work"].value on a user without a work email)
-    op = get_ci(operation, "op")
-    if op == "replace" and parsed.value_filter is not None and parsed.sub is not None:
-        for key in operation:
-            if key.lower() == "op":
-                operation[key] = "add"
+    if isinstance(path, str):
+        attribute, _ = _leaf(rt, path)
+        if attribute is not None:
+            operation[value_key] = at_path(attribute, value)
     return operation
+
+
+def _capitalised_op(rt: ResourceType, operation: Any) -> Any:
+    """``"Replace"``, ``"Add"``, ``"Remove"`` (Entra): op names are matched in any case. An
+    op that is none of the three in any case stays as sent and is refused by the PATCH engine."""
+    if isinstance(operation, dict):
+        for key in list(operation):
+            if isinstance(key, str) and key.lower() == "op" and isinstance(operation[key], str):
+                operation[key] = operation[key].lower()
+    return operation
+
+
+def _operation_booleans(rt: ResourceType, operation: Any) -> Any:
+    return _each_target(rt, operation, _boolean_value, _resource_booleans)
+
+
+def _operation_manager(rt: ResourceType, operation: Any) -> Any:
+    def at_path(attribute: Attribute, value: Any) -> Any:
+        return _manager_value(value) if _is_manager(attribute) else value
+
+    return _each_target(rt, operation, at_path, _resource_manager)
+
+
+def _operation_roles(rt: ResourceType, operation: Any) -> Any:
+    def at_path(attribute: Attribute, value: Any) -> Any:
+        return _roles_value(value) if _is_roles(rt, attribute) else value
+
+    return _each_target(rt, operation, at_path, _resource_roles)
+
+
+def _create_through_value_path(rt: ResourceType, operation: Any) -> Any:
+    """``replace`` of ``emails[type eq "work"].value`` on a user with no work email (Entra) must
+    create that email: as ``add`` it does (RFC 7644 §3.5.2.1), and where the filter matches,
+    ``add`` sets the sub-attribute on every match exactly as ``replace`` would."""
+    if not isinstance(operation, dict) or get_ci(operation, "op") != "replace":
+        return operation
+    path = get_ci(operation, "path")
+    if _key(operation, "value") is None or not isinstance(path, str):
+        return operation
+    _, parsed = _leaf(rt, path)
+    if parsed is not None and parsed.value_filter is not None and parsed.sub is not None:
+        op_key = _key(operation, "op")
+        assert op_key is not None
+        operation[op_key] = "add"
+    return operation
+
+
+#: Applied to each operation in this order (the later rules read the lower-cased op).
+PATCH_RULES = (
+    Rule("capitalised-ops", "PATCH op names in any case (Entra)", _capitalised_op),
+    Rule(
+        "string-booleans",
+        '"True"/"False" for boolean attributes, with or without a path (Entra)',
+        _operation_booleans,
+    ),
+    Rule("manager-as-id", "enterprise manager as a bare id (Entra)", _operation_manager),
+    Rule("roles-as-json", "roles values that are JSON-encoded app roles (Entra)", _operation_roles),
+    Rule(
+        "create-through-value-path",
+        "replace through a value path that matches nothing creates the element (Entra)",
+        _create_through_value_path,
+    ),
+)
 
 
 def normalise_patch(rt: ResourceType, body: Any) -> Any:
@@ -170,17 +302,10 @@ def normalise_patch(rt: ResourceType, body: Any) -> Any:
     operations = get_ci(result, "Operations") if isinstance(result, dict) else None
     if isinstance(operations, list):
         for index, operation in enumerate(operations):
-            operations[index] = _patch_operation(rt, operation)
+            for rule in PATCH_RULES:
+                operation = rule.apply(rt, operation)
+            operations[index] = operation
     return result
-
-
-PATCH_RULES = (
-    "capitalised-ops: PATCH op names in any case (Entra)",
-    'string-booleans: "True"/"False" for boolean attributes, with or without a path (Entra)',
-    "manager-as-id: enterprise manager as a bare id (Entra)",
-    "create-through-value-path: replace through a value path that matches nothing creates the"
-    " element (Entra)",
-)
 
 
 # -- filters -------------------------------------------------------------------------------------

@@ -2,6 +2,13 @@
 
 They must tell the truth: a feature appears as supported only once it works, and what is not
 built says ``supported: false`` (and its endpoint answers 501).
+
+``changePassword`` is false because this product has no passwords: users sign in through SSO.
+A ``password`` sent anyway (Okta's password sync, a PATCH of ``password``) is accepted and
+discarded, exactly as if it were absent — never stored, returned or logged — rather than refused:
+refusing it would fail every profile update of an Okta app with password sync on, for a value the
+product would throw away in any case. ``/Me`` is not an endpoint here (a token belongs to an IdP
+connection, not to a user) and answers 501 to every method.
 """
 
 from __future__ import annotations

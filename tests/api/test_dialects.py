@@ -6,10 +6,15 @@ published references show.
 
 from __future__ import annotations
 
-from tests.conftest import USER_SCHEMA, Api, patch_body
+import json
+import uuid
+
+from scim_server.store.db import Database
+from tests.conftest import USER_SCHEMA, Api, patch_body, store_snapshot
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ACCESS = "urn:ietf:params:scim:schemas:extension:access:2.0:User"
 ADSCIM = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
 
 
@@ -150,3 +155,174 @@ def test_unquoted_filter_values(api: Api) -> None:
     bad = api.get("/Users", query_string={"filter": "externalId eq"})
     assert bad.status_code == 400
     assert bad.get_json()["scimType"] == "invalidFilter"
+
+
+def _app_role(value: str) -> str:
+    """An app role assignment as Entra encodes it in a PATCH (AppRoleAssignmentsComplex)."""
+    return json.dumps(
+        {"id": "06b07648-ecfe-589f-9d2f-6325724a46ee", "value": value, "displayName": "Role"}
+    )
+
+
+def test_roles_as_json_encoded_app_roles(api: Api) -> None:
+    user = api.create_user("roles@acme.com")
+    added = api.patch(
+        f"/Users/{user['id']}",
+        patch_body({"op": "Add", "path": "roles", "value": [{"value": _app_role("Editor")}]}),
+    )
+    assert added.status_code == 200, added.get_json()
+    assert added.get_json()["roles"] == [{"value": "Editor"}]
+    assert added.get_json()[ACCESS]["role"] == "Editor"
+    # Entra removes the assignment with the same encoded shape: it matches the role by name
+    removed = api.patch(
+        f"/Users/{user['id']}",
+        patch_body({"op": "Remove", "path": "roles", "value": [{"value": _app_role("Editor")}]}),
+    )
+    assert removed.status_code == 200, removed.get_json()
+    assert "roles" not in removed.get_json()
+    # path-less, and in a POST body, the same rule applies; a plain role name is left alone
+    pathless = api.patch(
+        f"/Users/{user['id']}",
+        patch_body({"op": "replace", "value": {"roles": [{"value": _app_role("Viewer")}]}}),
+    )
+    assert pathless.get_json()["roles"] == [{"value": "Viewer"}]
+    created = api.create_user(
+        "roles2@acme.com", roles=[{"value": _app_role("Editor")}, {"value": "Viewer"}]
+    )
+    assert created["roles"] == [{"value": "Editor"}, {"value": "Viewer"}]
+
+
+def test_roles_no_rule_can_read_are_refused_and_write_nothing(api: Api, database: Database) -> None:
+    user = api.create_user("badroles@acme.com", roles=[{"value": "Viewer"}])
+    before = store_snapshot(database, api.tenant.org_id)
+    for value, words in (
+        ('{"id": "06b07648", "value": "Ed', ("roles", "not valid JSON")),
+        (json.dumps({"id": "06b07648", "displayName": "Editor"}), ("roles", '"value"')),
+        (_app_role("Nope"), ("Nope",)),
+    ):
+        response = api.patch(
+            f"/Users/{user['id']}",
+            patch_body({"op": "Add", "path": "roles", "value": [{"value": value}]}),
+        )
+        assert response.status_code == 400, response.get_json()
+        assert response.get_json()["scimType"] == "invalidValue"
+        for word in words:
+            assert word in response.get_json()["detail"]
+    posted = api.post(
+        "/Users",
+        {"schemas": [USER_SCHEMA], "userName": "r3@acme.com", "roles": [{"value": "{oops"}]},
+    )
+    assert posted.status_code == 400
+    assert "roles" in posted.get_json()["detail"]
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_manager_that_is_neither_an_id_nor_an_object_is_refused(
+    api: Api, database: Database
+) -> None:
+    boss = api.create_user("boss2@acme.com")
+    user = api.create_user("report2@acme.com")
+    # Entra's path-less shape with a URN-qualified key is normalised like the path form
+    pathless = api.patch(
+        f"/Users/{user['id']}",
+        patch_body({"op": "Replace", "value": {f"{ENTERPRISE}:manager": boss["id"]}}),
+    )
+    assert pathless.status_code == 200, pathless.get_json()
+    assert pathless.get_json()[ENTERPRISE]["manager"] == {"value": boss["id"]}
+    before = store_snapshot(database, api.tenant.org_id)
+    for wrong in (42, [boss["id"]], True):
+        response = api.patch(
+            f"/Users/{user['id']}",
+            patch_body({"op": "Replace", "path": f"{ENTERPRISE}:manager", "value": wrong}),
+        )
+        assert response.status_code == 400, response.get_json()
+        assert response.get_json()["scimType"] == "invalidValue"
+        assert "manager" in response.get_json()["detail"]
+    posted = api.post(
+        "/Users",
+        {"schemas": [USER_SCHEMA], "userName": "m3@acme.com", ENTERPRISE: {"manager": 42}},
+    )
+    assert posted.status_code == 400
+    assert "manager" in posted.get_json()["detail"]
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_boolean_strings_other_than_true_and_false_are_refused(
+    api: Api, database: Database
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    for body in (
+        {"schemas": [USER_SCHEMA], "userName": "b1@acme.com", "active": "yes"},
+        {
+            "schemas": [USER_SCHEMA],
+            "userName": "b2@acme.com",
+            "emails": [{"value": "b2@acme.com", "primary": "1"}],
+        },
+    ):
+        response = api.post("/Users", body)
+        assert response.status_code == 400, response.get_json()
+        assert response.get_json()["scimType"] == "invalidValue"
+        assert "boolean" in response.get_json()["detail"]
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_okta_put_carrying_id_meta_groups_and_a_password(api: Api, database: Database) -> None:
+    user = api.create_user("okta.put@acme.com", displayName="Before")
+    group = api.post(
+        "/Groups",
+        {"schemas": [GROUP], "displayName": "Okta PUT", "members": [{"value": user["id"]}]},
+    ).get_json()
+    response = api.put(
+        f"/Users/{user['id']}",
+        {
+            "schemas": [USER_SCHEMA],
+            "id": "not-the-id",
+            "userName": "okta.put@acme.com",
+            "displayName": "After",
+            "active": True,
+            "groups": [],
+            "password": "OktaPlaceholder-1",
+            "meta": {"resourceType": "User", "created": "2001-01-01T00:00:00Z"},
+        },
+        headers={"User-Agent": "Okta SCIM Client 1.0.0"},
+    )
+    assert response.status_code == 200, response.get_json()
+    replaced = response.get_json()
+    assert (replaced["id"], replaced["displayName"]) == (user["id"], "After")
+    assert replaced["meta"]["created"] == user["meta"]["created"]
+    # groups is computed from memberships: an empty list in the body changes nothing
+    assert [g["value"] for g in replaced["groups"]] == [group["id"]]
+    assert "password" not in replaced
+    assert not any(
+        "OktaPlaceholder-1" in str(row) for row in store_snapshot(database, api.tenant.org_id)
+    )
+
+
+def test_entra_test_connection_probe_is_an_empty_list(api: Api) -> None:
+    api.create_user("someone@acme.com", externalId="someone")
+    for attribute in ("userName", "externalId", "id"):
+        # the Tenant URL may carry Entra's ?aadOptscim062020 flag: an unknown parameter is ignored
+        response = api.get(
+            "/Users",
+            query_string={"filter": f'{attribute} eq "{uuid.uuid4()}"', "aadOptscim062020": ""},
+        )
+        assert response.status_code == 200, response.get_json()
+        listed = response.get_json()
+        assert (listed["totalResults"], listed["itemsPerPage"], listed["Resources"]) == (0, 0, [])
+        # integers, not strings or booleans (Okta reads them as numbers)
+        assert all(type(listed[key]) is int for key in ("totalResults", "startIndex"))
+
+
+def test_path_less_keys_and_ops_no_rule_can_read_are_refused(api: Api, database: Database) -> None:
+    user = api.create_user("strict@acme.com")
+    before = store_snapshot(database, api.tenant.org_id)
+    for operation, scim_type, word in (
+        ({"op": "Replace", "value": {"name.nope": "x"}}, "invalidPath", "name.nope"),
+        ({"op": "Replace", "value": {"urn:example:nope:title": "x"}}, "invalidPath", "urn:example"),
+        ({"op": "Merge", "path": "title", "value": "x"}, "invalidSyntax", "merge"),
+    ):
+        response = api.patch(f"/Users/{user['id']}", patch_body(operation))
+        assert response.status_code == 400, response.get_json()
+        assert response.get_json()["scimType"] == scim_type
+        assert word in response.get_json()["detail"]
+    assert store_snapshot(database, api.tenant.org_id) == before
