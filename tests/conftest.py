@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from werkzeug.test import TestResponse
@@ -38,6 +39,11 @@ SCIM = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 _counter = itertools.count()
+
+# Property tests check behaviour, never speed: Hypothesis' default 200 ms deadline per example
+# fails them on a loaded machine (seen with the load average at 9 on 2 cores), so it is off.
+hypothesis_settings.register_profile("scim-server", deadline=None)
+hypothesis_settings.load_profile("scim-server")
 
 
 def _postgres_database() -> Iterator[str]:
