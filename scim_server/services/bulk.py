@@ -276,7 +276,10 @@ def _refused(
             operation.label,
             draft.request_id,
         )
+    # RFC 7644 §3.7: location is required except for a failed POST; an unresolved reference in
+    # the path is shown as sent, which names what the operation addressed.
+    target = resource_id if resource_id is not None else operation.resource_id
     location = None
-    if resource_id is not None and operation.resource_type is not None:
-        location = f"{ctx.base_url}/{ENDPOINT_OF[operation.resource_type]}/{resource_id}"
+    if target is not None and operation.resource_type is not None:
+        location = f"{ctx.base_url}/{ENDPOINT_OF[operation.resource_type]}/{target}"
     return OperationResult(operation, error.status, location, None, error)

@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from scim2_models import BulkResponse, Context, Group, User
 
 from scim_server.app import create_app
 from scim_server.config import Settings
 from scim_server.store.db import Database
 from tests.api.audit_support import Auditor, auditor_for, request_id
 from tests.api.test_domain_policy import configure
+from tests.api.test_guards import other_connection
 from tests.api.test_users_errors import assert_error
 from tests.conftest import USER_SCHEMA, Api, make_tenant, patch_body, store_snapshot
 
@@ -22,6 +24,7 @@ BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 def bulk(*operations: Any, fail_on_errors: int | None = None) -> dict[str, Any]:
@@ -52,6 +55,10 @@ def send(api: Api, body: Any, rid: str | None = None) -> list[dict[str, Any]]:
     document = response.get_json()
     assert document["schemas"] == [BULK_RESPONSE]
     operations: list[dict[str, Any]] = document["Operations"]
+    if all(operation.get("method") in METHODS for operation in operations):
+        # a standard client reads it back unchanged (scim2-models writes status as a string too)
+        read = BulkResponse[User | Group].model_validate(document, scim_ctx=Context.BULK_RESPONSE)
+        assert read.model_dump(scim_ctx=Context.BULK_RESPONSE) == document
     return operations
 
 
@@ -439,6 +446,8 @@ def test_bad_operation_data_gets_the_single_requests_error(api: Api) -> None:
     assert results[0]["response"]["scimType"] in {"invalidValue", "invalidSyntax"}
     assert "active" in results[0]["response"]["detail"]
     slot_error(results[1], 409, "invalidValue", "'n'")
+    # location is required but for a failed POST (RFC 7644 §3.7): the path as sent
+    assert results[1]["location"].endswith("/Users/bulkId:n")
 
 
 # -- limits (RFC 7644 §3.7.4) ------------------------------------------------------------------
@@ -516,3 +525,48 @@ def test_bulk_payload_uses_its_own_limit_not_the_general_body_limit(limited: Api
     assert limited.post("/Users", user).status_code == 413
     results = send(limited, bulk({"method": "POST", "path": "/Users", "bulkId": "l", "data": user}))
     assert results[0]["status"] == "201"
+
+
+# -- the single requests' rules, through /Bulk -------------------------------------------------
+
+
+def test_seat_limit_and_ownership_apply_per_operation(
+    app: Flask, api: Api, database: Database
+) -> None:
+    configure(database, api.tenant.slug, "--seat-limit", "2")
+    okta_user = api.create_user("okta@example.com")
+    entra = Api(app.test_client(), other_connection(database, api.tenant, "Entra prod"))
+    results = send(
+        entra,
+        bulk(
+            post_user("s1", "s1@example.com"),  # the second seat
+            post_user("s2", "s2@example.com"),  # over the limit: 403
+            {
+                "method": "PATCH",
+                "path": f"/Users/{okta_user['id']}",
+                "data": patch_body({"op": "replace", "path": "displayName", "value": "Mine"}),
+            },
+        ),
+    )
+    assert results[0]["status"] == "201"
+    slot_error(results[1], 403, None, "seat limit reached (2 of 2)")
+    slot_error(results[2], 409, None, "belongs to connection", "transfer")
+    assert user_names(api) == ["okta@example.com", "s1@example.com"]
+    assert "displayName" not in api.get(f"/Users/{okta_user['id']}").get_json()
+
+
+def test_entra_patch_shapes_are_normalised_in_bulk_as_alone(api: Api) -> None:
+    """Capitalised ops and booleans as strings (DESIGN §4.1), in a PATCH operation's data."""
+    user = api.create_user("entra@example.com")
+    results = send(
+        api,
+        bulk(
+            {
+                "method": "PATCH",
+                "path": f"/Users/{user['id']}",
+                "data": patch_body({"op": "Replace", "path": "active", "value": "False"}),
+            }
+        ),
+    )
+    assert results[0]["status"] == "200", results
+    assert api.get(f"/Users/{user['id']}").get_json()["active"] is False
