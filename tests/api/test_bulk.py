@@ -212,8 +212,12 @@ def test_reference_to_a_failed_or_undeclared_bulk_id_is_409(api: Api) -> None:
 # -- failOnErrors ------------------------------------------------------------------------------
 
 
-def test_fail_on_errors_stops_after_that_many_errors(api: Api, database: Database) -> None:
+def test_fail_on_errors_stops_after_that_many_errors(
+    api: Api, database: Database, auditor: Auditor
+) -> None:
     api.create_user("taken@example.com")
+    keep = api.create_user("keep@example.com")
+    rid = request_id("bulk-stop")
     results = send(
         api,
         bulk(
@@ -221,15 +225,27 @@ def test_fail_on_errors_stops_after_that_many_errors(api: Api, database: Databas
             post_user("ok1", "ok1@example.com"),
             post_user("e2", "TAKEN@example.com"),  # 409 again: the second error
             post_user("never", "never@example.com"),
-            {"method": "DELETE", "path": "/Users/00000000-0000-0000-0000-000000000000"},
+            {"method": "DELETE", "path": f"/Users/{keep['id']}", "bulkId": "del"},
             fail_on_errors=2,
         ),
+        rid,
     )
     # the operations after the second error are neither run nor reported
     assert [result["bulkId"] for result in results] == ["e1", "ok1", "e2"]
     slot_error(results[0], 409, "uniqueness", "taken@example.com")
     slot_error(results[2], 409, "uniqueness")
-    assert user_names(api) == ["ok1@example.com", "taken@example.com"]
+    assert user_names(api) == ["keep@example.com", "ok1@example.com", "taken@example.com"]
+    # nor logged: the request's event says where it stopped
+    events = auditor.events(f'requestId eq "{rid}"')
+    assert [(event["operation"], event["status"]) for event in events] == [
+        ("user.create", 409),
+        ("user.create", 201),
+        ("user.create", 409),
+        ("bulk", 200),
+    ]
+    assert events[-1]["detail"] == (
+        "bulk: 3 of 5 operations run, 1 succeeded, 2 failed; stopped after failOnErrors=2 errors"
+    )
 
 
 def test_without_fail_on_errors_every_operation_runs(api: Api) -> None:
@@ -403,7 +419,8 @@ def test_a_malformed_request_is_400_and_writes_nothing(
     assert store_snapshot(database, api.tenant.org_id) == before
 
 
-def test_a_malformed_operation_is_an_error_in_its_slot(api: Api) -> None:
+def test_a_malformed_operation_is_an_error_in_its_slot(api: Api, auditor: Auditor) -> None:
+    rid = request_id("bulk-malformed")
     results = send(
         api,
         bulk(
@@ -416,6 +433,7 @@ def test_a_malformed_operation_is_an_error_in_its_slot(api: Api) -> None:
             {"method": "DELETE", "path": "/Users/a/b"},
             post_user("fine", "fine@example.com"),
         ),
+        rid,
     )
     assert len(results) == 8
     slot_error(results[0], 400, "invalidSyntax", "Operations[0] must be an object")
@@ -428,6 +446,24 @@ def test_a_malformed_operation_is_an_error_in_its_slot(api: Api) -> None:
     slot_error(results[6], 400, "invalidSyntax", "Operations[6].path")
     assert results[7]["status"] == "201"
     assert user_names(api) == ["fine@example.com"]
+    # each is a refusal event, named as its single request when it says which one it is
+    events = auditor.events(f'requestId eq "{rid}"')
+    assert [(event["operation"], event["status"]) for event in events] == [
+        ("bulk.operation", 400),
+        ("bulk.operation", 400),
+        ("bulk.operation", 400),
+        ("user.create", 400),
+        ("user.replace", 400),
+        ("user.patch", 400),
+        ("bulk.operation", 400),
+        ("user.create", 201),
+        ("bulk", 200),
+    ]
+    assert (
+        events[1]["detail"]
+        == f"bulk Operations[1] (bulkId 'get'): {results[1]['response']['detail']}"
+    )
+    assert events[-1]["detail"] == "bulk: 8 of 8 operations run, 1 succeeded, 7 failed"
 
 
 def test_bad_operation_data_gets_the_single_requests_error(api: Api) -> None:
