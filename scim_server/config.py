@@ -45,6 +45,10 @@ class Settings:
     max_page_size: int = 1000
     max_filter_length: int = 4096
     max_body_bytes: int = 1024 * 1024
+    #: /Bulk (RFC 7644 §3.7.4): operations per request, and the request body's size, which
+    #: replaces ``max_body_bytes`` for /Bulk only (so a bulk payload over it gets the bulk 413).
+    bulk_max_operations: int = 1000
+    bulk_max_payload_bytes: int = 1024 * 1024
     db_pool_size: int = 5
     public_discovery: bool = False
     #: Link of an invitation e-mail; ``{token}`` is replaced by the invitation's token.
@@ -67,6 +71,10 @@ class Settings:
             max_page_size=_int(env, "SCIM_MAX_PAGE_SIZE", cls.max_page_size),
             max_filter_length=_int(env, "SCIM_MAX_FILTER_LENGTH", cls.max_filter_length),
             max_body_bytes=_int(env, "SCIM_MAX_BODY_BYTES", cls.max_body_bytes),
+            bulk_max_operations=_int(env, "SCIM_BULK_MAX_OPERATIONS", cls.bulk_max_operations),
+            bulk_max_payload_bytes=_int(
+                env, "SCIM_BULK_MAX_PAYLOAD_BYTES", cls.bulk_max_payload_bytes
+            ),
             db_pool_size=_int(env, "SCIM_DB_POOL_SIZE", cls.db_pool_size),
             public_discovery=_bool(env, "SCIM_PUBLIC_DISCOVERY", cls.public_discovery),
             invitation_url=env.get("SCIM_INVITATION_URL") or None,

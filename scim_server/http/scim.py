@@ -10,17 +10,20 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from scim_server.audit.events import EventDraft
 from scim_server.config import Settings
 from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.http.provisioning_log import current_draft
+from scim_server.scim import bulk as bulk_protocol
 from scim_server.scim import dialects, discovery
 from scim_server.scim.errors import (
     InvalidSyntax,
     NotFound,
     NotImplementedFeature,
+    PayloadTooLarge,
     UnsupportedMediaType,
 )
 from scim_server.scim.listing import (
@@ -32,6 +35,7 @@ from scim_server.scim.listing import (
 )
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
 from scim_server.scim.schema import Registry, ResourceType
+from scim_server.services import bulk as bulk_service
 from scim_server.services import groups, search, users
 from scim_server.services.context import RequestContext
 from scim_server.services.resources import Page
@@ -62,7 +66,7 @@ OPERATIONS = {
     "scim.replace_group": "group.replace",
     "scim.patch_group": "group.patch",
     "scim.delete_group": "group.delete",
-    "scim.bulk_not_built": "bulk.unsupported",
+    "scim.bulk": "bulk",
     "scim.me_not_built": "me.unsupported",
 }
 
@@ -229,8 +233,14 @@ def _authenticate() -> None:
 
 @bp.get("/ServiceProviderConfig")
 def service_provider_config() -> Response:
+    settings = _settings()
     return scim_response(
-        discovery.service_provider_config(_base_url(), max_results=_settings().max_page_size)
+        discovery.service_provider_config(
+            _base_url(),
+            max_results=settings.max_page_size,
+            bulk_max_operations=settings.bulk_max_operations,
+            bulk_max_payload_bytes=settings.bulk_max_payload_bytes,
+        )
     )
 
 
@@ -454,11 +464,37 @@ def delete_group(group_id: str) -> Response:
     return scim_response(None, 204)
 
 
-@bp.route("/Bulk", methods=["POST"])
-def bulk_not_built() -> Response:
-    raise NotImplementedFeature(
-        "bulk operations are not supported (ServiceProviderConfig bulk.supported is false)"
+# -- bulk ----------------------------------------------------------------------------------
+
+
+def _bulk_body() -> Any:
+    """The BulkRequest, read under ``maxPayloadSize`` instead of the general body limit, so
+    that an oversized bulk payload is answered with the limit a bulk client reads (§3.7.4)."""
+    limit = _settings().bulk_max_payload_bytes
+    too_large = PayloadTooLarge(
+        f"the bulk request body exceeds maxPayloadSize ({limit} bytes); "
+        "split it into several requests"
     )
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    # A body without Content-Length (chunked) is read up to one byte past the limit: werkzeug
+    # returns a stream cut at its maximum without complaint, so the extra byte tells.
+    request.max_content_length = limit + 1
+    try:
+        if len(request.get_data(cache=True)) > limit:
+            raise too_large
+    except RequestEntityTooLarge:
+        raise too_large from None
+    return json_body()
+
+
+@bp.post("/Bulk")
+def bulk() -> Response:
+    """RFC 7644 §3.7: 200 with one result per operation run (``services.bulk``)."""
+    body = _bulk_body()
+    parsed = bulk_protocol.parse_bulk_request(body, max_operations=_settings().bulk_max_operations)
+    outcome = bulk_service.run_bulk(_db(), _ctx(), parsed)
+    return scim_response(outcome.document())
 
 
 @bp.route("/Me", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])

@@ -21,11 +21,17 @@ from scim_server.scim.schema import Registry
 SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 
 
-def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any]:
+def service_provider_config(
+    base_url: str, *, max_results: int, bulk_max_operations: int, bulk_max_payload_bytes: int
+) -> dict[str, Any]:
     return {
         "schemas": [SPC_SCHEMA],
         "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "bulk": {
+            "supported": True,
+            "maxOperations": bulk_max_operations,
+            "maxPayloadSize": bulk_max_payload_bytes,
+        },
         "filter": {"supported": True, "maxResults": max_results},
         "changePassword": {"supported": False},
         "sort": {"supported": True},

@@ -23,9 +23,8 @@ def test_service_provider_config_tells_what_is_supported(api: Api) -> None:
     assert config["sort"]["supported"] is True
     assert config["etag"]["supported"] is True
     assert config["changePassword"]["supported"] is False
-    # /Bulk is not built: advertised as unsupported, and it answers 501
-    assert config["bulk"]["supported"] is False
-    assert api.post("/Bulk", {}).status_code == 501
+    # /Bulk works, with the limits the server enforces (tests/api/test_bulk.py)
+    assert config["bulk"] == {"supported": True, "maxOperations": 1000, "maxPayloadSize": 1048576}
     assert config["authenticationSchemes"][0]["type"] == "oauthbearertoken"
 
 

@@ -1,0 +1,285 @@
+"""``/Bulk`` (RFC 7644 §3.7, DESIGN §4, §5.4, §6): run a BulkRequest's operations one by one.
+
+Each operation is exactly its single request: the same IdP dialect normalisation, the same use
+case in ``services.users``/``services.groups`` (schema validation, domain policy, seats,
+temporary access, last-admin guard, ownership, If-Match from the operation's ``version``), in its
+own transaction with its own audit event sealed inside it. Bulk is not atomic as a whole (§3.7:
+"continue performing as many changes as possible"): an operation that fails rolls back alone and
+records its refusal event in a transaction of its own, as a refused single request does.
+
+Audit: every operation that runs is one event, named as its single form (``user.create``,
+``group.patch``, ...), with the bulk request's request id and a ``detail`` starting with
+``bulk Operations[i]`` (and, for a refusal, the error's detail). The request itself is one more
+event, ``bulk``, recorded by the HTTP layer after the operations, whose ``detail`` sums up what
+ran. Operations skipped after ``failOnErrors`` errors are neither run, reported nor logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy.exc import DBAPIError
+
+from scim_server.audit.chain import append
+from scim_server.audit.events import EventDraft
+from scim_server.scim import dialects
+from scim_server.scim.bulk import (
+    BULK_RESPONSE,
+    BulkOperation,
+    BulkRequest,
+    UnresolvedReference,
+    execution_order,
+    substitute,
+)
+from scim_server.scim.errors import ScimError, ServiceUnavailable
+from scim_server.services import groups, users
+from scim_server.services.context import RequestContext
+from scim_server.services.transaction import perform_write
+from scim_server.store.db import Database
+from scim_server.store.errors import database_unavailable
+
+log = logging.getLogger("scim_server.bulk")
+
+#: The audit operation of each (resource type, method): the single request's name.
+OPERATION_NAMES = {
+    ("User", "POST"): "user.create",
+    ("User", "PUT"): "user.replace",
+    ("User", "PATCH"): "user.patch",
+    ("User", "DELETE"): "user.delete",
+    ("Group", "POST"): "group.create",
+    ("Group", "PUT"): "group.replace",
+    ("Group", "PATCH"): "group.patch",
+    ("Group", "DELETE"): "group.delete",
+}
+#: The event of an operation too malformed to say what it would have done.
+UNKNOWN_OPERATION = "bulk.operation"
+ENDPOINT_OF = {"User": "Users", "Group": "Groups"}
+
+
+class InternalError(ScimError):
+    """An unexpected failure of one operation: reported in its slot, never its traceback."""
+
+    status = 500
+
+
+@dataclass(frozen=True)
+class OperationResult:
+    """One element of the BulkResponse's ``Operations`` (§3.7.3)."""
+
+    operation: BulkOperation
+    status: int
+    location: str | None = None
+    version: str | None = None
+    error: ScimError | None = None
+
+    def document(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {}
+        if self.operation.method is not None:
+            doc["method"] = self.operation.method
+        if self.operation.bulk_id is not None:
+            doc["bulkId"] = self.operation.bulk_id
+        if self.location is not None:
+            doc["location"] = self.location
+        if self.version is not None:
+            doc["version"] = self.version
+        doc["status"] = str(self.status)  # a string, as in RFC 7644 §3.7.3's examples
+        if self.error is not None:
+            doc["response"] = self.error.to_body()
+        return doc
+
+
+@dataclass(frozen=True)
+class BulkOutcome:
+    results: list[OperationResult]
+    #: Operations in the request, run or not.
+    total: int
+    #: The ``failOnErrors`` that stopped processing, if it did.
+    stopped_at: int | None
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for result in self.results if result.error is not None)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "schemas": [BULK_RESPONSE],
+            "Operations": [result.document() for result in self.results],
+        }
+
+    def summary(self) -> str:
+        ran = len(self.results)
+        text = (
+            f"bulk: {ran} of {self.total} operations run, {ran - self.failed} succeeded, "
+            f"{self.failed} failed"
+        )
+        if self.stopped_at is not None:
+            text += f"; stopped after failOnErrors={self.stopped_at} errors"
+        return text
+
+
+def run_bulk(database: Database, ctx: RequestContext, bulk: BulkRequest) -> BulkOutcome:
+    """Run the operations in dependency order until ``failOnErrors`` errors, if given."""
+    declared = {
+        operation.bulk_id
+        for operation in bulk.operations
+        if operation.method == "POST" and operation.bulk_id is not None
+    }
+    created: dict[str, str] = {}
+    failed: dict[str, int] = {}
+    results: list[OperationResult] = []
+    errors = 0
+    stopped_at: int | None = None
+    for operation in execution_order(bulk.operations):
+        result = _run(database, ctx, operation, declared, created, failed)
+        results.append(result)
+        if result.error is None:
+            continue
+        errors += 1
+        if operation.bulk_id is not None:
+            failed[operation.bulk_id] = result.status
+        if bulk.fail_on_errors is not None and errors >= bulk.fail_on_errors:
+            stopped_at = bulk.fail_on_errors
+            break
+    outcome = BulkOutcome(results, len(bulk.operations), stopped_at)
+    ctx.audit.detail = outcome.summary()
+    return outcome
+
+
+def _draft(parent: EventDraft, operation: BulkOperation) -> EventDraft:
+    """The operation's own event: the bulk request's caller and request id, its own name."""
+    name = OPERATION_NAMES.get(
+        (operation.resource_type or "", operation.method or ""), UNKNOWN_OPERATION
+    )
+    return EventDraft(
+        operation=name,
+        org_id=parent.org_id,
+        actor_type=parent.actor_type,
+        actor=parent.actor,
+        token_prefix=parent.token_prefix,
+        request_id=parent.request_id,
+        client_ip=parent.client_ip,
+        user_agent=parent.user_agent,
+        detail=f"bulk {operation.label}",
+    )
+
+
+def _check_references(
+    operation: BulkOperation, declared: set[str], created: dict[str, str], failed: dict[str, int]
+) -> None:
+    for reference in operation.references:
+        if reference in created:
+            continue
+        if reference not in declared:
+            reason = "which no POST operation of this request declares"
+        elif reference in failed:
+            reason = f"whose operation failed (status {failed[reference]})"
+        else:
+            reason = "whose operation could not run before this one"
+        raise UnresolvedReference(
+            f"{operation.label} references bulkId {reference!r}, {reason}; "
+            "the reference cannot be resolved"
+        )
+
+
+def _run(
+    database: Database,
+    ctx: RequestContext,
+    operation: BulkOperation,
+    declared: set[str],
+    created: dict[str, str],
+    failed: dict[str, int],
+) -> OperationResult:
+    op_ctx = replace(ctx, audit=_draft(ctx.audit, operation))
+    resource_id: str | None = None
+    try:
+        if operation.error is not None:
+            raise operation.error
+        _check_references(operation, declared, created, failed)
+        assert operation.resource_type is not None
+        if operation.resource_id is not None:
+            resource_id = str(substitute(operation.resource_id, created))
+        status, action, args = _use_case(op_ctx, operation, resource_id, created)
+        rendered = perform_write(database, op_ctx, status, action, *args)
+    except ScimError as error:
+        return _refused(database, op_ctx, operation, resource_id, error)
+    except Exception as error:  # one operation's failure must not hide the others' results
+        unavailable = isinstance(error, DBAPIError) and database_unavailable(error)
+        if unavailable:
+            log.error(
+                "database unavailable in bulk %s (request %s)",
+                operation.label,
+                ctx.audit.request_id,
+            )
+            failure: ScimError = ServiceUnavailable("the database is unavailable; retry later")
+        else:
+            log.exception(
+                "internal error in bulk %s (request %s)", operation.label, ctx.audit.request_id
+            )
+            failure = InternalError(f"internal error (request id {ctx.audit.request_id})")
+        return _refused(database, op_ctx, operation, resource_id, failure)
+    endpoint = ENDPOINT_OF[operation.resource_type]
+    if operation.method == "POST":
+        resource_id = str(rendered.document["id"])
+        assert operation.bulk_id is not None
+        created[operation.bulk_id] = resource_id
+    location = f"{ctx.base_url}/{endpoint}/{resource_id}"
+    version = None if rendered is None else rendered.etag
+    return OperationResult(operation, status, location, version)
+
+
+def _use_case(
+    ctx: RequestContext, operation: BulkOperation, resource_id: str | None, created: dict[str, str]
+) -> tuple[int, Callable[..., Any], tuple[Any, ...]]:
+    """The single request's status, use case and arguments, the data normalised as the single
+    endpoint normalises it (after references are replaced: a bare ``manager`` id still works)."""
+    rt = ctx.registry.resource_type(operation.resource_type or "")
+    data = substitute(operation.data, created)
+    is_user = operation.resource_type == "User"
+    if operation.method == "POST":
+        create = users.create_user if is_user else groups.create_group
+        return 201, create, (dialects.normalise_resource(rt, data),)
+    if operation.method == "PUT":
+        replace_ = users.replace_user if is_user else groups.replace_group
+        body = dialects.normalise_resource(rt, data)
+        return 200, replace_, (resource_id, body, operation.version)
+    if operation.method == "PATCH":
+        patch = users.patch_user if is_user else groups.patch_group
+        # a group PATCH answers 204 alone (no attributes asked for), so it does here too
+        status = 200 if is_user else 204
+        return status, patch, (resource_id, dialects.normalise_patch(rt, data), operation.version)
+    delete = users.delete_user if is_user else groups.delete_group
+    return 204, delete, (resource_id, operation.version)
+
+
+def _refused(
+    database: Database,
+    ctx: RequestContext,
+    operation: BulkOperation,
+    resource_id: str | None,
+    error: ScimError,
+) -> OperationResult:
+    """Record the operation's refusal as its own event (its write, if any, rolled back)."""
+    draft = ctx.audit
+    draft.status = error.status
+    draft.scim_type = error.scim_type
+    draft.detail = f"bulk {operation.label}: {error.detail}"
+    draft.changes = None
+    try:
+        with database.transaction(write=True) as session:
+            append(session, draft)
+    except Exception:
+        log.exception(
+            "could not record audit event of bulk %s (request %s)",
+            operation.label,
+            draft.request_id,
+        )
+    # RFC 7644 §3.7: location is required except for a failed POST; an unresolved reference in
+    # the path is shown as sent, which names what the operation addressed.
+    target = resource_id if resource_id is not None else operation.resource_id
+    location = None
+    if target is not None and operation.resource_type is not None:
+        location = f"{ctx.base_url}/{ENDPOINT_OF[operation.resource_type]}/{target}"
+    return OperationResult(operation, error.status, location, None, error)

@@ -1,0 +1,76 @@
+"""Through a real gunicorn: a chunked /Bulk body (no Content-Length) is held to
+``SCIM_BULK_MAX_PAYLOAD_BYTES`` too, so the limit cannot be dodged by leaving the length out."""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from scim_server.store.db import Database
+from tests.conftest import USER_SCHEMA, make_tenant
+from tests.gunicorn.server import call, serve
+
+pytestmark = pytest.mark.gunicorn
+
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
+LIMIT = 4000
+
+
+@pytest.fixture(scope="module")
+def server(database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log_path = tmp_path_factory.mktemp("gunicorn-bulk") / "stderr.log"
+    environment = {"SCIM_BULK_MAX_PAYLOAD_BYTES": str(LIMIT), "SCIM_BULK_MAX_OPERATIONS": "5"}
+    with serve(database.url, workers=1, log_path=log_path, environment=environment) as running:
+        yield running.base_url
+
+
+def _chunked_post(base_url: str, token: str, body: Any) -> tuple[int, Any]:
+    """POST /Bulk with ``Transfer-Encoding: chunked`` and no Content-Length."""
+    raw = json.dumps(body).encode()
+    parts = urlsplit(base_url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.request(
+            "POST",
+            "/scim/v2/Bulk",
+            body=iter([raw[i : i + 1000] for i in range(0, len(raw), 1000)]),
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"},
+            encode_chunked=True,
+        )
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def _bulk(display_name: str) -> dict[str, Any]:
+    data = {
+        "schemas": [USER_SCHEMA],
+        "userName": "chunked@example.com",
+        "displayName": display_name,
+    }
+    operation = {"method": "POST", "path": "/Users", "bulkId": "c", "data": data}
+    return {"schemas": [BULK_REQUEST], "Operations": [operation]}
+
+
+def test_chunked_bulk_bodies_are_held_to_max_payload_size(server: str, database: Database) -> None:
+    tenant = make_tenant(database, "chunked")
+    advertised = call("GET", f"{server}/scim/v2/ServiceProviderConfig", tenant.token).body
+    assert advertised["bulk"] == {"supported": True, "maxOperations": 5, "maxPayloadSize": LIMIT}
+
+    status, body = _chunked_post(server, tenant.token, _bulk("x" * 2 * LIMIT))
+    assert status == 413, body
+    assert f"maxPayloadSize ({LIMIT} bytes)" in body["detail"]
+    users = call("GET", f"{server}/scim/v2/Users", tenant.token).body
+    assert users["totalResults"] == 0
+
+    status, body = _chunked_post(server, tenant.token, _bulk("small"))
+    assert status == 200, body
+    assert body["Operations"][0]["status"] == "201"
+    users = call("GET", f"{server}/scim/v2/Users", tenant.token).body
+    assert [user["userName"] for user in users["Resources"]] == ["chunked@example.com"]
