@@ -14,7 +14,11 @@ from scim_server.scim.schema import Registry
 SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 
 
-def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any]:
+def service_provider_config(
+    base_url: str, *, max_results: int, default_page_size: int, cursor_timeout: int
+) -> dict[str, Any]:
+    """RFC 7643 §5, with RFC 9865's ``pagination``: both methods, index by default (existing
+    clients such as Okta and Entra page by ``startIndex`` and must keep working unchanged)."""
     return {
         "schemas": [SPC_SCHEMA],
         "patch": {"supported": True},
@@ -23,6 +27,14 @@ def service_provider_config(base_url: str, *, max_results: int) -> dict[str, Any
         "changePassword": {"supported": False},
         "sort": {"supported": True},
         "etag": {"supported": True},
+        "pagination": {
+            "cursor": True,
+            "index": True,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": default_page_size,
+            "maxPageSize": max_results,
+            "cursorTimeout": cursor_timeout,
+        },
         "authenticationSchemes": [
             {
                 "type": "oauthbearertoken",
