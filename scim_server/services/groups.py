@@ -460,6 +460,7 @@ def list_groups(session: Session, ctx: RequestContext, query: ListQuery) -> Page
             statement=select(Group).where(*conditions),
             count_statement=count_statement,
             key=key,
+            key_nullable=query.sort_by is None or compiler.sort_key_nullable(query.sort_by),
             pk=Group.pk,
             render=lambda rows: render_page([row[0] for row in rows]),
         )

@@ -34,6 +34,7 @@ def cursor_page(
     statement: Select[Any],
     count_statement: Select[Any],
     key: ColumnElement[Any] | None,
+    key_nullable: bool,
     pk: InstrumentedAttribute[int],
     render: Callable[[Sequence[Sequence[Any]]], list[dict[str, Any]]],
 ) -> Page:
@@ -54,6 +55,7 @@ def cursor_page(
         descending=query.descending,
         after=after,
         limit=query.count + 1,
+        nullable=key_nullable,
     )
     rows = list(session.execute(page))
     more = len(rows) > query.count

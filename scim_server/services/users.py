@@ -520,6 +520,7 @@ def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
             statement=select(User, *user_with_access()).where(*conditions),
             count_statement=count_statement,
             key=key,
+            key_nullable=query.sort_by is None or compiler.sort_key_nullable(query.sort_by),
             pk=User.pk,
             render=render_rows,
         )

@@ -22,14 +22,20 @@ def _after(
     pk: InstrumentedAttribute[int],
     descending: bool,
     position: Position,
+    nullable: bool,
 ) -> ColumnElement[bool]:
     beyond_pk = pk < position.pk if descending else pk > position.pk
     if key is None:
         return beyond_pk
     if position.key is None:  # already among the NULL sort keys, which come last
         return and_(key.is_(None), beyond_pk)
-    beyond_key = key < position.key if descending else key > position.key
-    return or_(beyond_key, and_(key == position.key, beyond_pk), key.is_(None))
+    # ``key >= k AND (key > k OR pk > p)`` rather than ``key > k OR (key = k AND pk > p)``: the
+    # same rows, but the leading range lets the database seek in an index on the key
+    if descending:
+        beyond = and_(key <= position.key, or_(key < position.key, beyond_pk))
+    else:
+        beyond = and_(key >= position.key, or_(key > position.key, beyond_pk))
+    return or_(beyond, key.is_(None)) if nullable else beyond
 
 
 def seek(
@@ -40,18 +46,20 @@ def seek(
     descending: bool,
     after: Position | None,
     limit: int,
+    nullable: bool = True,
 ) -> Select[Any]:
     """``statement`` ordered for keyset paging, after ``after``, at most ``limit`` rows.
 
     The sort key (when there is one) and the primary key are appended as the last columns, so
-    :func:`position_of` can read where the page ended.
+    :func:`position_of` can read where the page ended. ``nullable``: whether the key can be
+    NULL (NULLs come after every value, in both directions).
     """
     if key is not None:
         order = key.desc().nulls_last() if descending else key.asc().nulls_last()
         statement = statement.add_columns(key).order_by(order)
     statement = statement.add_columns(pk).order_by(pk.desc() if descending else pk.asc())
     if after is not None:
-        statement = statement.where(_after(key, pk, descending, after))
+        statement = statement.where(_after(key, pk, descending, after, nullable))
     return statement.limit(limit)
 
 
