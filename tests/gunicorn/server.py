@@ -46,12 +46,18 @@ class Server:
 
 @contextmanager
 def serve(
-    database_url: str, *, workers: int, log_path: Path, startup_timeout: float = 30.0
+    database_url: str,
+    *,
+    workers: int,
+    log_path: Path,
+    startup_timeout: float = 30.0,
+    environment: dict[str, str] | None = None,
 ) -> Iterator[Server]:
     """Run ``scim-server serve`` on a free port until the block ends; fail with its log if it
-    does not answer ``/healthz`` in time."""
+    does not answer ``/healthz`` in time. ``environment``: more variables for the server."""
     port = free_port()
     env = {**os.environ, "SCIM_DATABASE_URL": database_url, "SCIM_LOG_LEVEL": "warning"}
+    env.update(environment or {})
     command = [sys.executable, "-m", "scim_server.cli", "serve"]
     command += ["--port", str(port), "--workers", str(workers)]
     with log_path.open("wb") as log:
