@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import uuid
 
 from flask import Flask, Response, g, request
@@ -12,10 +13,29 @@ from scim_server.config import Settings
 from scim_server.http import audit_api, health, scim
 from scim_server.http.errors import register_error_handlers
 from scim_server.http.provisioning_log import register_provisioning_log
+from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.schema import Registry, default_registry
 from scim_server.store.db import Database
 
 _REQUEST_ID = "X-Request-Id"
+_log = logging.getLogger(__name__)
+
+
+def cursor_settings(settings: Settings) -> CursorSettings:
+    """The key that signs RFC 9865 cursors.
+
+    Unset, each app gets a random key: gunicorn loads the app once in the master
+    (``preload_app``), so every worker of one server shares it, and a restart merely invalidates
+    open cursors (clients restart their walk on ``invalidCursor``). Several hosts behind a load
+    balancer must share ``SCIM_CURSOR_SECRET``, or a cursor served by one host is refused by
+    the others.
+    """
+    if settings.cursor_secret is not None:
+        key = settings.cursor_secret.encode()
+    else:
+        key = secrets.token_bytes(32)
+        _log.info("SCIM_CURSOR_SECRET is not set: cursors are signed with a per-process key")
+    return CursorSettings(secret=key, timeout_seconds=settings.cursor_timeout_seconds)
 
 
 def create_app(
@@ -33,6 +53,7 @@ def create_app(
         settings.database_url, pool_size=settings.db_pool_size
     )
     app.extensions["scim_registry"] = registry or default_registry()
+    app.extensions["scim_cursors"] = cursor_settings(settings)
     logging.getLogger("scim_server").setLevel(settings.log_level)
 
     @app.before_request

@@ -59,6 +59,10 @@ class Settings:
     #: Reverse proxies in front of the server whose X-Forwarded-For/-Proto/-Host are trusted.
     trusted_proxy_hops: int = 0
     log_level: str = "INFO"
+    #: HMAC key of RFC 9865 cursors; None: a random key per server process (see README).
+    cursor_secret: str | None = None
+    #: Seconds a cursor stays valid between pages (ServiceProviderConfig cursorTimeout).
+    cursor_timeout_seconds: int = 3600
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -86,7 +90,14 @@ class Settings:
                 env, "SCIM_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops, minimum=0
             ),
             log_level=(env.get("SCIM_LOG_LEVEL") or cls.log_level).upper(),
+            cursor_secret=env.get("SCIM_CURSOR_SECRET") or None,
+            cursor_timeout_seconds=_int(
+                env, "SCIM_CURSOR_TIMEOUT_SECONDS", cls.cursor_timeout_seconds
+            ),
         )
+        if settings.cursor_secret is not None and len(settings.cursor_secret) < 32:
+            # an HMAC key must not be guessable; 32 characters of `openssl rand -hex 32` or so
+            raise ConfigError("SCIM_CURSOR_SECRET must be at least 32 characters long")
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError("SCIM_DEFAULT_PAGE_SIZE must not exceed SCIM_MAX_PAGE_SIZE")
         return settings

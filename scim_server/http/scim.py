@@ -19,8 +19,10 @@ from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.http.provisioning_log import current_draft
 from scim_server.scim import bulk as bulk_protocol
 from scim_server.scim import dialects, discovery
+from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import (
     InvalidSyntax,
+    InvalidValue,
     NotFound,
     NotImplementedFeature,
     PayloadTooLarge,
@@ -101,6 +103,11 @@ def _base_url() -> str:
     return request.host_url.rstrip("/") + bp.url_prefix  # type: ignore[operator]
 
 
+def _cursors() -> CursorSettings:
+    cursors: CursorSettings = current_app.extensions["scim_cursors"]
+    return cursors
+
+
 def _limits() -> Limits:
     settings = _settings()
     return Limits(
@@ -120,6 +127,7 @@ def _ctx() -> RequestContext:
             base_url=_base_url(),
             limits=_limits(),
             audit=current_draft() or EventDraft(operation=str(request.endpoint)),
+            cursors=_cursors(),
         )
         g.scim_context = ctx
     return ctx
@@ -162,15 +170,18 @@ def patch_request() -> Any:
 
 
 def _list_response(page: Page) -> Response:
-    return scim_response(
-        {
-            "schemas": [LIST_RESPONSE],
-            "totalResults": page.total,
-            "startIndex": page.start_index,
-            "itemsPerPage": len(page.resources),
-            "Resources": page.resources,
-        }
-    )
+    """A ListResponse; a cursor page (RFC 9865 §2) has no ``startIndex``, ``totalResults`` only
+    on its first page, and ``nextCursor`` on every page but the last."""
+    body: dict[str, Any] = {"schemas": [LIST_RESPONSE]}
+    if page.total is not None:
+        body["totalResults"] = page.total
+    if page.start_index is not None:
+        body["startIndex"] = page.start_index
+    body["itemsPerPage"] = len(page.resources)
+    if page.next_cursor is not None:
+        body["nextCursor"] = page.next_cursor
+    body["Resources"] = page.resources
+    return scim_response(body)
 
 
 def _resource_response(
@@ -238,6 +249,8 @@ def service_provider_config() -> Response:
         discovery.service_provider_config(
             _base_url(),
             max_results=settings.max_page_size,
+            default_page_size=settings.default_page_size,
+            cursor_timeout=_cursors().timeout_seconds,
             bulk_max_operations=settings.bulk_max_operations,
             bulk_max_payload_bytes=settings.bulk_max_payload_bytes,
         )
@@ -329,6 +342,11 @@ def search_root() -> Response:
     """RFC 7644 §3.4.3 search across every served resource type."""
     body = json_body()
     query: ListQuery = parse_search_request(body, _limits())
+    if query.cursor is not None:
+        raise InvalidValue(
+            '"cursor" paging is not available on /.search across resource types; '
+            "page with startIndex, or search /Users/.search or /Groups/.search with a cursor"
+        )
     _describe_search(query, body.get("filter"))
     return _list_response(_read(search.search_all, query))
 

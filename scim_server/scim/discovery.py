@@ -22,8 +22,16 @@ SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
 
 
 def service_provider_config(
-    base_url: str, *, max_results: int, bulk_max_operations: int, bulk_max_payload_bytes: int
+    base_url: str,
+    *,
+    max_results: int,
+    default_page_size: int,
+    cursor_timeout: int,
+    bulk_max_operations: int,
+    bulk_max_payload_bytes: int,
 ) -> dict[str, Any]:
+    """RFC 7643 §5, with RFC 9865's ``pagination``: both methods, index by default (existing
+    clients such as Okta and Entra page by ``startIndex`` and must keep working unchanged)."""
     return {
         "schemas": [SPC_SCHEMA],
         "patch": {"supported": True},
@@ -36,6 +44,14 @@ def service_provider_config(
         "changePassword": {"supported": False},
         "sort": {"supported": True},
         "etag": {"supported": True},
+        "pagination": {
+            "cursor": True,
+            "index": True,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": default_page_size,
+            "maxPageSize": max_results,
+            "cursorTimeout": cursor_timeout,
+        },
         "authenticationSchemes": [
             {
                 "type": "oauthbearertoken",

@@ -71,6 +71,25 @@ class InvalidVersion(ScimError):
     scim_type = "invalidVers"
 
 
+class InvalidCursor(ScimError):
+    """RFC 9865 §2.1: a cursor this server did not issue for this query (altered, or issued for
+    another filter, sort, resource type or organisation)."""
+
+    scim_type = "invalidCursor"
+
+
+class ExpiredCursor(ScimError):
+    """RFC 9865 §2.1: a cursor older than ``cursorTimeout``."""
+
+    scim_type = "expiredCursor"
+
+
+class InvalidCount(ScimError):
+    """RFC 9865 §2.1: a cursor page's ``count`` outside 1..maxPageSize."""
+
+    scim_type = "invalidCount"
+
+
 class Sensitive(ScimError):
     status = 403
     scim_type = "sensitive"

@@ -2,6 +2,10 @@
 
 Query-string values are text; a SearchRequest body carries JSON types. Both become one
 :class:`ListQuery`, so ``GET /Users?...`` and ``POST /Users/.search`` can never disagree.
+
+Paging is by index (``startIndex``, the default) or by cursor (RFC 9865 §2: ``cursor``, empty
+for the first page). The two cannot be mixed; under a cursor ``count`` must be 1..maxPageSize
+(RFC 9865 §2.1 ``invalidCount``), where index paging keeps RFC 7644's ``count=0``.
 """
 
 from __future__ import annotations
@@ -11,7 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from scim_server.scim.dialects import normalise_filter
-from scim_server.scim.errors import InvalidFilter, InvalidSyntax, InvalidValue
+from scim_server.scim.errors import (
+    InvalidCount,
+    InvalidCursor,
+    InvalidFilter,
+    InvalidSyntax,
+    InvalidValue,
+)
 from scim_server.scim.filter import parse_filter
 from scim_server.scim.filter_ast import AttrPath, Expr
 
@@ -27,6 +37,7 @@ _SEARCH_KEYS = {
     "sortorder",
     "startindex",
     "count",
+    "cursor",
 }
 
 
@@ -39,6 +50,8 @@ class ListQuery:
     count: int
     attributes: str | None
     excluded_attributes: str | None
+    #: None: index paging; "" : the first page of a cursor walk; else a ``nextCursor``
+    cursor: str | None = None
 
 
 @dataclass(frozen=True)
@@ -118,9 +131,31 @@ def parse_list_query(params: Mapping[str, Any], limits: Limits) -> ListQuery:
     # RFC 7644 §3.4.2.4: a value less than 1 is interpreted as 1.
     start_index = 1 if start_raw in (None, "") else max(1, _as_int("startIndex", start_raw))
 
+    cursor = values.get("cursor")
+    if cursor is not None and not isinstance(cursor, str):
+        raise InvalidCursor(
+            '"cursor" must be a string: empty for the first page, then a nextCursor'
+        )
+    if cursor is not None and start_raw not in (None, ""):
+        # RFC 9865 §2: the parameter present chooses the paging method; both is a contradiction
+        raise InvalidValue(
+            '"cursor" and "startIndex" cannot be used together: page by cursor (RFC 9865) '
+            "or by index (RFC 7644), not both"
+        )
+
     count_raw = values.get("count")
     if count_raw in (None, ""):
         count = limits.default_count
+    elif cursor is not None:
+        try:
+            count = _as_int("count", count_raw)
+        except InvalidValue as error:
+            raise InvalidCount(error.detail) from None
+        if not 1 <= count <= limits.max_count:
+            raise InvalidCount(
+                f'"count" is {count}; with a cursor it must be between 1 and {limits.max_count} '
+                "(ServiceProviderConfig pagination.maxPageSize)"
+            )
     else:
         # RFC 7644 §3.4.2.4: a negative value is interpreted as 0.
         count = max(0, _as_int("count", count_raw))
@@ -142,6 +177,7 @@ def parse_list_query(params: Mapping[str, Any], limits: Limits) -> ListQuery:
         count=count,
         attributes=attributes or None,
         excluded_attributes=excluded or None,
+        cursor=cursor,
     )
 
 

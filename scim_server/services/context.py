@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from scim_server.audit.events import EventDraft
+from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.listing import Limits
 from scim_server.scim.schema import Registry
 from scim_server.services.tokens import Principal
@@ -19,3 +20,5 @@ class RequestContext:
     limits: Limits
     #: The event this request will be recorded as; use cases say what they touched.
     audit: EventDraft
+    #: Secret and lifetime of RFC 9865 cursors.
+    cursors: CursorSettings

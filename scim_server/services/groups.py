@@ -36,7 +36,7 @@ from scim_server.scim.patch import Operation, apply_operations, parse_operations
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
 from scim_server.scim.schema import ResourceType
 from scim_server.scim.validate import parse_resource
-from scim_server.services import access, guards
+from scim_server.services import access, guards, paging
 from scim_server.services.context import RequestContext
 from scim_server.services.resources import Page, check_if_match, etag_of, iso
 from scim_server.store import groups as store
@@ -439,12 +439,37 @@ def list_groups(session: Session, ctx: RequestContext, query: ListQuery) -> Page
     conditions = [Group.org_id == ctx.principal.org_id]
     if query.filter is not None:
         conditions.append(compiler.compile(query.filter))
-    total = session.scalar(select(func.count()).select_from(Group).where(*conditions)) or 0
+    key = compiler.sort_key(query.sort_by) if query.sort_by is not None else None
+    count_statement = select(func.count()).select_from(Group).where(*conditions)
+
+    def render_page(page: Sequence[Group]) -> list[dict[str, Any]]:
+        """Heads of the page's groups, their members (when projected) in one streamed query."""
+        heads = {group.pk: render_head(ctx, group) for group in page}
+        keys = member_projector(ctx, projection)
+        if keys is not None and heads:
+            for group_pk, element in stream_members(session, ctx, list(heads), keys):
+                heads[group_pk].setdefault("members", []).append(element)
+        return [apply_projection(rt, heads[group.pk], projection) for group in page]
+
+    if query.cursor is not None:
+        return paging.cursor_page(
+            session,
+            ctx,
+            "Group",
+            query,
+            statement=select(Group).where(*conditions),
+            count_statement=count_statement,
+            key=key,
+            key_nullable=query.sort_by is None or compiler.sort_key_nullable(query.sort_by),
+            pk=Group.pk,
+            render=lambda rows: render_page([row[0] for row in rows]),
+        )
+
+    total = session.scalar(count_statement) or 0
     resources: list[dict[str, Any]] = []
     if query.count > 0 and query.start_index <= total:
         statement = select(Group).where(*conditions)
-        if query.sort_by is not None:
-            key = compiler.sort_key(query.sort_by)
+        if key is not None:
             statement = statement.order_by(
                 key.desc().nulls_last() if query.descending else key.asc().nulls_last(),
                 Group.pk.desc() if query.descending else Group.pk.asc(),
@@ -452,10 +477,5 @@ def list_groups(session: Session, ctx: RequestContext, query: ListQuery) -> Page
         else:
             statement = statement.order_by(Group.pk)
         page = list(session.scalars(statement.offset(query.start_index - 1).limit(query.count)))
-        heads = {group.pk: render_head(ctx, group) for group in page}
-        keys = member_projector(ctx, projection)
-        if keys is not None and heads:
-            for group_pk, element in stream_members(session, ctx, list(heads), keys):
-                heads[group_pk].setdefault("members", []).append(element)
-        resources = [apply_projection(rt, heads[group.pk], projection) for group in page]
+        resources = render_page(page)
     return Page(total=total, start_index=query.start_index, resources=resources)

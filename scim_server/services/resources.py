@@ -34,8 +34,13 @@ def check_if_match(if_match: str | None, current: str) -> None:
 
 @dataclass(frozen=True)
 class Page:
-    """One page of a list or search (RFC 7644 §3.4.2), before it is wrapped in a ListResponse."""
+    """One page of a list or search (RFC 7644 §3.4.2), before it is wrapped in a ListResponse.
 
-    total: int
-    start_index: int
+    A cursor page (RFC 9865) has no ``start_index``, a ``next_cursor`` unless it is the last
+    page, and a ``total`` only on the first page of a walk (``services.paging``).
+    """
+
+    total: int | None
+    start_index: int | None
     resources: list[dict[str, Any]]
+    next_cursor: str | None = None

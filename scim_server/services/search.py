@@ -34,7 +34,7 @@ def search_all(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
         except InvalidFilter as error:
             errors.append(error)
             continue
-        totals.append((lister, counted.total))
+        totals.append((lister, counted.total or 0))
     if not totals:
         raise errors[0]
     total = sum(count for _, count in totals)

@@ -48,7 +48,7 @@ from scim_server.scim.patch import apply_patch
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
 from scim_server.scim.schema import ACCESS_USER, ResourceType
 from scim_server.scim.validate import parse_datetime, parse_resource
-from scim_server.services import guards
+from scim_server.services import guards, paging
 from scim_server.services import lifecycle as lifecycle_store
 from scim_server.services.access import (
     NO_ACCESS,
@@ -505,13 +505,31 @@ def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
     conditions = [User.org_id == ctx.principal.org_id, User.deleted_at.is_(None)]
     if query.filter is not None:
         conditions.append(compiler.compile(query.filter))
+    key = compiler.sort_key(query.sort_by) if query.sort_by is not None else None
+    count_statement = select(func.count()).select_from(User).where(*conditions)
 
-    total = session.scalar(select(func.count()).select_from(User).where(*conditions)) or 0
+    def render_rows(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+        return [apply_projection(rt, _render(ctx, _loaded(row)), projection) for row in rows]
+
+    if query.cursor is not None:
+        return paging.cursor_page(
+            session,
+            ctx,
+            "User",
+            query,
+            statement=select(User, *user_with_access()).where(*conditions),
+            count_statement=count_statement,
+            key=key,
+            key_nullable=query.sort_by is None or compiler.sort_key_nullable(query.sort_by),
+            pk=User.pk,
+            render=render_rows,
+        )
+
+    total = session.scalar(count_statement) or 0
     resources: list[dict[str, Any]] = []
     if query.count > 0 and query.start_index <= total:
         statement = select(User, *user_with_access()).where(*conditions)
-        if query.sort_by is not None:
-            key = compiler.sort_key(query.sort_by)
+        if key is not None:
             statement = statement.order_by(
                 key.desc().nulls_last() if query.descending else key.asc().nulls_last(),
                 User.pk.desc() if query.descending else User.pk.asc(),
@@ -519,6 +537,5 @@ def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
         else:
             statement = statement.order_by(User.pk)
         statement = statement.offset(query.start_index - 1).limit(query.count)
-        for row in session.execute(statement):
-            resources.append(apply_projection(rt, _render(ctx, _loaded(row)), projection))
+        resources = render_rows(list(session.execute(statement)))
     return Page(total=total, start_index=query.start_index, resources=resources)

@@ -334,6 +334,17 @@ class FilterCompiler:
             return codepoint_order(expr)
         return target.expr
 
+    def sort_key_nullable(self, path: AttrPath) -> bool:
+        """Whether ``sort_key(path)`` can be NULL: only a NOT NULL column (``userName``,
+        ``meta.created``) cannot, and then a keyset seek needs no ``OR key IS NULL`` branch,
+        which would keep the database from seeking in an index on the key."""
+        resolved = self._resolve(path)
+        attribute = resolved.attribute
+        assert attribute is not None
+        if attribute.multi_valued or (attribute.is_complex and resolved.sub is None):
+            return True
+        return self._target(resolved, path).nullable
+
 
 class _ElementCompiler:
     """Compiles the filter inside ``attr[...]`` against one child row."""

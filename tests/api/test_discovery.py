@@ -26,6 +26,19 @@ def test_service_provider_config_tells_what_is_supported(api: Api) -> None:
     # /Bulk works, with the limits the server enforces (tests/api/test_bulk.py)
     assert config["bulk"] == {"supported": True, "maxOperations": 1000, "maxPayloadSize": 1048576}
     assert config["authenticationSchemes"][0]["type"] == "oauthbearertoken"
+    # RFC 9865: both paging methods, index by default, from the real settings
+    assert config["pagination"] == {
+        "cursor": True,
+        "index": True,
+        "defaultPaginationMethod": "index",
+        "defaultPageSize": 100,
+        "maxPageSize": 200,
+        "cursorTimeout": 3600,
+    }
+    # and they are true: the default is index paging, a cursor starts cursor paging
+    assert "startIndex" in api.get("/Users").get_json()
+    assert "startIndex" not in api.get("/Users", query_string={"cursor": ""}).get_json()
+    assert api.get("/Users", query_string={"cursor": "", "count": 201}).status_code == 400
 
 
 def test_schemas_are_served_from_the_schema_documents(api: Api) -> None:

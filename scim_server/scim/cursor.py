@@ -1,0 +1,136 @@
+"""Cursors of cursor-based paging (RFC 9865 §2): opaque, signed, bound to one query, expiring.
+
+A cursor names a *position* in an ordered result — the sort key and primary key of the last row
+of the page just served — never an offset: the next page is a keyset seek (``store.keyset``), so
+the last page of a million rows costs what the first does, and rows inserted or deleted between
+two pages shift nothing.
+
+Text form: ``1.<payload>.<mac>``, both base64url without padding (only RFC 3986 unreserved
+characters, as RFC 9865 §2 requires). The payload holds the position and the expiry; the MAC is
+HMAC-SHA256 under the server's cursor secret over the *scope* (organisation, resource type,
+filter, sort) and the payload. The scope is not in the cursor: a cursor replayed with another
+filter or sort, on another resource type or by another tenant fails the MAC exactly like an
+altered one, and answers the same ``invalidCursor`` (RFC 9865, security considerations: the
+error gives no hint of what the cursor was for).
+The payload is readable by whoever holds the cursor; it names only a row the client was served.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from scim_server.scim.errors import ExpiredCursor, InvalidCursor
+from scim_server.scim.filter_ast import AttrPath, Expr
+
+_VERSION = "1"
+#: far above any real cursor (a long string sort key); refuses junk before any decoding
+MAX_CURSOR_LENGTH = 8192
+_UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
+
+SortValue = str | int | float | bool | datetime | None
+
+
+@dataclass(frozen=True)
+class CursorSettings:
+    """The server's cursor secret and how long a cursor stays valid (``cursorTimeout``)."""
+
+    secret: bytes
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where a page ended: the last row's sort key (None without ``sortBy``) and primary key."""
+
+    key: SortValue
+    pk: int
+
+
+def query_scope(
+    org_id: int, resource_type: str, filter: Expr | None, sort_by: AttrPath | None, descending: bool
+) -> bytes:
+    """What a cursor is bound to. Attribute names are case-insensitive (RFC 7643 §2.1), so the
+    sort path is compared lower-cased; the filter is its parsed form, so spacing is irrelevant."""
+    sort = str(sort_by).lower() if sort_by is not None else None
+    return json.dumps([org_id, resource_type, repr(filter), sort, descending]).encode()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _mac(settings: CursorSettings, scope: bytes, payload: str) -> bytes:
+    return hmac.new(settings.secret, scope + b"\n" + payload.encode(), hashlib.sha256).digest()
+
+
+def _encode_key(key: SortValue) -> Any:
+    if isinstance(key, datetime):
+        return {"dt": key.isoformat()}
+    return key
+
+
+def _decode_key(raw: Any) -> SortValue:
+    if isinstance(raw, dict) and set(raw) == {"dt"} and isinstance(raw["dt"], str):
+        return datetime.fromisoformat(raw["dt"])
+    if raw is None or isinstance(raw, str | int | float | bool):
+        return raw
+    raise ValueError("unexpected sort key")
+
+
+def encode(settings: CursorSettings, scope: bytes, position: Position, now: float) -> str:
+    """The ``nextCursor`` for a page that ended at ``position``."""
+    body = {"k": _encode_key(position.key), "p": position.pk}
+    # rounded up: a cursor is valid for at least cursorTimeout seconds, never less
+    body["x"] = math.ceil(now) + settings.timeout_seconds
+    payload = _b64(json.dumps(body, separators=(",", ":")).encode())
+    return f"{_VERSION}.{payload}.{_b64(_mac(settings, scope, payload))}"
+
+
+_INVALID = (
+    'the "cursor" is not one this server issued for this query: it was altered, or it belongs to '
+    "another filter, sortBy/sortOrder, resource type or organisation. Repeat the query's other "
+    "parameters unchanged, or start again with an empty cursor"
+)
+
+
+def decode(settings: CursorSettings, scope: bytes, text: str, now: float) -> Position:
+    """The position a cursor names; 400 ``invalidCursor`` unless this server issued it for this
+    scope, 400 ``expiredCursor`` once ``cursorTimeout`` has passed since it was issued."""
+    if len(text) > MAX_CURSOR_LENGTH or not _UNRESERVED.fullmatch(text):
+        raise InvalidCursor(_INVALID)
+    parts = text.split(".")
+    if len(parts) != 3 or parts[0] != _VERSION:
+        raise InvalidCursor(_INVALID)
+    _, payload, mac = parts
+    try:
+        given = _unb64(mac)
+    except (binascii.Error, ValueError):
+        raise InvalidCursor(_INVALID) from None
+    if not hmac.compare_digest(given, _mac(settings, scope, payload)):
+        raise InvalidCursor(_INVALID)
+    try:
+        body = json.loads(_unb64(payload))
+        position = Position(_decode_key(body["k"]), int(body["p"]))
+        expires = int(body["x"])
+    except (binascii.Error, ValueError, KeyError, TypeError):  # signed by us: cannot happen
+        raise InvalidCursor(_INVALID) from None
+    if now > expires:
+        raise ExpiredCursor(
+            f"the cursor expired: cursors are valid for {settings.timeout_seconds} seconds "
+            "between pages (ServiceProviderConfig pagination.cursorTimeout); start again with "
+            "an empty cursor"
+        )
+    return position
