@@ -492,7 +492,9 @@ def _bulk_body() -> Any:
 def bulk() -> Response:
     """RFC 7644 §3.7: 200 with one result per operation run (``services.bulk``)."""
     body = _bulk_body()
-    parsed = bulk_protocol.parse_bulk_request(body, max_operations=_settings().bulk_max_operations)
+    parsed = bulk_protocol.parse_bulk_request(
+        body, registry=_registry(), max_operations=_settings().bulk_max_operations
+    )
     outcome = bulk_service.run_bulk(_db(), _ctx(), parsed)
     return scim_response(outcome.document())
 

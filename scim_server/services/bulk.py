@@ -33,6 +33,7 @@ from scim_server.scim.bulk import (
     UnresolvedReference,
     execution_order,
     substitute,
+    substitute_path,
 )
 from scim_server.scim.errors import ScimError, ServiceUnavailable
 from scim_server.services import groups, users
@@ -98,6 +99,8 @@ class BulkOutcome:
     total: int
     #: The ``failOnErrors`` that stopped processing, if it did.
     stopped_at: int | None
+    #: Whether processing stopped because the database could not be reached.
+    unavailable: bool = False
 
     @property
     def failed(self) -> int:
@@ -117,11 +120,15 @@ class BulkOutcome:
         )
         if self.stopped_at is not None:
             text += f"; stopped after failOnErrors={self.stopped_at} errors"
+        if self.unavailable:
+            text += "; stopped: the database is unavailable"
         return text
 
 
 def run_bulk(database: Database, ctx: RequestContext, bulk: BulkRequest) -> BulkOutcome:
-    """Run the operations in dependency order until ``failOnErrors`` errors, if given."""
+    """Run the operations in dependency order until ``failOnErrors`` errors, if given; the
+    results in request order. Raises the database's error if it is unavailable before any
+    operation succeeded (the HTTP layer answers 503)."""
     declared = {
         operation.bulk_id
         for operation in bulk.operations
@@ -132,8 +139,24 @@ def run_bulk(database: Database, ctx: RequestContext, bulk: BulkRequest) -> Bulk
     results: list[OperationResult] = []
     errors = 0
     stopped_at: int | None = None
+    unavailable = False
     for operation in execution_order(bulk.operations):
-        result = _run(database, ctx, operation, declared, created, failed)
+        try:
+            result = _run(database, ctx, operation, declared, created, failed)
+        except DBAPIError as error:
+            if not database_unavailable(error):
+                raise
+            log.error(
+                "database unavailable in bulk %s (request %s); stopping",
+                operation.label,
+                ctx.audit.request_id,
+            )
+            if not any(result.error is None for result in results):
+                raise
+            failure = ServiceUnavailable("the database is unavailable; retry later")
+            results.append(OperationResult(operation, failure.status, None, None, failure))
+            unavailable = True
+            break
         results.append(result)
         if result.error is None:
             continue
@@ -143,7 +166,8 @@ def run_bulk(database: Database, ctx: RequestContext, bulk: BulkRequest) -> Bulk
         if bulk.fail_on_errors is not None and errors >= bulk.fail_on_errors:
             stopped_at = bulk.fail_on_errors
             break
-    outcome = BulkOutcome(results, len(bulk.operations), stopped_at)
+    results.sort(key=lambda result: result.operation.index)
+    outcome = BulkOutcome(results, len(bulk.operations), stopped_at, unavailable)
     ctx.audit.detail = outcome.summary()
     return outcome
 
@@ -200,26 +224,17 @@ def _run(
         _check_references(operation, declared, created, failed)
         assert operation.resource_type is not None
         if operation.resource_id is not None:
-            resource_id = str(substitute(operation.resource_id, created))
+            resource_id = substitute_path(operation.resource_id, created)
         status, action, args = _use_case(op_ctx, operation, resource_id, created)
         rendered = perform_write(database, op_ctx, status, action, *args)
     except ScimError as error:
         return _refused(database, op_ctx, operation, resource_id, error)
-    except Exception as error:  # one operation's failure must not hide the others' results
-        unavailable = isinstance(error, DBAPIError) and database_unavailable(error)
-        if unavailable:
-            log.error(
-                "database unavailable in bulk %s (request %s)",
-                operation.label,
-                ctx.audit.request_id,
-            )
-            failure: ScimError = ServiceUnavailable("the database is unavailable; retry later")
-        else:
-            log.exception(
-                "internal error in bulk %s (request %s)", operation.label, ctx.audit.request_id
-            )
-            failure = InternalError(f"internal error (request id {ctx.audit.request_id})")
-        return _refused(database, op_ctx, operation, resource_id, failure)
+    except DBAPIError as error:
+        if database_unavailable(error):
+            raise  # run_bulk stops the request
+        return _internal(database, op_ctx, operation, resource_id)
+    except Exception:  # one operation's failure must not hide the others' results
+        return _internal(database, op_ctx, operation, resource_id)
     endpoint = ENDPOINT_OF[operation.resource_type]
     if operation.method == "POST":
         resource_id = str(rendered.document["id"])
@@ -230,13 +245,21 @@ def _run(
     return OperationResult(operation, status, location, version)
 
 
+def _internal(
+    database: Database, ctx: RequestContext, operation: BulkOperation, resource_id: str | None
+) -> OperationResult:
+    log.exception("internal error in bulk %s (request %s)", operation.label, ctx.audit.request_id)
+    failure = InternalError(f"internal error (request id {ctx.audit.request_id})")
+    return _refused(database, ctx, operation, resource_id, failure)
+
+
 def _use_case(
     ctx: RequestContext, operation: BulkOperation, resource_id: str | None, created: dict[str, str]
 ) -> tuple[int, Callable[..., Any], tuple[Any, ...]]:
     """The single request's status, use case and arguments, the data normalised as the single
     endpoint normalises it (after references are replaced: a bare ``manager`` id still works)."""
     rt = ctx.registry.resource_type(operation.resource_type or "")
-    data = substitute(operation.data, created)
+    data = substitute(ctx.registry, operation, created)
     is_user = operation.resource_type == "User"
     if operation.method == "POST":
         create = users.create_user if is_user else groups.create_group
