@@ -75,6 +75,11 @@ SERVED_RESOURCE_TYPES: tuple[str, ...] = ("User", "Group")
 
 _JSON_TYPES = {"application/scim+json", "application/json"}
 
+#: Deepest nesting of arrays and objects a request body may have. A SCIM message needs fewer
+#: than ten levels (a PATCH inside /Bulk: about eight); the limit is far from Python's recursion
+#: limit, which the JSON decoder and every recursive walk over the document would otherwise hit.
+MAX_JSON_DEPTH = 64
+
 
 # -- plumbing ------------------------------------------------------------------------------
 
@@ -145,10 +150,35 @@ def json_body() -> Any:
     raw = request.get_data(cache=True)
     if not raw.strip():
         raise InvalidSyntax("the request body is empty; a JSON object is required")
+    too_deep = InvalidSyntax(
+        f"the request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects"
+    )
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
+    except RecursionError:
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidSyntax(f"the request body is not valid JSON: {error}") from None
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise too_deep
+    return body
+
+
+def _depth(document: Any) -> int:
+    """How deeply arrays and objects nest in ``document`` (iterative: no recursion limit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def resource_body() -> Any:

@@ -99,7 +99,7 @@ def _role_element(element: Any) -> Any:
     shown = encoded if len(encoded) <= 100 else encoded[:100] + "..."
     try:
         decoded = json.loads(encoded)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the decoder's recursion limit: not a role
         raise InvalidValue(
             f"roles: the value {shown!r} starts like a JSON-encoded app role but is not valid "
             'JSON; send a role name, or {"value": "<role name>", ...} encoded as JSON'
