@@ -140,14 +140,20 @@ def scim_response(
     return response
 
 
-def json_body() -> Any:
-    """The request body as JSON; media types RFC 7644 §3.1 and IdPs actually send are accepted."""
+def json_body(limit: int | None = None, too_large: Exception | None = None) -> Any:
+    """The request body as JSON; media types RFC 7644 §3.1 and IdPs actually send are accepted.
+
+    The body is read under ``limit`` (default ``SCIM_MAX_BODY_BYTES``), over which ``too_large``
+    is raised (default: the general 413)."""
     mimetype = request.mimetype
     if mimetype and mimetype not in _JSON_TYPES:
         raise UnsupportedMediaType(
             f'Content-Type "{mimetype}" is not supported; send application/scim+json'
         )
-    raw = request.get_data(cache=True)
+    raw = _limited_body(
+        _settings().max_body_bytes if limit is None else limit,
+        RequestEntityTooLarge() if too_large is None else too_large,
+    )
     if not raw.strip():
         raise InvalidSyntax("the request body is empty; a JSON object is required")
     too_deep = InvalidSyntax(
@@ -162,6 +168,23 @@ def json_body() -> Any:
     if _depth(body) > MAX_JSON_DEPTH:
         raise too_deep
     return body
+
+
+def _limited_body(limit: int, too_large: Exception) -> bytes:
+    """The body, or ``too_large`` if it has more than ``limit`` bytes, with or without a
+    Content-Length. A chunked body is read up to one byte past the limit: werkzeug returns a
+    stream cut at its maximum without complaint (a truncated body would be a misleading 400
+    "not valid JSON"), so the extra byte tells."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    request.max_content_length = limit + 1
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if len(raw) > limit:
+        raise too_large
+    return raw
 
 
 def _depth(document: Any) -> int:
@@ -505,17 +528,7 @@ def _bulk_body() -> Any:
         f"the bulk request body exceeds maxPayloadSize ({limit} bytes); "
         "split it into several requests"
     )
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    # A body without Content-Length (chunked) is read up to one byte past the limit: werkzeug
-    # returns a stream cut at its maximum without complaint, so the extra byte tells.
-    request.max_content_length = limit + 1
-    try:
-        if len(request.get_data(cache=True)) > limit:
-            raise too_large
-    except RequestEntityTooLarge:
-        raise too_large from None
-    return json_body()
+    return json_body(limit, too_large)
 
 
 @bp.post("/Bulk")
