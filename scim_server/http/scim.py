@@ -18,7 +18,7 @@ from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.http.provisioning_log import current_draft
 from scim_server.scim import bulk as bulk_protocol
-from scim_server.scim import dialects, discovery
+from scim_server.scim import discovery
 from scim_server.scim.errors import (
     InvalidSyntax,
     NotFound,
@@ -40,32 +40,34 @@ from scim_server.services import groups, search, users
 from scim_server.services.context import RequestContext
 from scim_server.services.resources import Page
 from scim_server.services.transaction import perform, perform_write
+from scim_server.services.writes import WRITES
 from scim_server.store.db import Database
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
 
-#: The provisioning-log operation of each endpoint (DESIGN §6).
+#: The provisioning-log operation of each endpoint (DESIGN §6); writes are named by the table
+#: /Bulk dispatches through too (``services.writes``).
 OPERATIONS = {
     "scim.service_provider_config": "discovery.read",
     "scim.schemas": "discovery.read",
     "scim.schema": "discovery.read",
     "scim.resource_types": "discovery.read",
     "scim.resource_type": "discovery.read",
-    "scim.create_user": "user.create",
+    "scim.create_user": WRITES["User", "POST"].operation,
     "scim.list_users": "user.list",
     "scim.search_users": "user.search",
     "scim.search_root": "search",
     "scim.get_user": "user.read",
-    "scim.replace_user": "user.replace",
-    "scim.patch_user": "user.patch",
-    "scim.delete_user": "user.delete",
-    "scim.create_group": "group.create",
+    "scim.replace_user": WRITES["User", "PUT"].operation,
+    "scim.patch_user": WRITES["User", "PATCH"].operation,
+    "scim.delete_user": WRITES["User", "DELETE"].operation,
+    "scim.create_group": WRITES["Group", "POST"].operation,
     "scim.list_groups": "group.list",
     "scim.search_groups": "group.search",
     "scim.get_group": "group.read",
-    "scim.replace_group": "group.replace",
-    "scim.patch_group": "group.patch",
-    "scim.delete_group": "group.delete",
+    "scim.replace_group": WRITES["Group", "PUT"].operation,
+    "scim.patch_group": WRITES["Group", "PATCH"].operation,
+    "scim.delete_group": WRITES["Group", "DELETE"].operation,
     "scim.bulk": "bulk",
     "scim.me_not_built": "me.unsupported",
 }
@@ -204,14 +206,12 @@ def _depth(document: Any) -> int:
     return deepest
 
 
-def resource_body() -> Any:
-    """A POST/PUT body, with the IdP dialects' known deviations normalised (DESIGN §4.1)."""
-    return dialects.normalise_resource(_resource_type(), json_body())
-
-
-def patch_request() -> Any:
-    """A PatchOp body, with the IdP dialects' known deviations normalised (DESIGN §4.1)."""
-    return dialects.normalise_patch(_resource_type(), json_body())
+def _body_as(resource_type: str, method: str) -> Any:
+    """A POST/PUT/PATCH body, with the IdP dialects' known deviations normalised (DESIGN §4.1)
+    as the write table says, for single requests and /Bulk alike."""
+    normalise = WRITES[resource_type, method].normalise
+    assert normalise is not None
+    return normalise(_registry().resource_type(resource_type), json_body())
 
 
 def _list_response(page: Page) -> Response:
@@ -346,8 +346,12 @@ def _read(action: Callable[..., Any], *args: Any) -> Any:
     return perform(_db(), _ctx(), action, *args)
 
 
-def _write(status: int, action: Callable[..., Any], *args: Any) -> Any:
-    return perform_write(_db(), _ctx(), status, action, *args)
+def _write_as(resource_type: str, method: str, *args: Any, status: int | None = None) -> Any:
+    """Run the write use case of (resource type, method) from ``services.writes``."""
+    write = WRITES[resource_type, method]
+    return perform_write(
+        _db(), _ctx(), write.status if status is None else status, write.action, *args
+    )
 
 
 def _describe_search(query: ListQuery, filter_text: Any) -> None:
@@ -358,8 +362,8 @@ def _describe_search(query: ListQuery, filter_text: Any) -> None:
 
 @bp.post("/Users")
 def create_user() -> Response:
-    body = resource_body()
-    return _resource_response(_write(201, users.create_user, body), 201, location=True)
+    body = _body_as("User", "POST")
+    return _resource_response(_write_as("User", "POST", body), 201, location=True)
 
 
 @bp.get("/Users")
@@ -405,21 +409,21 @@ def _not_modified(etag: str) -> bool:
 
 @bp.put("/Users/<user_id>")
 def replace_user(user_id: str) -> Response:
-    body = resource_body()
+    body = _body_as("User", "PUT")
     if_match = request.headers.get("If-Match")
-    return _resource_response(_write(200, users.replace_user, user_id, body, if_match))
+    return _resource_response(_write_as("User", "PUT", user_id, body, if_match))
 
 
 @bp.patch("/Users/<user_id>")
 def patch_user(user_id: str) -> Response:
-    body = patch_request()
+    body = _body_as("User", "PATCH")
     if_match = request.headers.get("If-Match")
-    return _resource_response(_write(200, users.patch_user, user_id, body, if_match))
+    return _resource_response(_write_as("User", "PATCH", user_id, body, if_match))
 
 
 @bp.delete("/Users/<user_id>")
 def delete_user(user_id: str) -> Response:
-    _write(204, users.delete_user, user_id, request.headers.get("If-Match"))
+    _write_as("User", "DELETE", user_id, request.headers.get("If-Match"))
     return scim_response(None, 204)
 
 
@@ -464,8 +468,8 @@ def _group_response(
 
 @bp.post("/Groups")
 def create_group() -> Response:
-    body = resource_body()
-    return _group_response(_write(201, groups.create_group, body), 201, location=True)
+    body = _body_as("Group", "POST")
+    return _group_response(_write_as("Group", "POST", body), 201, location=True)
 
 
 @bp.get("/Groups")
@@ -493,19 +497,20 @@ def get_group(group_id: str) -> Response:
 
 @bp.put("/Groups/<group_id>")
 def replace_group(group_id: str) -> Response:
-    body = resource_body()
+    body = _body_as("Group", "PUT")
     if_match = request.headers.get("If-Match")
-    return _group_response(_write(200, groups.replace_group, group_id, body, if_match))
+    return _group_response(_write_as("Group", "PUT", group_id, body, if_match))
 
 
 @bp.patch("/Groups/<group_id>")
 def patch_group(group_id: str) -> Response:
     """204 unless the client asks for attributes (RFC 7644 §3.5.2): a membership PATCH on a
     10,000-member group must not answer with 10,000 members."""
-    body = patch_request()
+    body = _body_as("Group", "PATCH")
     if_match = request.headers.get("If-Match")
     wants_body = "attributes" in request.args or "excludedAttributes" in request.args
-    rendered = _write(200 if wants_body else 204, groups.patch_group, group_id, body, if_match)
+    status = 200 if wants_body else None  # the table's 204 otherwise
+    rendered = _write_as("Group", "PATCH", group_id, body, if_match, status=status)
     if wants_body:
         return _group_response(rendered)
     return scim_response(None, 204, {"ETag": rendered.etag})
@@ -513,7 +518,7 @@ def patch_group(group_id: str) -> Response:
 
 @bp.delete("/Groups/<group_id>")
 def delete_group(group_id: str) -> Response:
-    _write(204, groups.delete_group, group_id, request.headers.get("If-Match"))
+    _write_as("Group", "DELETE", group_id, request.headers.get("If-Match"))
     return scim_response(None, 204)
 
 

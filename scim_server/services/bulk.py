@@ -25,7 +25,6 @@ from sqlalchemy.exc import DBAPIError
 
 from scim_server.audit.chain import append
 from scim_server.audit.events import EventDraft
-from scim_server.scim import dialects
 from scim_server.scim.bulk import (
     BULK_RESPONSE,
     BulkOperation,
@@ -36,28 +35,16 @@ from scim_server.scim.bulk import (
     substitute_path,
 )
 from scim_server.scim.errors import ScimError, ServiceUnavailable
-from scim_server.services import groups, users
 from scim_server.services.context import RequestContext
 from scim_server.services.transaction import perform_write
+from scim_server.services.writes import WRITES
 from scim_server.store.db import Database
 from scim_server.store.errors import database_unavailable
 
 log = logging.getLogger("scim_server.bulk")
 
-#: The audit operation of each (resource type, method): the single request's name.
-OPERATION_NAMES = {
-    ("User", "POST"): "user.create",
-    ("User", "PUT"): "user.replace",
-    ("User", "PATCH"): "user.patch",
-    ("User", "DELETE"): "user.delete",
-    ("Group", "POST"): "group.create",
-    ("Group", "PUT"): "group.replace",
-    ("Group", "PATCH"): "group.patch",
-    ("Group", "DELETE"): "group.delete",
-}
 #: The event of an operation too malformed to say what it would have done.
 UNKNOWN_OPERATION = "bulk.operation"
-ENDPOINT_OF = {"User": "Users", "Group": "Groups"}
 
 
 class InternalError(ScimError):
@@ -174,9 +161,8 @@ def run_bulk(database: Database, ctx: RequestContext, bulk: BulkRequest) -> Bulk
 
 def _draft(parent: EventDraft, operation: BulkOperation) -> EventDraft:
     """The operation's own event: the bulk request's caller and request id, its own name."""
-    name = OPERATION_NAMES.get(
-        (operation.resource_type or "", operation.method or ""), UNKNOWN_OPERATION
-    )
+    write = WRITES.get((operation.resource_type or "", operation.method or ""))
+    name = UNKNOWN_OPERATION if write is None else write.operation
     return EventDraft(
         operation=name,
         org_id=parent.org_id,
@@ -235,14 +221,19 @@ def _run(
         return _internal(database, op_ctx, operation, resource_id)
     except Exception:  # one operation's failure must not hide the others' results
         return _internal(database, op_ctx, operation, resource_id)
-    endpoint = ENDPOINT_OF[operation.resource_type]
     if operation.method == "POST":
         resource_id = str(rendered.document["id"])
         assert operation.bulk_id is not None
         created[operation.bulk_id] = resource_id
-    location = f"{ctx.base_url}/{endpoint}/{resource_id}"
+    assert resource_id is not None
+    location = _location(ctx, operation.resource_type, resource_id)
     version = None if rendered is None else rendered.etag
     return OperationResult(operation, status, location, version)
+
+
+def _location(ctx: RequestContext, resource_type: str, resource_id: str) -> str:
+    """The resource's URL, its endpoint as its ResourceType document names it (``/Users``)."""
+    return f"{ctx.base_url}{ctx.registry.resource_type(resource_type).endpoint}/{resource_id}"
 
 
 def _internal(
@@ -256,25 +247,17 @@ def _internal(
 def _use_case(
     ctx: RequestContext, operation: BulkOperation, resource_id: str | None, created: dict[str, str]
 ) -> tuple[int, Callable[..., Any], tuple[Any, ...]]:
-    """The single request's status, use case and arguments, the data normalised as the single
-    endpoint normalises it (after references are replaced: a bare ``manager`` id still works)."""
+    """The single request's status, use case and arguments (``services.writes``), the data
+    normalised as the single endpoint normalises it (after references are replaced: a bare
+    ``manager`` id still works)."""
+    write = WRITES[operation.resource_type or "", operation.method or ""]
+    if write.normalise is None:  # DELETE
+        return write.status, write.action, (resource_id, operation.version)
     rt = ctx.registry.resource_type(operation.resource_type or "")
-    data = substitute(ctx.registry, operation, created)
-    is_user = operation.resource_type == "User"
+    body = write.normalise(rt, substitute(ctx.registry, operation, created))
     if operation.method == "POST":
-        create = users.create_user if is_user else groups.create_group
-        return 201, create, (dialects.normalise_resource(rt, data),)
-    if operation.method == "PUT":
-        replace_ = users.replace_user if is_user else groups.replace_group
-        body = dialects.normalise_resource(rt, data)
-        return 200, replace_, (resource_id, body, operation.version)
-    if operation.method == "PATCH":
-        patch = users.patch_user if is_user else groups.patch_group
-        # a group PATCH answers 204 alone (no attributes asked for), so it does here too
-        status = 200 if is_user else 204
-        return status, patch, (resource_id, dialects.normalise_patch(rt, data), operation.version)
-    delete = users.delete_user if is_user else groups.delete_group
-    return 204, delete, (resource_id, operation.version)
+        return write.status, write.action, (body,)
+    return write.status, write.action, (resource_id, body, operation.version)
 
 
 def _refused(
@@ -304,5 +287,5 @@ def _refused(
     target = resource_id if resource_id is not None else operation.resource_id
     location = None
     if target is not None and operation.resource_type is not None:
-        location = f"{ctx.base_url}/{ENDPOINT_OF[operation.resource_type]}/{target}"
+        location = _location(ctx, operation.resource_type, target)
     return OperationResult(operation, error.status, location, None, error)
