@@ -135,6 +135,32 @@ def test_every_rule_is_named_once() -> None:
             {"op": "remove", "path": 'emails[type eq "work"].value'},
             {"op": "remove", "path": 'emails[type eq "work"].value'},
         ),
+        (
+            {"op": "Replace", "path": 'addresses[type eq "work"].locality', "value": "Oslo"},
+            {"op": "add", "path": 'addresses[type eq "work"].locality', "value": "Oslo"},
+        ),
+        # create-through-value-path: only one `type eq "<string>"` comparison; any other filter
+        # that matches nothing stays a replace, which the PATCH engine answers with noTarget
+        (
+            {"op": "replace", "path": 'roles[value eq "Administrator"].primary', "value": True},
+            {"op": "replace", "path": 'roles[value eq "Administrator"].primary', "value": True},
+        ),
+        (
+            {
+                "op": "replace",
+                "path": 'emails[type eq "work" and value eq "a@b.c"].primary',
+                "value": True,
+            },
+            {
+                "op": "replace",
+                "path": 'emails[type eq "work" and value eq "a@b.c"].primary',
+                "value": True,
+            },
+        ),
+        (
+            {"op": "replace", "path": 'emails[type ne "work"].value', "value": "w@b.c"},
+            {"op": "replace", "path": 'emails[type ne "work"].value', "value": "w@b.c"},
+        ),
         # what no rule understands is passed through for the PATCH engine to refuse
         (
             {"op": "replace", "path": "no.such", "value": "True"},
