@@ -3,6 +3,7 @@ order that keeps the client's intent, and never bring a password into a reply or
 
 from __future__ import annotations
 
+import json
 import time
 
 from flask import Flask
@@ -233,3 +234,38 @@ def test_a_cycle_answers_409_in_request_order_while_the_rest_applies(api: Api) -
     slot_error(results[2], 409, "invalidValue", "circular bulkId reference", "'a'")
     assert results[3]["status"] == "201"
     assert user_names(api) == ["free@example.com"]
+
+
+def test_a_password_inside_a_patch_path_is_not_echoed(
+    app: Flask, database: Database, api: Api
+) -> None:
+    """A path into the write-only ``password`` can carry the secret (``password[value eq ...]``):
+    the refusal names the attribute and the rule, never the path's text, alone or in /Bulk."""
+    secret = "Path-Secret-8c1d"
+    user = api.create_user("pathpw@example.com")
+    paths = [
+        f'password[value eq "{secret}"]',
+        f'password[value eq "{secret}"',  # does not even parse
+        f"password.{secret}",
+        f'urn:ietf:params:scim:schemas:core:2.0:User:password[value eq "{secret}"]',
+    ]
+    for path in paths:
+        response = api.patch(
+            f"/Users/{user['id']}", patch_body({"op": "add", "path": path, "value": "x"})
+        )
+        assert response.status_code == 400, path
+        assert secret not in response.get_data(as_text=True), path
+        assert "password" in response.get_json()["detail"]
+    results = send(
+        api,
+        bulk(
+            {
+                "method": "PATCH",
+                "path": f"/Users/{user['id']}",
+                "data": patch_body({"op": "add", "path": paths[0], "value": "x"}),
+            }
+        ),
+    )
+    assert results[0]["status"] == "400"
+    assert secret not in json.dumps(results)
+    assert not [row for row in all_event_rows_as_text(database) if secret in row]
