@@ -18,7 +18,7 @@ from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.http.provisioning_log import current_draft
 from scim_server.scim import bulk as bulk_protocol
-from scim_server.scim import dialects, discovery
+from scim_server.scim import discovery
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import (
     InvalidSyntax,
@@ -42,32 +42,34 @@ from scim_server.services import groups, search, users
 from scim_server.services.context import RequestContext
 from scim_server.services.resources import Page
 from scim_server.services.transaction import perform, perform_write
+from scim_server.services.writes import WRITES
 from scim_server.store.db import Database
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
 
-#: The provisioning-log operation of each endpoint (DESIGN §6).
+#: The provisioning-log operation of each endpoint (DESIGN §6); writes are named by the table
+#: /Bulk dispatches through too (``services.writes``).
 OPERATIONS = {
     "scim.service_provider_config": "discovery.read",
     "scim.schemas": "discovery.read",
     "scim.schema": "discovery.read",
     "scim.resource_types": "discovery.read",
     "scim.resource_type": "discovery.read",
-    "scim.create_user": "user.create",
+    "scim.create_user": WRITES["User", "POST"].operation,
     "scim.list_users": "user.list",
     "scim.search_users": "user.search",
     "scim.search_root": "search",
     "scim.get_user": "user.read",
-    "scim.replace_user": "user.replace",
-    "scim.patch_user": "user.patch",
-    "scim.delete_user": "user.delete",
-    "scim.create_group": "group.create",
+    "scim.replace_user": WRITES["User", "PUT"].operation,
+    "scim.patch_user": WRITES["User", "PATCH"].operation,
+    "scim.delete_user": WRITES["User", "DELETE"].operation,
+    "scim.create_group": WRITES["Group", "POST"].operation,
     "scim.list_groups": "group.list",
     "scim.search_groups": "group.search",
     "scim.get_group": "group.read",
-    "scim.replace_group": "group.replace",
-    "scim.patch_group": "group.patch",
-    "scim.delete_group": "group.delete",
+    "scim.replace_group": WRITES["Group", "PUT"].operation,
+    "scim.patch_group": WRITES["Group", "PATCH"].operation,
+    "scim.delete_group": WRITES["Group", "DELETE"].operation,
     "scim.bulk": "bulk",
     "scim.me_not_built": "me.unsupported",
 }
@@ -76,6 +78,11 @@ OPERATIONS = {
 SERVED_RESOURCE_TYPES: tuple[str, ...] = ("User", "Group")
 
 _JSON_TYPES = {"application/scim+json", "application/json"}
+
+#: Deepest nesting of arrays and objects a request body may have. A SCIM message needs fewer
+#: than ten levels (a PATCH inside /Bulk: about eight); the limit is far from Python's recursion
+#: limit, which the JSON decoder and every recursive walk over the document would otherwise hit.
+MAX_JSON_DEPTH = 64
 
 
 # -- plumbing ------------------------------------------------------------------------------
@@ -143,30 +150,76 @@ def scim_response(
     return response
 
 
-def json_body() -> Any:
-    """The request body as JSON; media types RFC 7644 §3.1 and IdPs actually send are accepted."""
+def json_body(limit: int | None = None, too_large: Exception | None = None) -> Any:
+    """The request body as JSON; media types RFC 7644 §3.1 and IdPs actually send are accepted.
+
+    The body is read under ``limit`` (default ``SCIM_MAX_BODY_BYTES``), over which ``too_large``
+    is raised (default: the general 413)."""
     mimetype = request.mimetype
     if mimetype and mimetype not in _JSON_TYPES:
         raise UnsupportedMediaType(
             f'Content-Type "{mimetype}" is not supported; send application/scim+json'
         )
-    raw = request.get_data(cache=True)
+    raw = _limited_body(
+        _settings().max_body_bytes if limit is None else limit,
+        RequestEntityTooLarge() if too_large is None else too_large,
+    )
     if not raw.strip():
         raise InvalidSyntax("the request body is empty; a JSON object is required")
+    too_deep = InvalidSyntax(
+        f"the request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects"
+    )
     try:
-        return json.loads(raw)
+        body = json.loads(raw)
+    except RecursionError:
+        raise too_deep from None
     except (ValueError, UnicodeDecodeError) as error:
         raise InvalidSyntax(f"the request body is not valid JSON: {error}") from None
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise too_deep
+    return body
 
 
-def resource_body() -> Any:
-    """A POST/PUT body, with the IdP dialects' known deviations normalised (DESIGN §4.1)."""
-    return dialects.normalise_resource(_resource_type(), json_body())
+def _limited_body(limit: int, too_large: Exception) -> bytes:
+    """The body, or ``too_large`` if it has more than ``limit`` bytes, with or without a
+    Content-Length. A chunked body is read up to one byte past the limit: werkzeug returns a
+    stream cut at its maximum without complaint (a truncated body would be a misleading 400
+    "not valid JSON"), so the extra byte tells."""
+    if request.content_length is not None and request.content_length > limit:
+        raise too_large
+    request.max_content_length = limit + 1
+    try:
+        raw = request.get_data(cache=True)
+    except RequestEntityTooLarge:
+        raise too_large from None
+    if len(raw) > limit:
+        raise too_large
+    return raw
 
 
-def patch_request() -> Any:
-    """A PatchOp body, with the IdP dialects' known deviations normalised (DESIGN §4.1)."""
-    return dialects.normalise_patch(_resource_type(), json_body())
+def _depth(document: Any) -> int:
+    """How deeply arrays and objects nest in ``document`` (iterative: no recursion limit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def _body_as(resource_type: str, method: str) -> Any:
+    """A POST/PUT/PATCH body, with the IdP dialects' known deviations normalised (DESIGN §4.1)
+    as the write table says, for single requests and /Bulk alike."""
+    normalise = WRITES[resource_type, method].normalise
+    assert normalise is not None
+    return normalise(_registry().resource_type(resource_type), json_body())
 
 
 def _list_response(page: Page) -> Response:
@@ -306,8 +359,12 @@ def _read(action: Callable[..., Any], *args: Any) -> Any:
     return perform(_db(), _ctx(), action, *args)
 
 
-def _write(status: int, action: Callable[..., Any], *args: Any) -> Any:
-    return perform_write(_db(), _ctx(), status, action, *args)
+def _write_as(resource_type: str, method: str, *args: Any, status: int | None = None) -> Any:
+    """Run the write use case of (resource type, method) from ``services.writes``."""
+    write = WRITES[resource_type, method]
+    return perform_write(
+        _db(), _ctx(), write.status if status is None else status, write.action, *args
+    )
 
 
 def _describe_search(query: ListQuery, filter_text: Any) -> None:
@@ -318,8 +375,8 @@ def _describe_search(query: ListQuery, filter_text: Any) -> None:
 
 @bp.post("/Users")
 def create_user() -> Response:
-    body = resource_body()
-    return _resource_response(_write(201, users.create_user, body), 201, location=True)
+    body = _body_as("User", "POST")
+    return _resource_response(_write_as("User", "POST", body), 201, location=True)
 
 
 @bp.get("/Users")
@@ -370,21 +427,21 @@ def _not_modified(etag: str) -> bool:
 
 @bp.put("/Users/<user_id>")
 def replace_user(user_id: str) -> Response:
-    body = resource_body()
+    body = _body_as("User", "PUT")
     if_match = request.headers.get("If-Match")
-    return _resource_response(_write(200, users.replace_user, user_id, body, if_match))
+    return _resource_response(_write_as("User", "PUT", user_id, body, if_match))
 
 
 @bp.patch("/Users/<user_id>")
 def patch_user(user_id: str) -> Response:
-    body = patch_request()
+    body = _body_as("User", "PATCH")
     if_match = request.headers.get("If-Match")
-    return _resource_response(_write(200, users.patch_user, user_id, body, if_match))
+    return _resource_response(_write_as("User", "PATCH", user_id, body, if_match))
 
 
 @bp.delete("/Users/<user_id>")
 def delete_user(user_id: str) -> Response:
-    _write(204, users.delete_user, user_id, request.headers.get("If-Match"))
+    _write_as("User", "DELETE", user_id, request.headers.get("If-Match"))
     return scim_response(None, 204)
 
 
@@ -429,8 +486,8 @@ def _group_response(
 
 @bp.post("/Groups")
 def create_group() -> Response:
-    body = resource_body()
-    return _group_response(_write(201, groups.create_group, body), 201, location=True)
+    body = _body_as("Group", "POST")
+    return _group_response(_write_as("Group", "POST", body), 201, location=True)
 
 
 @bp.get("/Groups")
@@ -458,19 +515,20 @@ def get_group(group_id: str) -> Response:
 
 @bp.put("/Groups/<group_id>")
 def replace_group(group_id: str) -> Response:
-    body = resource_body()
+    body = _body_as("Group", "PUT")
     if_match = request.headers.get("If-Match")
-    return _group_response(_write(200, groups.replace_group, group_id, body, if_match))
+    return _group_response(_write_as("Group", "PUT", group_id, body, if_match))
 
 
 @bp.patch("/Groups/<group_id>")
 def patch_group(group_id: str) -> Response:
     """204 unless the client asks for attributes (RFC 7644 §3.5.2): a membership PATCH on a
     10,000-member group must not answer with 10,000 members."""
-    body = patch_request()
+    body = _body_as("Group", "PATCH")
     if_match = request.headers.get("If-Match")
     wants_body = "attributes" in request.args or "excludedAttributes" in request.args
-    rendered = _write(200 if wants_body else 204, groups.patch_group, group_id, body, if_match)
+    status = 200 if wants_body else None  # the table's 204 otherwise
+    rendered = _write_as("Group", "PATCH", group_id, body, if_match, status=status)
     if wants_body:
         return _group_response(rendered)
     return scim_response(None, 204, {"ETag": rendered.etag})
@@ -478,7 +536,7 @@ def patch_group(group_id: str) -> Response:
 
 @bp.delete("/Groups/<group_id>")
 def delete_group(group_id: str) -> Response:
-    _write(204, groups.delete_group, group_id, request.headers.get("If-Match"))
+    _write_as("Group", "DELETE", group_id, request.headers.get("If-Match"))
     return scim_response(None, 204)
 
 
@@ -493,24 +551,16 @@ def _bulk_body() -> Any:
         f"the bulk request body exceeds maxPayloadSize ({limit} bytes); "
         "split it into several requests"
     )
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    # A body without Content-Length (chunked) is read up to one byte past the limit: werkzeug
-    # returns a stream cut at its maximum without complaint, so the extra byte tells.
-    request.max_content_length = limit + 1
-    try:
-        if len(request.get_data(cache=True)) > limit:
-            raise too_large
-    except RequestEntityTooLarge:
-        raise too_large from None
-    return json_body()
+    return json_body(limit, too_large)
 
 
 @bp.post("/Bulk")
 def bulk() -> Response:
     """RFC 7644 §3.7: 200 with one result per operation run (``services.bulk``)."""
     body = _bulk_body()
-    parsed = bulk_protocol.parse_bulk_request(body, max_operations=_settings().bulk_max_operations)
+    parsed = bulk_protocol.parse_bulk_request(
+        body, registry=_registry(), max_operations=_settings().bulk_max_operations
+    )
     outcome = bulk_service.run_bulk(_db(), _ctx(), parsed)
     return scim_response(outcome.document())
 

@@ -11,30 +11,36 @@ server does not serve, a POST without ``bulkId``, a PUT/PATCH/DELETE without a r
 ``data`` — is that operation's error, in its slot of the BulkResponse (400 ``invalidSyntax``, as
 in the RFC's §3.7.3 example), counted against ``failOnErrors``, while the others run.
 
-``bulkId:<id>`` references (§3.7.2) may appear in ``path`` and anywhere in ``data`` as a whole
-string value. They may point forward: operations run in request order, except that an operation
-runs right before the first operation that references it (a depth-first order over the
-references). Operations on a reference cycle are not run and answer 409 (§3.7.1 allows it); a
-reference to a bulkId no POST of the request declares, or whose operation failed, answers 409
-too. RFC 7644 §3.12 has no ``scimType`` for a 409 other than ``uniqueness``; these carry
-``invalidValue`` because the offending value is the reference itself.
+``bulkId:<id>`` references (§3.7.2) may appear in ``path`` and where the schemas put a resource
+id (``scim.bulk_references``: ``members[].value``, ``manager.value``, the PATCH paths to them);
+anywhere else a ``bulkId:``-looking string is plain data. They may point forward. Operations run
+in request order, except that one referencing a bulkId whose POST has not run yet is held back
+until it has (Kahn's algorithm, the lowest request index first among the operations ready to
+run), so an operation never moves ahead of one the client sent before it. What is still held at
+the end is on a reference cycle (or between cycles) and answers 409 (§3.7.1 allows it), or waits
+for such an operation and finds its reference failed; a reference to a bulkId no POST of the
+request declares, or whose operation failed, answers 409 too. RFC 7644 §3.12 has no
+``scimType`` for a 409 other than ``uniqueness``; these carry ``invalidValue`` because the
+offending value is the reference itself. Results are reported in request order, whatever order
+the operations ran in: clients match them by position.
 """
 
 from __future__ import annotations
 
-import re
+import heapq
+from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from scim_server.scim.bulk_references import map_references, reference_of
 from scim_server.scim.errors import InvalidSyntax, PayloadTooLarge, ScimError
+from scim_server.scim.schema import Registry
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 BULK_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 METHODS = ("POST", "PUT", "PATCH", "DELETE")
 #: Resource endpoints an operation may address, by the case-insensitive first path segment.
 ENDPOINTS = {"users": "User", "groups": "Group"}
-REFERENCE_PREFIX = "bulkId:"
-_REFERENCE = re.compile(r"bulkId:(.+)", re.IGNORECASE | re.DOTALL)
 
 
 class UnresolvedReference(ScimError):
@@ -83,7 +89,7 @@ def _get_ci(document: dict[str, Any], name: str) -> Any:
     return None
 
 
-def parse_bulk_request(body: Any, *, max_operations: int) -> BulkRequest:
+def parse_bulk_request(body: Any, *, registry: Registry, max_operations: int) -> BulkRequest:
     """The request's operations, each with its slot error if it has one; raises for errors
     of the request as a whole (400, or 413 over ``maxOperations``)."""
     if not isinstance(body, dict):
@@ -108,7 +114,9 @@ def parse_bulk_request(body: Any, *, max_operations: int) -> BulkRequest:
         or fail_on_errors < 1
     ):
         raise InvalidSyntax(f"failOnErrors must be a positive integer, got {fail_on_errors!r}")
-    parsed = [_parse_operation(index, element) for index, element in enumerate(operations)]
+    parsed = [
+        _parse_operation(registry, index, element) for index, element in enumerate(operations)
+    ]
     seen: dict[str, int] = {}
     for operation in parsed:
         if operation.bulk_id is None:
@@ -122,7 +130,7 @@ def parse_bulk_request(body: Any, *, max_operations: int) -> BulkRequest:
     return BulkRequest(parsed, fail_on_errors)
 
 
-def _parse_operation(index: int, element: Any) -> BulkOperation:
+def _parse_operation(registry: Registry, index: int, element: Any) -> BulkOperation:
     operation = BulkOperation(index)
     if not isinstance(element, dict):
         operation.error = InvalidSyntax(f"Operations[{index}] must be an object")
@@ -140,9 +148,7 @@ def _parse_operation(index: int, element: Any) -> BulkOperation:
         operation.version = version
     operation.error = _operation_error(operation, method, bulk_id, version, path)
     if operation.error is None:
-        operation.references = find_references(operation.resource_id) + find_references(
-            operation.data if operation.method != "DELETE" else None
-        )
+        operation.references = find_references(registry, operation)
     return operation
 
 
@@ -188,81 +194,104 @@ def _operation_error(
     return None
 
 
-def _reference(value: str) -> str | None:
-    match = _REFERENCE.fullmatch(value)
-    return match.group(1) if match else None
-
-
-def find_references(value: Any) -> list[str]:
-    """The bulkIds ``value`` references (``"bulkId:<id>"`` string values), at any depth."""
+def find_references(registry: Registry, operation: BulkOperation) -> list[str]:
+    """The bulkIds ``operation`` references (its path's id, then its data), each once."""
     found: list[str] = []
 
-    def walk(item: Any) -> None:
-        if isinstance(item, str):
-            reference = _reference(item)
-            if reference is not None and reference not in found:
-                found.append(reference)
-        elif isinstance(item, dict):
-            for child in item.values():
-                walk(child)
-        elif isinstance(item, list):
-            for child in item:
-                walk(child)
+    def note(value: str) -> str:
+        reference = reference_of(value)
+        if reference is not None and reference not in found:
+            found.append(reference)
+        return value
 
-    walk(value)
+    if operation.resource_id is not None:
+        note(operation.resource_id)
+    if operation.resource_type is not None and operation.method is not None:
+        rt = registry.resource_type(operation.resource_type)
+        map_references(rt, operation.method, operation.data, ENDPOINTS.values(), note)
     return found
 
 
-def substitute(value: Any, ids: dict[str, str]) -> Any:
-    """``value`` with every reference replaced by the id of the resource it names (a copy)."""
-    if isinstance(value, str):
-        reference = _reference(value)
+def substitute_path(resource_id: str, ids: dict[str, str]) -> str:
+    """The id in an operation's path, a reference replaced by the id it names."""
+    reference = reference_of(resource_id)
+    return ids.get(reference, resource_id) if reference is not None else resource_id
+
+
+def substitute(registry: Registry, operation: BulkOperation, ids: dict[str, str]) -> Any:
+    """The operation's data with every reference replaced by the id it names (a copy)."""
+    assert operation.resource_type is not None
+    assert operation.method is not None
+
+    def resolve(value: str) -> str:
+        reference = reference_of(value)
         return ids.get(reference, value) if reference is not None else value
-    if isinstance(value, dict):
-        return {key: substitute(item, ids) for key, item in value.items()}
-    if isinstance(value, list):
-        return [substitute(item, ids) for item in value]
-    return value
+
+    rt = registry.resource_type(operation.resource_type)
+    return map_references(rt, operation.method, operation.data, ENDPOINTS.values(), resolve)
 
 
 def execution_order(operations: list[BulkOperation]) -> list[BulkOperation]:
-    """Request order, with each operation moved right before the first one referencing it.
+    """Request order, holding each operation back until the POSTs it references have run.
 
-    Operations on a reference cycle get a 409 error and stay at their request position; an
-    operation referencing one of them then finds the reference unresolved when it runs.
+    Iterative (Kahn's algorithm with a heap of ready request indexes), so a chain of 1,000
+    references costs no recursion. Operations still held at the end are on a reference cycle or
+    between cycles: they get a 409 error and come next, in request order; then those that only
+    wait for them, each after what it waits for, to find their reference failed when they run.
     """
     creators = {
         operation.bulk_id: operation
         for operation in operations
-        if operation.method == "POST" and operation.bulk_id is not None and operation.error is None
+        if operation.method == "POST" and operation.bulk_id is not None
     }
-    order: list[BulkOperation] = []
-    state: dict[int, str] = {}  # index -> "active" while on the stack, "done" after
-
-    def visit(operation: BulkOperation, stack: list[BulkOperation]) -> None:
-        state[operation.index] = "active"
-        stack.append(operation)
-        for reference in operation.references:
-            target = creators.get(reference)
-            if target is None or state.get(target.index) == "done":
-                continue
-            if state.get(target.index) == "active":
-                cycle = stack[stack.index(target) :]
-                names = " -> ".join(repr(member.bulk_id) for member in [*cycle, target])
-                for member in cycle:
-                    if member.error is None:
-                        member.error = UnresolvedReference(
-                            f"{member.label} is on a circular bulkId reference ({names}); "
-                            "the server does not resolve cycles: create the resources first, "
-                            "then link them with PATCH in a later operation"
-                        )
-                continue
-            visit(target, stack)
-        stack.pop()
-        state[operation.index] = "done"
-        order.append(operation)
-
+    blockers: dict[int, set[str]] = {}
+    dependents: dict[str, list[BulkOperation]] = defaultdict(list)
     for operation in operations:
-        if operation.index not in state:
-            visit(operation, [])
+        blockers[operation.index] = {ref for ref in operation.references if ref in creators}
+        for reference in blockers[operation.index]:
+            dependents[reference].append(operation)
+    by_index = {operation.index: operation for operation in operations}
+    waiting = {index: len(refs) for index, refs in blockers.items()}
+    ready = [index for index, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    order: list[BulkOperation] = []
+    while ready:
+        operation = by_index[heapq.heappop(ready)]
+        order.append(operation)
+        del waiting[operation.index]
+        if operation.method == "POST" and operation.bulk_id is not None:
+            for dependent in dependents.pop(operation.bulk_id, []):
+                waiting[dependent.index] -= 1
+                if waiting[dependent.index] == 0:
+                    heapq.heappush(ready, dependent.index)
+    if not waiting:
+        return order
+    # Peel off, most dependent first, the held operations no other held operation waits for;
+    # what remains is on a cycle (or between two).
+    held = set(waiting)
+    referenced: dict[str, int] = defaultdict(int)
+    for index in held:
+        for reference in blockers[index]:
+            referenced[reference] += 1
+    peel = [index for index in held if not referenced.get(by_index[index].bulk_id or "", 0)]
+    downstream: list[BulkOperation] = []
+    while peel:
+        index = peel.pop()
+        held.discard(index)
+        downstream.append(by_index[index])
+        for reference in blockers[index]:
+            referenced[reference] -= 1
+            if referenced[reference] == 0 and creators[reference].index in held:
+                peel.append(creators[reference].index)
+    for index in sorted(held):
+        member = by_index[index]
+        names = ", ".join(repr(name) for name in sorted(blockers[index]))
+        if member.error is None:
+            member.error = UnresolvedReference(
+                f"{member.label} is on a circular bulkId reference (it references {names}, "
+                "which in turn depend on it); the server does not resolve cycles: create the "
+                "resources first, then link them with PATCH in a later operation"
+            )
+        order.append(member)
+    order.extend(reversed(downstream))
     return order

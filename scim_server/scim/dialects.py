@@ -5,7 +5,9 @@ small named rule here, applied to the parsed request before the generic code see
 what the request *contains* — never by guessing the client from its User-Agent. A request a rule
 cannot make sense of is left as it is, so the generic code answers it with a clear 400; where
 leaving it would change its meaning (a role called ``{"id": ...``), the rule itself answers 400.
-Nothing is dropped silently. ``docs/IDP_DIALECTS.md`` lists every known deviation with the rule
+No value the request asks to store is dropped; the one rule that discards part of what it
+rewrites (``roles-as-json``: an app role's ``id`` and ``displayName``) says why in its docstring
+and in the checklist. ``docs/IDP_DIALECTS.md`` lists every known deviation with the rule
 that accepts it and the test that proves it.
 """
 
@@ -20,6 +22,7 @@ from typing import Any
 
 from scim_server.scim.errors import InvalidValue, ScimError
 from scim_server.scim.filter import parse_filter, parse_patch_path
+from scim_server.scim.filter_ast import Compare
 from scim_server.scim.filter_eval import get_ci, resolve_attr_path
 from scim_server.scim.schema import ENTERPRISE_USER, Attribute, ResourceType
 
@@ -61,9 +64,10 @@ def _booleans_in(attributes: Callable[[str], Attribute | None], value: Any) -> A
     return value
 
 
-def _is_manager(attribute: Attribute) -> bool:
-    # only the enterprise extension has a ``manager`` (RFC 7643 §4.3)
-    return attribute.name.lower() == "manager" and attribute.is_complex
+def _is_manager(rt: ResourceType, attribute: Attribute) -> bool:
+    """The enterprise extension's ``manager`` (RFC 7643 §4.3), not any attribute of that name."""
+    enterprise = rt.schema_for_urn(ENTERPRISE_USER)
+    return enterprise is not None and attribute is enterprise.attribute("manager")
 
 
 def _manager_value(value: Any) -> Any:
@@ -99,7 +103,7 @@ def _role_element(element: Any) -> Any:
     shown = encoded if len(encoded) <= 100 else encoded[:100] + "..."
     try:
         decoded = json.loads(encoded)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the decoder's recursion limit: not a role
         raise InvalidValue(
             f"roles: the value {shown!r} starts like a JSON-encoded app role but is not valid "
             'JSON; send a role name, or {"value": "<role name>", ...} encoded as JSON'
@@ -249,7 +253,7 @@ def _operation_booleans(rt: ResourceType, operation: Any) -> Any:
 
 def _operation_manager(rt: ResourceType, operation: Any) -> Any:
     def at_path(attribute: Attribute, value: Any) -> Any:
-        return _manager_value(value) if _is_manager(attribute) else value
+        return _manager_value(value) if _is_manager(rt, attribute) else value
 
     return _each_target(rt, operation, at_path, _resource_manager)
 
@@ -264,14 +268,37 @@ def _operation_roles(rt: ResourceType, operation: Any) -> Any:
 def _create_through_value_path(rt: ResourceType, operation: Any) -> Any:
     """``replace`` of ``emails[type eq "work"].value`` on a user with no work email (Entra) must
     create that email: as ``add`` it does (RFC 7644 §3.5.2.1), and where the filter matches,
-    ``add`` sets the sub-attribute on every match exactly as ``replace`` would."""
+    ``add`` sets the sub-attribute on every match exactly as ``replace`` would.
+
+    Only that shape: a sub-attribute of a multi-valued complex attribute that has a ``type``
+    sub-attribute (emails, phoneNumbers, addresses, ... per the schema), selected by one
+    ``type eq "<string>"`` comparison. Any other filter that matches nothing stays a 400
+    ``noTarget`` (RFC 7644 §3.5.2.3): ``replace roles[value eq "Administrator"].primary`` must
+    not grant a role the user does not have."""
     if not isinstance(operation, dict) or get_ci(operation, "op") != "replace":
         return operation
     path = get_ci(operation, "path")
     if _key(operation, "value") is None or not isinstance(path, str):
         return operation
-    _, parsed = _leaf(rt, path)
-    if parsed is not None and parsed.value_filter is not None and parsed.sub is not None:
+    try:
+        parsed = parse_patch_path(path)
+        attribute = resolve_attr_path(rt, parsed.attr, allow_schema=True).attribute
+    except ScimError:
+        return operation
+    selector = parsed.value_filter
+    if (
+        parsed.sub is not None
+        and attribute is not None
+        and attribute.is_complex
+        and attribute.multi_valued
+        and attribute.sub("type") is not None
+        and isinstance(selector, Compare)
+        and selector.op == "eq"
+        and selector.path.uri is None
+        and selector.path.sub is None
+        and selector.path.attr.lower() == "type"
+        and isinstance(selector.value, str)
+    ):
         op_key = _key(operation, "op")
         assert op_key is not None
         operation[op_key] = "add"
@@ -290,7 +317,7 @@ PATCH_RULES = (
     Rule("roles-as-json", "roles values that are JSON-encoded app roles (Entra)", _operation_roles),
     Rule(
         "create-through-value-path",
-        "replace through a value path that matches nothing creates the element (Entra)",
+        'replace through `type eq "..."` that matches nothing creates the element (Entra)',
         _create_through_value_path,
     ),
 )

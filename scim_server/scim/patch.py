@@ -109,9 +109,39 @@ def apply_operations(
         try:
             _apply(rt, result, operation)
         except ScimError as exc:
-            raise type(exc)(f"{operation.label}: {exc.detail}", headers=exc.headers) from None
+            raise type(exc)(
+                _failure_detail(rt, operation, exc.detail), headers=exc.headers
+            ) from None
     _sync_schemas(rt, result)
     return result
+
+
+def _failure_detail(rt: ResourceType, operation: Operation, detail: str) -> str:
+    """``Operations[i] (op path): detail`` — except for a path into a write-only attribute
+    (``returned: never``, the password) that is more than its name: its text may hold the secret
+    (``password[value eq "..."]``), and secrets never reach a response or an event (DESIGN §7),
+    so the detail names the attribute and the rule instead."""
+    name = _write_only_target(rt, operation.path)
+    if name is None:
+        return f"{operation.label}: {detail}"
+    return (
+        f"Operations[{operation.index}] ({operation.op} {name}): {name} is a write-only "
+        f'attribute; it takes no value filter or sub-attribute, write it with path "{name}" '
+        "(the path is not shown: it may hold the secret)"
+    )
+
+
+def _write_only_target(rt: ResourceType, path: str | None) -> str | None:
+    """The name of the write-only attribute ``path`` starts with, if the path is more than it."""
+    if path is None:
+        return None
+    schema, rest = rt.split_urn_path(path.strip())
+    end = next((i for i, char in enumerate(rest) if not (char.isalnum() or char in "_-$")), None)
+    name = rest if end is None else rest[:end]
+    attribute = (schema or rt.schema).attribute(name) if name else None
+    if attribute is None or attribute.returned != "never" or rest == name:
+        return None
+    return attribute.name
 
 
 # --- the envelope -------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ from sqlalchemy.exc import DBAPIError
 
 from scim_server.audit.chain import append
 from scim_server.audit.events import EventDraft
-from scim_server.scim import dialects
 from scim_server.scim.bulk import (
     BULK_RESPONSE,
     BulkOperation,
@@ -33,30 +32,19 @@ from scim_server.scim.bulk import (
     UnresolvedReference,
     execution_order,
     substitute,
+    substitute_path,
 )
 from scim_server.scim.errors import ScimError, ServiceUnavailable
-from scim_server.services import groups, users
 from scim_server.services.context import RequestContext
 from scim_server.services.transaction import perform_write
+from scim_server.services.writes import WRITES
 from scim_server.store.db import Database
 from scim_server.store.errors import database_unavailable
 
 log = logging.getLogger("scim_server.bulk")
 
-#: The audit operation of each (resource type, method): the single request's name.
-OPERATION_NAMES = {
-    ("User", "POST"): "user.create",
-    ("User", "PUT"): "user.replace",
-    ("User", "PATCH"): "user.patch",
-    ("User", "DELETE"): "user.delete",
-    ("Group", "POST"): "group.create",
-    ("Group", "PUT"): "group.replace",
-    ("Group", "PATCH"): "group.patch",
-    ("Group", "DELETE"): "group.delete",
-}
 #: The event of an operation too malformed to say what it would have done.
 UNKNOWN_OPERATION = "bulk.operation"
-ENDPOINT_OF = {"User": "Users", "Group": "Groups"}
 
 
 class InternalError(ScimError):
@@ -98,6 +86,8 @@ class BulkOutcome:
     total: int
     #: The ``failOnErrors`` that stopped processing, if it did.
     stopped_at: int | None
+    #: Whether processing stopped because the database could not be reached.
+    unavailable: bool = False
 
     @property
     def failed(self) -> int:
@@ -117,11 +107,15 @@ class BulkOutcome:
         )
         if self.stopped_at is not None:
             text += f"; stopped after failOnErrors={self.stopped_at} errors"
+        if self.unavailable:
+            text += "; stopped: the database is unavailable"
         return text
 
 
 def run_bulk(database: Database, ctx: RequestContext, bulk: BulkRequest) -> BulkOutcome:
-    """Run the operations in dependency order until ``failOnErrors`` errors, if given."""
+    """Run the operations in dependency order until ``failOnErrors`` errors, if given; the
+    results in request order. Raises the database's error if it is unavailable before any
+    operation succeeded (the HTTP layer answers 503)."""
     declared = {
         operation.bulk_id
         for operation in bulk.operations
@@ -132,8 +126,24 @@ def run_bulk(database: Database, ctx: RequestContext, bulk: BulkRequest) -> Bulk
     results: list[OperationResult] = []
     errors = 0
     stopped_at: int | None = None
+    unavailable = False
     for operation in execution_order(bulk.operations):
-        result = _run(database, ctx, operation, declared, created, failed)
+        try:
+            result = _run(database, ctx, operation, declared, created, failed)
+        except DBAPIError as error:
+            if not database_unavailable(error):
+                raise
+            log.error(
+                "database unavailable in bulk %s (request %s); stopping",
+                operation.label,
+                ctx.audit.request_id,
+            )
+            if not any(result.error is None for result in results):
+                raise
+            failure = ServiceUnavailable("the database is unavailable; retry later")
+            results.append(OperationResult(operation, failure.status, None, None, failure))
+            unavailable = True
+            break
         results.append(result)
         if result.error is None:
             continue
@@ -143,16 +153,16 @@ def run_bulk(database: Database, ctx: RequestContext, bulk: BulkRequest) -> Bulk
         if bulk.fail_on_errors is not None and errors >= bulk.fail_on_errors:
             stopped_at = bulk.fail_on_errors
             break
-    outcome = BulkOutcome(results, len(bulk.operations), stopped_at)
+    results.sort(key=lambda result: result.operation.index)
+    outcome = BulkOutcome(results, len(bulk.operations), stopped_at, unavailable)
     ctx.audit.detail = outcome.summary()
     return outcome
 
 
 def _draft(parent: EventDraft, operation: BulkOperation) -> EventDraft:
     """The operation's own event: the bulk request's caller and request id, its own name."""
-    name = OPERATION_NAMES.get(
-        (operation.resource_type or "", operation.method or ""), UNKNOWN_OPERATION
-    )
+    write = WRITES.get((operation.resource_type or "", operation.method or ""))
+    name = UNKNOWN_OPERATION if write is None else write.operation
     return EventDraft(
         operation=name,
         org_id=parent.org_id,
@@ -200,58 +210,54 @@ def _run(
         _check_references(operation, declared, created, failed)
         assert operation.resource_type is not None
         if operation.resource_id is not None:
-            resource_id = str(substitute(operation.resource_id, created))
+            resource_id = substitute_path(operation.resource_id, created)
         status, action, args = _use_case(op_ctx, operation, resource_id, created)
         rendered = perform_write(database, op_ctx, status, action, *args)
     except ScimError as error:
         return _refused(database, op_ctx, operation, resource_id, error)
-    except Exception as error:  # one operation's failure must not hide the others' results
-        unavailable = isinstance(error, DBAPIError) and database_unavailable(error)
-        if unavailable:
-            log.error(
-                "database unavailable in bulk %s (request %s)",
-                operation.label,
-                ctx.audit.request_id,
-            )
-            failure: ScimError = ServiceUnavailable("the database is unavailable; retry later")
-        else:
-            log.exception(
-                "internal error in bulk %s (request %s)", operation.label, ctx.audit.request_id
-            )
-            failure = InternalError(f"internal error (request id {ctx.audit.request_id})")
-        return _refused(database, op_ctx, operation, resource_id, failure)
-    endpoint = ENDPOINT_OF[operation.resource_type]
+    except DBAPIError as error:
+        if database_unavailable(error):
+            raise  # run_bulk stops the request
+        return _internal(database, op_ctx, operation, resource_id)
+    except Exception:  # one operation's failure must not hide the others' results
+        return _internal(database, op_ctx, operation, resource_id)
     if operation.method == "POST":
         resource_id = str(rendered.document["id"])
         assert operation.bulk_id is not None
         created[operation.bulk_id] = resource_id
-    location = f"{ctx.base_url}/{endpoint}/{resource_id}"
+    assert resource_id is not None
+    location = _location(ctx, operation.resource_type, resource_id)
     version = None if rendered is None else rendered.etag
     return OperationResult(operation, status, location, version)
+
+
+def _location(ctx: RequestContext, resource_type: str, resource_id: str) -> str:
+    """The resource's URL, its endpoint as its ResourceType document names it (``/Users``)."""
+    return f"{ctx.base_url}{ctx.registry.resource_type(resource_type).endpoint}/{resource_id}"
+
+
+def _internal(
+    database: Database, ctx: RequestContext, operation: BulkOperation, resource_id: str | None
+) -> OperationResult:
+    log.exception("internal error in bulk %s (request %s)", operation.label, ctx.audit.request_id)
+    failure = InternalError(f"internal error (request id {ctx.audit.request_id})")
+    return _refused(database, ctx, operation, resource_id, failure)
 
 
 def _use_case(
     ctx: RequestContext, operation: BulkOperation, resource_id: str | None, created: dict[str, str]
 ) -> tuple[int, Callable[..., Any], tuple[Any, ...]]:
-    """The single request's status, use case and arguments, the data normalised as the single
-    endpoint normalises it (after references are replaced: a bare ``manager`` id still works)."""
+    """The single request's status, use case and arguments (``services.writes``), the data
+    normalised as the single endpoint normalises it (after references are replaced: a bare
+    ``manager`` id still works)."""
+    write = WRITES[operation.resource_type or "", operation.method or ""]
+    if write.normalise is None:  # DELETE
+        return write.status, write.action, (resource_id, operation.version)
     rt = ctx.registry.resource_type(operation.resource_type or "")
-    data = substitute(operation.data, created)
-    is_user = operation.resource_type == "User"
+    body = write.normalise(rt, substitute(ctx.registry, operation, created))
     if operation.method == "POST":
-        create = users.create_user if is_user else groups.create_group
-        return 201, create, (dialects.normalise_resource(rt, data),)
-    if operation.method == "PUT":
-        replace_ = users.replace_user if is_user else groups.replace_group
-        body = dialects.normalise_resource(rt, data)
-        return 200, replace_, (resource_id, body, operation.version)
-    if operation.method == "PATCH":
-        patch = users.patch_user if is_user else groups.patch_group
-        # a group PATCH answers 204 alone (no attributes asked for), so it does here too
-        status = 200 if is_user else 204
-        return status, patch, (resource_id, dialects.normalise_patch(rt, data), operation.version)
-    delete = users.delete_user if is_user else groups.delete_group
-    return 204, delete, (resource_id, operation.version)
+        return write.status, write.action, (body,)
+    return write.status, write.action, (resource_id, body, operation.version)
 
 
 def _refused(
@@ -281,5 +287,5 @@ def _refused(
     target = resource_id if resource_id is not None else operation.resource_id
     location = None
     if target is not None and operation.resource_type is not None:
-        location = f"{ctx.base_url}/{ENDPOINT_OF[operation.resource_type]}/{target}"
+        location = _location(ctx, operation.resource_type, target)
     return OperationResult(operation, error.status, location, None, error)

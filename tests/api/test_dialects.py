@@ -76,6 +76,32 @@ def test_write_through_a_value_path_that_matches_nothing_creates_the_element(api
     assert again.get_json()["emails"] == [{"value": "new@acme.com", "type": "work"}]
 
 
+def test_a_replace_through_any_other_filter_that_matches_nothing_is_no_target(
+    api: Api, database: Database
+) -> None:
+    """Only Entra's shape (one ``type eq "..."`` on a multi-valued attribute with a ``type``)
+    creates the element; ``replace roles[value eq "Administrator"].primary`` on a user without
+    that role must not grant it (RFC 7644 §3.5.2.3: 400 noTarget), and writes nothing."""
+    user = api.create_user("notarget@acme.com", roles=[{"value": "Viewer"}])
+    before = store_snapshot(database, api.tenant.org_id)
+    for path in (
+        'roles[value eq "Administrator"].primary',
+        'emails[value eq "boss@acme.com"].type',
+        'emails[type eq "work" and value eq "w@acme.com"].primary',
+        'emails[type co "work"].value',
+    ):
+        response = api.patch(
+            f"/Users/{user['id']}",
+            patch_body(
+                {"op": "Replace", "path": path, "value": True if "primary" in path else "x"}
+            ),
+        )
+        assert response.status_code == 400, (path, response.get_json())
+        assert response.get_json()["scimType"] == "noTarget", path
+    assert store_snapshot(database, api.tenant.org_id) == before
+    assert api.get(f"/Users/{user['id']}").get_json()["roles"] == [{"value": "Viewer"}]
+
+
 def test_path_less_replace_with_dotted_and_urn_keys(api: Api) -> None:
     user = api.create_user("paths@acme.com", name={"givenName": "A"})
     response = api.patch(

@@ -8,13 +8,20 @@ import pytest
 
 from scim_server.scim.bulk import (
     BULK_REQUEST,
+    BulkRequest,
     UnresolvedReference,
     execution_order,
-    find_references,
     parse_bulk_request,
     substitute,
 )
 from scim_server.scim.errors import InvalidSyntax, PayloadTooLarge
+from scim_server.scim.schema import default_registry
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+def parse(body: Any, max_operations: int = 100) -> BulkRequest:
+    return parse_bulk_request(body, registry=default_registry(), max_operations=max_operations)
 
 
 def request(*operations: Any, **extra: Any) -> dict[str, Any]:
@@ -22,45 +29,85 @@ def request(*operations: Any, **extra: Any) -> dict[str, Any]:
 
 
 def post(bulk_id: str, path: str = "/Users", **data: Any) -> dict[str, Any]:
+    if "manager" in data:
+        data[ENTERPRISE] = {"manager": data.pop("manager")}
     return {"method": "POST", "path": path, "bulkId": bulk_id, "data": data}
 
 
 def order_of(*operations: Any) -> list[str | None]:
-    parsed = parse_bulk_request(request(*operations), max_operations=100)
+    parsed = parse(request(*operations), max_operations=len(operations))
     return [operation.bulk_id for operation in execution_order(parsed.operations)]
 
 
-def test_references_are_whole_string_values_at_any_depth() -> None:
-    value = {
-        "members": [{"value": "bulkId:a"}, {"value": "BULKID:b"}, {"value": "bulkId:a"}],
-        "manager": "bulkId:c",
-        "note": "see bulkId:d",  # not a whole value: not a reference
-        "n": 3,
-    }
-    assert find_references(value) == ["a", "b", "c"]
-    assert substitute(value, {"a": "ID-A", "c": "ID-C"}) == {
+def test_references_stand_only_where_the_schemas_put_a_resource_id() -> None:
+    group = post(
+        "g",
+        "/Groups",
+        displayName="bulkId:name",  # a name, not an id
+        members=[{"value": "bulkId:a"}, {"value": "BULKID:b"}, {"value": "bulkId:a"}],
+    )
+    user = post("u", password="bulkId:secret", manager="bulkId:c", nickName="bulkId:d")
+    parsed = parse(request(group, user))
+    # exact, case-sensitive prefix; a password or a name is never read as a reference
+    assert [operation.references for operation in parsed.operations] == [["a"], ["c"]]
+    assert substitute(default_registry(), parsed.operations[0], {"a": "ID-A", "name": "X"}) == {
+        "displayName": "bulkId:name",
         "members": [{"value": "ID-A"}, {"value": "BULKID:b"}, {"value": "ID-A"}],
-        "manager": "ID-C",
-        "note": "see bulkId:d",
-        "n": 3,
     }
-    assert value["manager"] == "bulkId:c"  # the request is not changed in place
+    data = substitute(default_registry(), parsed.operations[1], {"c": "ID-C", "secret": "X"})
+    assert data == {
+        "password": "bulkId:secret",
+        "nickName": "bulkId:d",
+        ENTERPRISE: {"manager": "ID-C"},  # Entra's bare id is a reference too
+    }
+    assert user["data"][ENTERPRISE] == {"manager": "bulkId:c"}  # the request is not changed
 
 
-def test_request_order_unless_a_later_operation_is_referenced() -> None:
+def test_references_in_patch_operations() -> None:
+    patch = {
+        "method": "PATCH",
+        "path": "/Groups/bulkId:g",
+        "data": {
+            "Operations": [
+                {"op": "add", "path": "members", "value": [{"value": "bulkId:a"}]},
+                {"op": "add", "value": {"members": [{"value": "bulkId:b"}]}},
+                {"op": "remove", "path": 'members[value eq "bulkId:c"]'},
+                {"op": "replace", "path": "displayName", "value": "bulkId:name"},
+            ]
+        },
+    }
+    operation = parse(request(patch)).operations[0]
+    assert operation.references == ["g", "a", "b", "c"]
+    ids = {"a": "ID-A", "b": "ID-B", "c": "ID-C", "name": "X"}
+    assert substitute(default_registry(), operation, ids)["Operations"] == [
+        {"op": "add", "path": "members", "value": [{"value": "ID-A"}]},
+        {"op": "add", "value": {"members": [{"value": "ID-B"}]}},
+        {"op": "remove", "path": 'members[value eq "ID-C"]'},
+        {"op": "replace", "path": "displayName", "value": "bulkId:name"},
+    ]
+
+
+def test_request_order_unless_a_referenced_operation_has_not_run_yet() -> None:
     assert order_of(post("a"), post("b"), post("c")) == ["a", "b", "c"]
+    # an operation waits for the POSTs it references; nothing moves ahead of what came before
     assert order_of(
         post("g", "/Groups", members=[{"value": "bulkId:u2"}]),
         post("u1"),
         post("u2", manager="bulkId:u3"),
         post("u3"),
-    ) == ["u3", "u2", "g", "u1"]
+    ) == ["u1", "u3", "u2", "g"]
     patch = {"method": "PATCH", "path": "/Users/bulkId:u", "bulkId": "p", "data": {}}
     assert order_of(patch, post("u")) == ["u", "p"]
 
 
+def test_a_long_chain_is_ordered_without_recursion() -> None:
+    chain = [post(f"u{i}", manager=f"bulkId:u{i + 1}") for i in range(4999)] + [post("u4999")]
+    order = order_of(*chain)
+    assert order == [f"u{i}" for i in reversed(range(5000))]
+
+
 def test_cycles_are_409_for_every_operation_on_them() -> None:
-    parsed = parse_bulk_request(
+    parsed = parse(
         request(
             post("a", manager="bulkId:b"),
             post("b", manager="bulkId:c"),
@@ -68,17 +115,18 @@ def test_cycles_are_409_for_every_operation_on_them() -> None:
             post("self", manager="bulkId:self"),
             post("d", manager="bulkId:a"),
             post("free"),
-        ),
-        max_operations=100,
+        )
     )
-    execution_order(parsed.operations)
+    order = [operation.bulk_id for operation in execution_order(parsed.operations)]
+    # the free one first, then the cycle (refused), then what only waits for it
+    assert order == ["free", "a", "b", "c", "self", "d"]
     errors = {operation.bulk_id: operation.error for operation in parsed.operations}
     for name in ("a", "b", "c", "self"):
         error = errors[name]
         assert isinstance(error, UnresolvedReference)
         assert (error.status, error.scim_type) == (409, "invalidValue")
         assert "circular" in error.detail
-    assert "'a' -> 'b' -> 'c' -> 'a'" in str(errors["a"])
+    assert "references 'b'" in str(errors["a"])
     # d only depends on the cycle: it runs and finds its reference unresolved then
     assert errors["d"] is None
     assert errors["free"] is None
@@ -103,7 +151,7 @@ def test_cycles_are_409_for_every_operation_on_them() -> None:
     ],
 )
 def test_a_malformed_operation_gets_its_own_error(operation: Any, words: list[str]) -> None:
-    parsed = parse_bulk_request(request(operation, post("ok")), max_operations=100)
+    parsed = parse(request(operation, post("ok")))
     error = parsed.operations[0].error
     assert isinstance(error, InvalidSyntax)
     for word in words:
@@ -117,7 +165,7 @@ def test_methods_attribute_names_and_resource_segments_are_case_insensitive() ->
         "operations": [{"Method": "delete", "PATH": "/users/abc", "Version": 'W/"2"'}],
         "FailOnErrors": 2,
     }
-    parsed = parse_bulk_request(body, max_operations=1)
+    parsed = parse(body, max_operations=1)
     operation = parsed.operations[0]
     assert (operation.method, operation.resource_type, operation.resource_id) == (
         "DELETE",
@@ -131,11 +179,11 @@ def test_methods_attribute_names_and_resource_segments_are_case_insensitive() ->
 
 def test_max_operations_is_413_naming_the_limit() -> None:
     with pytest.raises(PayloadTooLarge, match=r"3 operations, more than maxOperations \(2\)"):
-        parse_bulk_request(request(post("a"), post("b"), post("c")), max_operations=2)
-    assert len(parse_bulk_request(request(post("a"), post("b")), max_operations=2).operations) == 2
+        parse(request(post("a"), post("b"), post("c")), max_operations=2)
+    assert len(parse(request(post("a"), post("b")), max_operations=2).operations) == 2
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, "2", True])
 def test_fail_on_errors_must_be_a_positive_integer(value: Any) -> None:
     with pytest.raises(InvalidSyntax, match="failOnErrors"):
-        parse_bulk_request(request(failOnErrors=value), max_operations=10)
+        parse(request(failOnErrors=value), max_operations=10)

@@ -20,7 +20,8 @@ from scim_server.scim.dialects import (
 )
 from scim_server.scim.errors import InvalidValue
 from scim_server.scim.patch import PATCH_OP
-from tests.unit.patch_fixtures import CORE, ENTERPRISE, GROUP, GROUP_URN, USER
+from scim_server.scim.schema import Registry
+from tests.unit.patch_fixtures import CORE, ENTERPRISE, GROUP, GROUP_URN, REGISTRY, USER
 
 ADSCIM = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
 APP_ROLE = json.dumps(
@@ -134,6 +135,32 @@ def test_every_rule_is_named_once() -> None:
             {"op": "remove", "path": 'emails[type eq "work"].value'},
             {"op": "remove", "path": 'emails[type eq "work"].value'},
         ),
+        (
+            {"op": "Replace", "path": 'addresses[type eq "work"].locality', "value": "Oslo"},
+            {"op": "add", "path": 'addresses[type eq "work"].locality', "value": "Oslo"},
+        ),
+        # create-through-value-path: only one `type eq "<string>"` comparison; any other filter
+        # that matches nothing stays a replace, which the PATCH engine answers with noTarget
+        (
+            {"op": "replace", "path": 'roles[value eq "Administrator"].primary', "value": True},
+            {"op": "replace", "path": 'roles[value eq "Administrator"].primary', "value": True},
+        ),
+        (
+            {
+                "op": "replace",
+                "path": 'emails[type eq "work" and value eq "a@b.c"].primary',
+                "value": True,
+            },
+            {
+                "op": "replace",
+                "path": 'emails[type eq "work" and value eq "a@b.c"].primary',
+                "value": True,
+            },
+        ),
+        (
+            {"op": "replace", "path": 'emails[type ne "work"].value', "value": "w@b.c"},
+            {"op": "replace", "path": 'emails[type ne "work"].value', "value": "w@b.c"},
+        ),
         # what no rule understands is passed through for the PATCH engine to refuse
         (
             {"op": "replace", "path": "no.such", "value": "True"},
@@ -150,6 +177,26 @@ def test_patch_rules(given: Any, expected: Any) -> None:
     sent = copy.deepcopy(given)
     assert one(given) == expected
     assert given == sent  # the request as received is never changed in place
+
+
+def test_manager_as_id_applies_to_the_enterprise_manager_only() -> None:
+    """A core attribute that happens to be called ``manager`` is not the enterprise one."""
+    core = copy.deepcopy(USER.schema.document)
+    core["attributes"].append(
+        {
+            "name": "manager",
+            "type": "complex",
+            "multiValued": False,
+            "subAttributes": [{"name": "value", "type": "string"}],
+        }
+    )
+    schemas = [core if doc["id"] == CORE else doc for doc in REGISTRY.schema_documents]
+    rt = Registry(schemas, REGISTRY.resource_type_documents).resource_type("User")
+    operation = {"op": "replace", "path": "manager", "value": "boss"}
+    assert one(operation, rt) == operation
+    assert normalise_resource(rt, {"manager": "boss"}) == {"manager": "boss"}
+    enterprise = {"op": "replace", "path": f"{ENTERPRISE}:manager", "value": "boss"}
+    assert one(enterprise, rt) == {**enterprise, "value": {"value": "boss"}}
 
 
 def test_group_members_are_not_touched() -> None:
