@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from scim_server.audit.events import MAX_DETAIL, EventDraft, redact
@@ -26,6 +26,7 @@ from scim_server.store.models import AuditChain, AuditEvent
 from scim_server.store.types import utcnow
 
 GENESIS = "0" * 64
+_EVENTS = AuditEvent.metadata.tables[AuditEvent.__tablename__]
 
 #: Fields sealed by the hash, in the order they appear in exports.
 SEALED_FIELDS = (
@@ -74,18 +75,27 @@ def create_chain(session: Session, org_id: int) -> None:
 
 
 def append(session: Session, draft: EventDraft) -> AuditEvent:
-    """Seal ``draft`` as the next event of its organisation's chain, in the caller's transaction."""
+    """Seal ``draft`` as the next event of its organisation's chain, in the caller's transaction.
+
+    Every request writes one event, reads included, so this is on every hot path: the head is
+    read as two columns and the event and the new head are written with one INSERT and one
+    UPDATE each, not through the ORM's unit of work (measured: a third of the cost of a GET).
+    The returned event is not attached to the session.
+    """
     if draft.recorded:
         raise RuntimeError(f"audit event {draft.operation} recorded twice")
-    head = session.scalar(
-        select(AuditChain).where(AuditChain.org_id == draft.org_id).with_for_update()
-    )
+    head = session.execute(
+        select(AuditChain.last_seq, AuditChain.last_hash)
+        .where(AuditChain.org_id == draft.org_id)
+        .with_for_update()
+    ).first()
     if head is None:
         raise RuntimeError(f"organisation {draft.org_id} has no audit chain")
+    last_seq, last_hash = head
     detail = draft.detail[:MAX_DETAIL] if draft.detail else draft.detail
     event = AuditEvent(
         org_id=draft.org_id,
-        seq=head.last_seq + 1,
+        seq=last_seq + 1,
         time=utcnow(),
         actor_type=draft.actor_type,
         actor=draft.actor,
@@ -102,13 +112,19 @@ def append(session: Session, draft: EventDraft) -> AuditEvent:
         resource_id=draft.resource_id,
         user_name=draft.user_name,
         changes=redact(draft.changes) if draft.changes is not None else None,
-        prev_hash=head.last_hash,
+        prev_hash=last_hash,
     )
     event.hash = event_hash(canonical_fields(event))
-    session.add(event)
-    head.last_seq = event.seq
-    head.last_hash = event.hash
-    session.flush()
+    session.execute(
+        insert(_EVENTS).values(
+            {name: getattr(event, name) for name in (*SEALED_FIELDS, "hash")}
+        )
+    )
+    session.execute(
+        update(AuditChain)
+        .where(AuditChain.org_id == draft.org_id)
+        .values(last_seq=event.seq, last_hash=event.hash)
+    )
     draft.recorded = True
     return event
 
