@@ -18,15 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from scim_server.audit.events import MAX_DETAIL, EventDraft, redact
 from scim_server.store.models import AuditChain, AuditEvent
 from scim_server.store.types import utcnow
 
 GENESIS = "0" * 64
-_EVENTS = AuditEvent.metadata.tables[AuditEvent.__tablename__]
+
 
 #: Fields sealed by the hash, in the order they appear in exports.
 SEALED_FIELDS = (
@@ -49,6 +50,22 @@ SEALED_FIELDS = (
     "user_name",
     "changes",
     "prev_hash",
+)
+
+# append() runs for every request: its three statements are built once (Core, not the ORM).
+_EVENTS = AuditEvent.metadata.tables[AuditEvent.__tablename__]
+_CHAINS = AuditChain.metadata.tables[AuditChain.__tablename__]
+_EVENT_COLUMNS = (*SEALED_FIELDS, "hash")
+_HEAD = (
+    select(_CHAINS.c.last_seq, _CHAINS.c.last_hash)
+    .where(_CHAINS.c.org_id == bindparam("org_id"))
+    .with_for_update()
+)
+_INSERT_EVENT = insert(_EVENTS)
+_ADVANCE_HEAD = (
+    update(_CHAINS)
+    .where(_CHAINS.c.org_id == bindparam("head_org_id"))
+    .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
 )
 
 
@@ -84,11 +101,7 @@ def append(session: Session, draft: EventDraft) -> AuditEvent:
     """
     if draft.recorded:
         raise RuntimeError(f"audit event {draft.operation} recorded twice")
-    head = session.execute(
-        select(AuditChain.last_seq, AuditChain.last_hash)
-        .where(AuditChain.org_id == draft.org_id)
-        .with_for_update()
-    ).first()
+    head = session.execute(_HEAD, {"org_id": draft.org_id}).first()
     if head is None:
         raise RuntimeError(f"organisation {draft.org_id} has no audit chain")
     last_seq, last_hash = head
@@ -115,16 +128,14 @@ def append(session: Session, draft: EventDraft) -> AuditEvent:
         prev_hash=last_hash,
     )
     event.hash = event_hash(canonical_fields(event))
+    session.execute(_INSERT_EVENT, {name: getattr(event, name) for name in _EVENT_COLUMNS})
     session.execute(
-        insert(_EVENTS).values(
-            {name: getattr(event, name) for name in (*SEALED_FIELDS, "hash")}
-        )
+        _ADVANCE_HEAD,
+        {"head_org_id": draft.org_id, "new_seq": event.seq, "new_hash": event.hash},
     )
-    session.execute(
-        update(AuditChain)
-        .where(AuditChain.org_id == draft.org_id)
-        .values(last_seq=event.seq, last_hash=event.hash)
-    )
+    loaded = session.identity_map.get(identity_key(AuditChain, draft.org_id))
+    if loaded is not None:  # a head this session holds as an object: reload it when read
+        session.expire(loaded)
     draft.recorded = True
     return event
 
