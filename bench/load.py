@@ -94,6 +94,17 @@ def _status_kib(pid: int, name: str) -> int:
     return 0
 
 
+def _pss_kib(pid: int) -> int:
+    """Proportional set size: pages shared by the preloaded master and its forks counted once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 @dataclass
 class Server:
     """One gunicorn process tree on a port, with its CPU and memory as /proc reports them."""
@@ -103,6 +114,7 @@ class Server:
     process: subprocess.Popen[bytes]
     peak_hwm_kib: dict[int, int] = field(default_factory=dict)
     peak_total_kib: int = 0
+    peak_pss_kib: int = 0
 
     def pids(self) -> list[int]:
         return [self.process.pid, *_children(self.process.pid)]
@@ -114,11 +126,13 @@ class Server:
         return ticks / CLOCK_TICKS
 
     def sample_memory(self) -> None:
-        total = 0
+        total = pss = 0
         for pid in self.pids():
             total += _status_kib(pid, "VmRSS")
+            pss += _pss_kib(pid)
             self.peak_hwm_kib[pid] = max(self.peak_hwm_kib.get(pid, 0), _status_kib(pid, "VmHWM"))
         self.peak_total_kib = max(self.peak_total_kib, total)
+        self.peak_pss_kib = max(self.peak_pss_kib, pss)
 
     def peak_process_mib(self) -> float:
         return max(self.peak_hwm_kib.values(), default=0) / 1024
@@ -475,12 +489,15 @@ def benchmark(database_url: str, label: str, args: argparse.Namespace, workdir: 
             sampler.stop()
         run.extra["server_peak_process_rss_mib"] = round(server.peak_process_mib(), 1)
         run.extra["server_peak_total_rss_mib"] = round(server.peak_total_kib / 1024, 1)
+        run.extra["server_peak_total_pss_mib"] = round(server.peak_pss_kib / 1024, 1)
         run.extra["server_processes_seen"] = len(server.peak_hwm_kib)
         run.extra["ceiling_peak_process_rss_mib"] = round(ceiling.peak_process_mib(), 1)
         run.extra["ceiling_peak_total_rss_mib"] = round(ceiling.peak_total_kib / 1024, 1)
+        run.extra["ceiling_peak_total_pss_mib"] = round(ceiling.peak_pss_kib / 1024, 1)
     print(
         f"  peak RSS: scim-server largest process {run.extra['server_peak_process_rss_mib']} MiB,"
-        f" all processes together {run.extra['server_peak_total_rss_mib']} MiB"
+        f" all processes together {run.extra['server_peak_total_rss_mib']} MiB RSS,"
+        f" {run.extra['server_peak_total_pss_mib']} MiB PSS"
         f" ({run.extra['server_processes_seen']} processes seen; ceiling"
         f" {run.extra['ceiling_peak_process_rss_mib']} /"
         f" {run.extra['ceiling_peak_total_rss_mib']})",
@@ -608,39 +625,41 @@ def _group_scenarios(
     group_size: int,
 ) -> None:
     both = (server, ceiling)
-    group_ids: dict[str, str] = {}
-    for target in both:
+
+    def new_group(target: Server, name: str) -> str:
         connection = http.client.HTTPConnection("127.0.0.1", target.port, timeout=60)
-        body = _body({"schemas": [GROUP], "displayName": f"Department {uuid.uuid4().hex[:6]}"})
+        body = _body({"schemas": [GROUP], "displayName": f"{name} {uuid.uuid4().hex[:6]}"})
         connection.request("POST", "/scim/v2/Groups", body=body, headers=headers)
         response = connection.getresponse()
-        group_ids[target.name] = json.loads(response.read())["id"]
+        group_id = str(json.loads(response.read())["id"])
         connection.close()
-
-    def group_path(target: Server, query: str = "") -> str:
-        return f"/scim/v2/Groups/{group_ids[target.name]}{query}"
+        return group_id
 
     def patch(operations: list[dict[str, Any]]) -> bytes:
         return _body({"schemas": [PATCH_OP], "Operations": operations})
+
+    def add(members: Sequence[str]) -> bytes:
+        return patch([{"op": "add", "path": "members", "value": [{"value": m} for m in members]}])
+
+    # Warm-up, not reported: every worker compiles and caches the statements of a membership
+    # PATCH on its first ones, which would otherwise count against the empty group.
+    for target in both:
+        warm = f"/scim/v2/Groups/{new_group(target, 'Warm-up')}"
+        spare = ids[target.name][-min(1600, len(ids[target.name])) :]
+        warm_up = [("PATCH", warm, add(spare[i : i + 100])) for i in range(0, len(spare), 100)]
+        drive(target, headers, warm_up, clients=clients, seconds=None, expected=(200, 204))
+
+    group_ids = {target.name: new_group(target, "Department") for target in both}
+
+    def group_path(target: Server, query: str = "") -> str:
+        return f"/scim/v2/Groups/{group_ids[target.name]}{query}"
 
     size = min(group_size, len(ids[server.name]))
     batches: dict[str, list[Request]] = {}
     for target in both:
         members = ids[target.name][:size]
         batches[target.name] = [
-            (
-                "PATCH",
-                group_path(target),
-                patch(
-                    [
-                        {
-                            "op": "add",
-                            "path": "members",
-                            "value": [{"value": m} for m in members[start : start + 100]],
-                        }
-                    ]
-                ),
-            )
+            ("PATCH", group_path(target), add(members[start : start + 100]))
             for start in range(0, size, 100)
         ]
     # Okta and Entra push one group's membership one request after another
@@ -771,7 +790,16 @@ def targets(run: Run) -> list[tuple[str, str, bool]]:
         )
     )
     peak = run.extra["server_peak_total_rss_mib"]
-    checks.append(("server peak RSS (all processes) <= 200 MiB", f"{peak} MiB", peak <= 200))
+    pss = run.extra["server_peak_total_pss_mib"]
+    largest = run.extra["server_peak_process_rss_mib"]
+    checks.append(
+        (
+            "server peak memory <= 200 MiB (sum of RSS of master + workers)",
+            f"{peak} MiB RSS (shared pages counted once: {pss} MiB PSS;"
+            f" largest process {largest} MiB)",
+            peak <= 200,
+        )
+    )
     errors = sum(
         (row.server or {}).get("errors", 0) + (row.ceiling or {}).get("errors", 0)
         for row in run.rows
