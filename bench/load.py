@@ -16,7 +16,8 @@ bottleneck. Server CPU per operation comes from ``/proc/<pid>/stat`` of the guni
 workers (the master's ``cutime``/``cstime`` keep the time of recycled workers); peak RSS from each
 process's ``VmHWM``, and the largest sum of ``VmRSS`` over the process tree, sampled every 0.2 s.
 
-Output: a table on stdout and a JSON file (``--json PATH``, default ``bench-load.json``).
+Output: a table on stdout and a JSON file (``--json PATH``, default ``bench/results/load.json``,
+which git ignores).
 """
 
 from __future__ import annotations
@@ -860,7 +861,9 @@ def main() -> int:
     parser.add_argument("--group-size", type=int, default=10_000, help="members of the group")
     parser.add_argument("--postgres", metavar="URL", help="also run on PostgreSQL (admin URL)")
     parser.add_argument("--skip-sqlite", action="store_true")
-    parser.add_argument("--json", type=Path, default=Path("bench-load.json"), help="output file")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "bench/results/load.json", help="output file"
+    )
     args = parser.parse_args()
     args.users = args.users or (1_000 if args.quick else 10_000)
     args.seconds = args.seconds or (2.0 if args.quick else 8.0)
@@ -892,6 +895,7 @@ def main() -> int:
             {**asdict(run), "targets": [list(check) for check in targets(run)]} for run in runs
         ],
     }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(document, indent=1))
     print(f"\nJSON: {args.json}")
     return 0 if runs and all(all(check[2] for check in targets(run)) for run in runs) else 1
