@@ -18,14 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from scim_server.audit.events import MAX_DETAIL, EventDraft, redact
 from scim_server.store.models import AuditChain, AuditEvent
 from scim_server.store.types import utcnow
 
 GENESIS = "0" * 64
+
 
 #: Fields sealed by the hash, in the order they appear in exports.
 SEALED_FIELDS = (
@@ -48,6 +50,22 @@ SEALED_FIELDS = (
     "user_name",
     "changes",
     "prev_hash",
+)
+
+# append() runs for every request: its three statements are built once (Core, not the ORM).
+_EVENTS = AuditEvent.metadata.tables[AuditEvent.__tablename__]
+_CHAINS = AuditChain.metadata.tables[AuditChain.__tablename__]
+_EVENT_COLUMNS = (*SEALED_FIELDS, "hash")
+_HEAD = (
+    select(_CHAINS.c.last_seq, _CHAINS.c.last_hash)
+    .where(_CHAINS.c.org_id == bindparam("org_id"))
+    .with_for_update()
+)
+_INSERT_EVENT = insert(_EVENTS)
+_ADVANCE_HEAD = (
+    update(_CHAINS)
+    .where(_CHAINS.c.org_id == bindparam("head_org_id"))
+    .values(last_seq=bindparam("new_seq"), last_hash=bindparam("new_hash"))
 )
 
 
@@ -74,18 +92,23 @@ def create_chain(session: Session, org_id: int) -> None:
 
 
 def append(session: Session, draft: EventDraft) -> AuditEvent:
-    """Seal ``draft`` as the next event of its organisation's chain, in the caller's transaction."""
+    """Seal ``draft`` as the next event of its organisation's chain, in the caller's transaction.
+
+    Every request writes one event, reads included, so this is on every hot path: the head is
+    read as two columns and the event and the new head are written with one INSERT and one
+    UPDATE each, not through the ORM's unit of work (measured: a third of the cost of a GET).
+    The returned event is not attached to the session.
+    """
     if draft.recorded:
         raise RuntimeError(f"audit event {draft.operation} recorded twice")
-    head = session.scalar(
-        select(AuditChain).where(AuditChain.org_id == draft.org_id).with_for_update()
-    )
+    head = session.execute(_HEAD, {"org_id": draft.org_id}).first()
     if head is None:
         raise RuntimeError(f"organisation {draft.org_id} has no audit chain")
+    last_seq, last_hash = head
     detail = draft.detail[:MAX_DETAIL] if draft.detail else draft.detail
     event = AuditEvent(
         org_id=draft.org_id,
-        seq=head.last_seq + 1,
+        seq=last_seq + 1,
         time=utcnow(),
         actor_type=draft.actor_type,
         actor=draft.actor,
@@ -102,13 +125,17 @@ def append(session: Session, draft: EventDraft) -> AuditEvent:
         resource_id=draft.resource_id,
         user_name=draft.user_name,
         changes=redact(draft.changes) if draft.changes is not None else None,
-        prev_hash=head.last_hash,
+        prev_hash=last_hash,
     )
     event.hash = event_hash(canonical_fields(event))
-    session.add(event)
-    head.last_seq = event.seq
-    head.last_hash = event.hash
-    session.flush()
+    session.execute(_INSERT_EVENT, {name: getattr(event, name) for name in _EVENT_COLUMNS})
+    session.execute(
+        _ADVANCE_HEAD,
+        {"head_org_id": draft.org_id, "new_seq": event.seq, "new_hash": event.hash},
+    )
+    loaded = session.identity_map.get(identity_key(AuditChain, draft.org_id))
+    if loaded is not None:  # a head this session holds as an object: reload it when read
+        session.expire(loaded)
     draft.recorded = True
     return event
 

@@ -474,8 +474,8 @@ def _group_response(
             yield head_text
             return
         yield f'{head_text[:-1]},"members":[{first}'
-        for element in members:
-            yield f",{element}"
+        for piece in members:  # several member elements each
+            yield f",{piece}"
         yield "]}"
 
     response = Response(stream_with_context(body()), status=status, content_type=SCIM_CONTENT_TYPE)

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from scim_server.audit.chain import create_chain
@@ -89,26 +89,38 @@ def authenticate(database: Database, token: str) -> Principal | None:
         return _lookup(session, token)
 
 
+# Every request authenticates: the query is built once, and reads columns, not an ORM entity.
+_BY_DIGEST = (
+    select(
+        ApiToken.token_hash,
+        ApiToken.org_id,
+        Organization.slug,
+        ApiToken.connection_id,
+        ApiToken.scope,
+        ApiToken.prefix,
+        ApiToken.expires_at,
+        ApiToken.revoked_at,
+    )
+    .join(Organization, Organization.id == ApiToken.org_id)
+    .where(ApiToken.token_hash == bindparam("digest"))
+)
+
+
 def _lookup(session: Session, token: str) -> Principal | None:
     digest = hash_token(token)
-    row = session.execute(
-        select(ApiToken, Organization.slug)
-        .join(Organization, Organization.id == ApiToken.org_id)
-        .where(ApiToken.token_hash == digest)
-    ).first()
+    row = session.execute(_BY_DIGEST, {"digest": digest}).first()
     if row is None:
         return None
-    stored, slug = row
-    if not hmac.compare_digest(stored.token_hash, digest):
+    if not hmac.compare_digest(row.token_hash, digest):
         return None
     return Principal(
-        org_id=stored.org_id,
-        org_slug=slug,
-        connection_id=stored.connection_id,
-        scope=stored.scope,
-        token_prefix=stored.prefix,
-        expires_at=stored.expires_at,
-        revoked=stored.revoked_at is not None,
+        org_id=row.org_id,
+        org_slug=row.slug,
+        connection_id=row.connection_id,
+        scope=row.scope,
+        token_prefix=row.prefix,
+        expires_at=row.expires_at,
+        revoked=row.revoked_at is not None,
     )
 
 

@@ -64,9 +64,14 @@ def resolve_members(session: Session, org_id: int, user_ids: Collection[str]) ->
         chunk = wanted[start : start + 5000]
         # FOR KEY SHARE: a user deleted concurrently either waits for this transaction or is
         # already gone (a 400 below), never a foreign-key error at insert time.
+        # "org_id + 0": without statistics SQLite preferred the (org_id, pk) index for
+        # "org_id = ? AND id IN (100 ids)" and walked every user of the organisation (6.6 ms
+        # at 10,000 users, growing with the organisation; issue #7's load benchmark). The
+        # expression keeps the tenant condition but leaves the unique index on id as the only
+        # index to use, on both databases.
         rows = session.execute(
             select(User.id, User.pk)
-            .where(User.org_id == org_id, User.id.in_(chunk), User.deleted_at.is_(None))
+            .where(User.org_id + 0 == org_id, User.id.in_(chunk), User.deleted_at.is_(None))
             .with_for_update(read=True, key_share=True)
         )
         found.update({user_id: pk for user_id, pk in rows})
