@@ -9,8 +9,11 @@ wait on ``busy_timeout`` instead of failing with SQLITE_BUSY when a read lock is
 from __future__ import annotations
 
 import contextvars
+import fcntl
+import os
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -74,6 +77,61 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
     )
 
 
+class SQLiteWriteQueue:
+    """Writers of one SQLite file wait their turn in the kernel, not in SQLite's busy handler.
+
+    SQLite's busy handler polls: a writer that finds the file locked sleeps 1, 2, 5, 10, 15,
+    20, 25 ... ms between tries, however soon the lock is released. Every request writes (its
+    audit event), so under a burst most writers slept far longer than the lock was held
+    (measured: create user p99 740 ms with 8 clients). An exclusive ``flock`` on a file beside
+    the database, taken before ``BEGIN IMMEDIATE``, queues the server's writers (every thread of
+    every gunicorn worker: one descriptor per thread, since a lock belongs to its descriptor)
+    and wakes the next one as soon as the lock is released. Other programs on the same file
+    (the CLI) do not take it and still meet ``busy_timeout``, as before.
+    """
+
+    def __init__(self, database_path: str) -> None:
+        self._path = f"{database_path}-writelock"
+        self._local = threading.local()
+
+    def _descriptor(self) -> int:
+        owner = getattr(self._local, "owner", None)
+        if owner != os.getpid():  # first use in this thread, or inherited across a fork
+            self._local.fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._local.owner = os.getpid()
+        fd: int = self._local.fd
+        return fd
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        depth: int = getattr(self._local, "depth", 0)
+        if depth:  # a write nested in this thread's own write already holds the turn
+            self._local.depth = depth + 1
+            try:
+                yield
+            finally:
+                self._local.depth = depth
+            return
+        fd = self._descriptor()
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._local.depth = 1
+        try:
+            yield
+        finally:
+            self._local.depth = 0
+            fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _sqlite_file(url: str) -> str | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return os.path.abspath(database)
+
+
 class Database:
     """The engine and session factory of one process."""
 
@@ -81,6 +139,8 @@ class Database:
         self.url = url
         self.engine = create_db_engine(url, pool_size=pool_size)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        path = _sqlite_file(url)
+        self._write_queue = SQLiteWriteQueue(path) if path else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -90,8 +150,9 @@ class Database:
     def transaction(self, *, write: bool) -> Iterator[Session]:
         """A session in one transaction: committed on success, rolled back on any exception."""
         token = _write_intent.set(write)
+        queue = self._write_queue.turn() if write and self._write_queue else nullcontext()
         try:
-            with self._sessions() as session, session.begin():
+            with queue, self._sessions() as session, session.begin():
                 yield session
         finally:
             _write_intent.reset(token)
