@@ -10,7 +10,8 @@ Each route is the honest equivalent of one scenario (see docs/PERFORMANCE.md):
 * ``POST /Users``: one INSERT of the posted document (the id and ``meta`` added).
 * ``GET /Users/<id>``: SELECT by primary key.
 * ``GET /Users?filter=userName eq "x"``: SELECT by the indexed ``user_name``; anything else:
-  a page with LIMIT/OFFSET (``startIndex``/``count``) and a COUNT.
+  a page with LIMIT/OFFSET (``startIndex``/``count``) and a COUNT; with ``after=<pk>``, the
+  keyset page a cursor page is (``pk > after``, LIMIT, no COUNT).
 * ``PATCH``/``PUT /Users/<id>``: SELECT, change the document, UPDATE.
 * ``PATCH /Groups/<id>``: INSERT or DELETE of membership rows, UPDATE of the group's version.
 * ``GET /Groups/<id>``: the group row, and its member rows unless ``excludedAttributes=members``.
@@ -133,6 +134,18 @@ def list_users() -> Response:
         if match:
             rows = list(
                 session.scalars(select(UserRow.document).where(UserRow.user_name == match["value"]))
+            )
+            total = len(rows)
+            start = 1
+        elif "after" in request.args:  # a keyset page, as a cursor page: no COUNT
+            count = int(request.args.get("count", "100"))
+            rows = list(
+                session.scalars(
+                    select(UserRow.document)
+                    .where(UserRow.pk > int(request.args["after"]))
+                    .order_by(UserRow.pk)
+                    .limit(count)
+                )
             )
             total = len(rows)
             start = 1

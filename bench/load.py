@@ -568,7 +568,7 @@ def _scenarios(
         f"list page startIndex={deep} count=100",
         lambda _: [("GET", f"/scim/v2/Users?startIndex={deep}&count=100", None)],
     )
-    _cursor_scenario(run, server, headers, users, seconds, clients)
+    _cursor_scenario(run, server, ceiling, headers, users, seconds, clients)
     patch_inactive = _body(
         {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": False}]}
     )
@@ -587,9 +587,17 @@ def _scenarios(
 
 
 def _cursor_scenario(
-    run: Run, server: Server, headers: dict[str, str], users: int, seconds: float, clients: int
+    run: Run,
+    server: Server,
+    ceiling: Server,
+    headers: dict[str, str],
+    users: int,
+    seconds: float,
+    clients: int,
 ) -> None:
-    """RFC 9865 cursor paging, when this build advertises it: the page before the last."""
+    """RFC 9865 cursor paging, when this build advertises it: the page before the last. The
+    ceiling's equivalent is the same keyset page by primary key (``pk > N-100 LIMIT 100``),
+    without a COUNT (scim-server counts on a cursor walk's first page only)."""
     config = _get(server, headers, "/scim/v2/ServiceProviderConfig")
     pagination = config.get("pagination") or {}
     if not pagination.get("cursor"):
@@ -612,7 +620,14 @@ def _cursor_scenario(
         clients=clients,
         seconds=seconds,
     )
-    run.add("cursor page near the end", outcome, None, "no ceiling equivalent (keyset page)")
+    ceiling_outcome = drive(
+        ceiling,
+        headers,
+        [("GET", f"/scim/v2/Users?after={max(0, users - page_size)}&count={page_size}", None)],
+        clients=clients,
+        seconds=seconds,
+    )
+    run.add("cursor page near the end", outcome, ceiling_outcome)
 
 
 def _group_scenarios(
