@@ -34,7 +34,7 @@ def cursor_settings(settings: Settings) -> CursorSettings:
         key = settings.cursor_secret.encode()
     else:
         key = secrets.token_bytes(32)
-        _log.info("SCIM_CURSOR_SECRET is not set: cursors are signed with a per-process key")
+        _log.info("SCIM_CURSOR_SECRET is not set: cursors are sealed with a per-process key")
     return CursorSettings(secret=key, timeout_seconds=settings.cursor_timeout_seconds)
 
 

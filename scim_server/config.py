@@ -59,7 +59,7 @@ class Settings:
     #: Reverse proxies in front of the server whose X-Forwarded-For/-Proto/-Host are trusted.
     trusted_proxy_hops: int = 0
     log_level: str = "INFO"
-    #: HMAC key of RFC 9865 cursors; None: a random key per server process (see README).
+    #: secret RFC 9865 cursors are sealed with; None: a random key per server process (see README).
     cursor_secret: str | None = None
     #: Seconds a cursor stays valid between pages (ServiceProviderConfig cursorTimeout).
     cursor_timeout_seconds: int = 3600

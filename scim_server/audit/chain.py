@@ -98,9 +98,14 @@ def append(session: Session, draft: EventDraft) -> AuditEvent:
     read as two columns and the event and the new head are written with one INSERT and one
     UPDATE each, not through the ORM's unit of work (measured: a third of the cost of a GET).
     The returned event is not attached to the session.
+
+    The chain head is locked last: whatever the ORM still holds for this transaction is flushed
+    first (a no-op on every path today), so a write never waits on another transaction's rows
+    while holding the organisation's head, which every other request of it needs.
     """
     if draft.recorded:
         raise RuntimeError(f"audit event {draft.operation} recorded twice")
+    session.flush()
     head = session.execute(_HEAD, {"org_id": draft.org_id}).first()
     if head is None:
         raise RuntimeError(f"organisation {draft.org_id} has no audit chain")

@@ -469,14 +469,17 @@ def _group_response(
     head_text = json.dumps(head, separators=(",", ":"))
 
     def body() -> Iterator[str]:
-        first = next(members, None)
-        if first is None:  # no members: the attribute is unassigned (RFC 7643 §2.5)
-            yield head_text
-            return
-        yield f'{head_text[:-1]},"members":[{first}'
-        for piece in members:  # several member elements each
-            yield f",{piece}"
-        yield "]}"
+        try:
+            first = next(members, None)
+            if first is None:  # no members: the attribute is unassigned (RFC 7643 §2.5)
+                yield head_text
+                return
+            yield f'{head_text[:-1]},"members":[{first}'
+            for piece in members:  # several member elements each
+                yield f",{piece}"
+            yield "]}"
+        finally:  # a client that hangs up mid-stream: end the read transaction now
+            members.close()
 
     response = Response(stream_with_context(body()), status=status, content_type=SCIM_CONTENT_TYPE)
     for name, value in headers.items():

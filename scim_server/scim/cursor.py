@@ -1,18 +1,20 @@
-"""Cursors of cursor-based paging (RFC 9865 §2): opaque, signed, bound to one query, expiring.
+"""Cursors of cursor-based paging (RFC 9865 §2): opaque, sealed, bound to one query, expiring.
 
 A cursor names a *position* in an ordered result — the sort key and primary key of the last row
 of the page just served — never an offset: the next page is a keyset seek (``store.keyset``), so
 the last page of a million rows costs what the first does, and rows inserted or deleted between
 two pages shift nothing.
 
-Text form: ``1.<payload>.<mac>``, both base64url without padding (only RFC 3986 unreserved
-characters, as RFC 9865 §2 requires). The payload holds the position and the expiry; the MAC is
-HMAC-SHA256 under the server's cursor secret over the *scope* (organisation, resource type,
-filter, sort) and the payload. The scope is not in the cursor: a cursor replayed with another
-filter or sort, on another resource type or by another tenant fails the MAC exactly like an
-altered one, and answers the same ``invalidCursor`` (RFC 9865, security considerations: the
+Text form: ``2.<sealed>``, base64url without padding (only RFC 3986 unreserved characters, as
+RFC 9865 §2 requires). The position and the expiry are sealed with AES-256-GCM under a key
+derived from the server's cursor secret, with the *scope* (organisation, resource type, filter,
+sort) as associated data. Sealed, not only signed: the primary key is a sequence shared by every
+organisation, so a readable one would tell a tenant how many rows others created between two of
+its pages, and a sort key may be an attribute the client did not ask to see (``sortBy=emails``),
+which would then sit in proxy access logs. The scope is not in the cursor: a cursor replayed with
+another filter or sort, on another resource type or by another tenant fails to open exactly like
+an altered one, and answers the same ``invalidCursor`` (RFC 9865, security considerations: the
 error gives no hint of what the cursor was for).
-The payload is readable by whoever holds the cursor; it names only a row the client was served.
 """
 
 from __future__ import annotations
@@ -23,15 +25,21 @@ import hashlib
 import hmac
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
 from scim_server.scim.errors import ExpiredCursor, InvalidCursor
 from scim_server.scim.filter_ast import AttrPath, Expr
 
-_VERSION = "1"
+_VERSION = "2"
+_NONCE_BYTES = 12
+_TAG_BYTES = 16
 #: far above any real cursor (a long string sort key); refuses junk before any decoding
 MAX_CURSOR_LENGTH = 8192
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
@@ -72,8 +80,10 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(settings: CursorSettings, scope: bytes, payload: str) -> bytes:
-    return hmac.new(settings.secret, scope + b"\n" + payload.encode(), hashlib.sha256).digest()
+def _sealer(settings: CursorSettings) -> AESGCM:
+    """AES-256-GCM under a key derived from the secret for this one use (the secret itself may
+    be any length of at least 32 characters)."""
+    return AESGCM(hmac.new(settings.secret, b"scim-server cursor v2", hashlib.sha256).digest())
 
 
 def _encode_key(key: SortValue) -> Any:
@@ -95,8 +105,11 @@ def encode(settings: CursorSettings, scope: bytes, position: Position, now: floa
     body = {"k": _encode_key(position.key), "p": position.pk}
     # rounded up: a cursor is valid for at least cursorTimeout seconds, never less
     body["x"] = math.ceil(now) + settings.timeout_seconds
-    payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-    return f"{_VERSION}.{payload}.{_b64(_mac(settings, scope, payload))}"
+    nonce = os.urandom(_NONCE_BYTES)
+    sealed = _sealer(settings).encrypt(
+        nonce, json.dumps(body, separators=(",", ":")).encode(), scope
+    )
+    return f"{_VERSION}.{_b64(nonce + sealed)}"
 
 
 _INVALID = (
@@ -111,21 +124,24 @@ def decode(settings: CursorSettings, scope: bytes, text: str, now: float) -> Pos
     scope, 400 ``expiredCursor`` once ``cursorTimeout`` has passed since it was issued."""
     if len(text) > MAX_CURSOR_LENGTH or not _UNRESERVED.fullmatch(text):
         raise InvalidCursor(_INVALID)
-    parts = text.split(".")
-    if len(parts) != 3 or parts[0] != _VERSION:
+    version, _, sealed_text = text.partition(".")
+    if version != _VERSION:
         raise InvalidCursor(_INVALID)
-    _, payload, mac = parts
     try:
-        given = _unb64(mac)
+        sealed = _unb64(sealed_text)
     except (binascii.Error, ValueError):
         raise InvalidCursor(_INVALID) from None
-    if not hmac.compare_digest(given, _mac(settings, scope, payload)):
+    if len(sealed) < _NONCE_BYTES + _TAG_BYTES:
         raise InvalidCursor(_INVALID)
     try:
-        body = json.loads(_unb64(payload))
+        opened = _sealer(settings).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], scope)
+    except InvalidTag:
+        raise InvalidCursor(_INVALID) from None
+    try:
+        body = json.loads(opened)
         position = Position(_decode_key(body["k"]), int(body["p"]))
         expires = int(body["x"])
-    except (binascii.Error, ValueError, KeyError, TypeError):  # signed by us: cannot happen
+    except (ValueError, KeyError, TypeError):  # sealed by us: cannot happen
         raise InvalidCursor(_INVALID) from None
     if now > expires:
         raise ExpiredCursor(

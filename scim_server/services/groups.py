@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +106,7 @@ MEMBERS_PER_PIECE = 500
 
 def member_json_chunks(
     database: Database, ctx: RequestContext, group_pk: int, keys: tuple[str, ...]
-) -> Iterator[str]:
+) -> Generator[str, None, None]:
     """A group's member elements as comma-separated JSON texts of up to
     :data:`MEMBERS_PER_PIECE` elements, read in batches in a transaction of their own.
 
@@ -127,7 +127,7 @@ def member_json_chunks(
 def stream_members(
     session: Session, ctx: RequestContext, group_pks: list[int], keys: tuple[str, ...]
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    for group_pk, user_id, display in store.iter_members(session, group_pks):
+    for group_pk, user_id, display in store.iter_members(session, ctx.principal.org_id, group_pks):
         element = member_element(ctx, user_id, display)
         yield group_pk, {key: element[key] for key in keys}
 

@@ -41,8 +41,11 @@ def cursor_page(
 ) -> Page:
     """One cursor page of ``statement``; ``render`` gets the rows as ``statement`` selects them."""
     assert query.cursor is not None
+    # sortOrder only qualifies sortBy (RFC 7644 §3.4.2.3): without it both paging methods
+    # walk in the server's one default order, ascending
+    descending = query.descending and query.sort_by is not None
     scope = cursor.query_scope(
-        ctx.principal.org_id, resource_type, query.filter, query.sort_by, query.descending
+        ctx.principal.org_id, resource_type, query.filter, query.sort_by, descending
     )
     settings = ctx.cursors
     after = None
@@ -53,7 +56,7 @@ def cursor_page(
         statement,
         key=key,
         pk=pk,
-        descending=query.descending,
+        descending=descending,
         after=after,
         limit=query.count + 1,
         nullable=key_nullable,

@@ -170,13 +170,15 @@ def member_ids_matching(session: Session, group: Group, user_ids: Collection[str
     )
 
 
-def iter_members(session: Session, group_pks: Collection[int]) -> Iterator[tuple[int, str, str]]:
+def iter_members(
+    session: Session, org_id: int, group_pks: Collection[int]
+) -> Iterator[tuple[int, str, str]]:
     """(group key, user id, display) of the groups' members, in batches, in a stable order."""
     display = func.coalesce(User.display_name, User.user_name)
     query = (
         select(GroupMember.group_pk, GroupMember.user_id, display)
         .join(User, User.pk == GroupMember.user_pk)
-        .where(GroupMember.group_pk.in_(list(group_pks)))
+        .where(GroupMember.org_id == org_id, GroupMember.group_pk.in_(list(group_pks)))
         .order_by(GroupMember.group_pk, GroupMember.user_pk)
         .execution_options(yield_per=RENDER_BATCH)
     )

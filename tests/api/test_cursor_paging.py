@@ -242,13 +242,13 @@ def test_a_cursor_is_refused_outside_its_query(
     other = Api(app.test_client(), make_tenant(database))
     other.create_user("keep-other@example.com", title="b")
     assert refused(attempt(client=other), "invalidCursor") == detail
-    # forged: a payload altered by one character, a signature cut short, junk
-    version, payload, mac = cursor.split(".")
-    flipped = payload[:-1] + ("A" if payload[-1] != "A" else "B")
-    refused(attempt(cursor=f"{version}.{flipped}.{mac}"), "invalidCursor")
-    refused(attempt(cursor=f"{version}.{payload}.{mac[:-2]}"), "invalidCursor")
+    # forged: the sealed text altered by one character, cut short, junk
+    version, sealed = cursor.split(".")
+    flipped = sealed[:10] + ("A" if sealed[10] != "A" else "B") + sealed[11:]
+    refused(attempt(cursor=f"{version}.{flipped}"), "invalidCursor")
+    refused(attempt(cursor=f"{version}.{sealed[:-2]}"), "invalidCursor")
     refused(attempt(cursor="not-a-cursor"), "invalidCursor")
-    refused(attempt(cursor="1.a b.c"), "invalidCursor")
+    refused(attempt(cursor="2.a b.c"), "invalidCursor")
 
 
 def test_paging_parameters_that_do_not_mix_are_refused(
@@ -370,3 +370,12 @@ def test_a_page_near_the_end_seeks_instead_of_offset(
     rows_loaded.clear()
     api.get("/Users", query_string={"count": 5, "startIndex": 36})
     assert limit_and_offset(*page_query(statements)) == (5, 35)
+
+
+def test_sort_order_without_sort_by_walks_the_default_order_as_index_paging_does(
+    api: Api, people: list[dict[str, Any]]
+) -> None:
+    params = {"sortOrder": "descending", "count": 4}
+    by_index = [u["id"] for u in api.list_users(**params, startIndex=1)["Resources"]]
+    by_cursor = [u["id"] for u in api.list_users(**params, cursor="")["Resources"]]
+    assert by_cursor == by_index
