@@ -29,6 +29,8 @@ for group and mapping changes).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -61,7 +63,7 @@ from scim_server.services.access import (
 )
 from scim_server.services.context import RequestContext
 from scim_server.services.lifecycle import UserSettings, load_user_settings
-from scim_server.services.resources import Page, check_if_match, etag_of, iso
+from scim_server.services.resources import Page, check_if_match, iso
 from scim_server.store.access import json_value, user_with_access
 from scim_server.store.errors import unique_violation
 from scim_server.store.filters import FilterCompiler
@@ -142,9 +144,34 @@ def render(
         "created": iso(user.created_at),
         "lastModified": iso(user.last_modified),
         "location": f"{ctx.base_url}/Users/{user.id}",
-        "version": etag_of(user.version),
+        "version": _version_tag(user, access, groups, status),
     }
     return doc
+
+
+def _version_tag(
+    user: User, access: Access, groups: Sequence[tuple[str, str]], status: str | None
+) -> str:
+    """The user's ETag (RFC 7644 §3.14): its stored version *and* what the server computes.
+
+    ``version`` counts the user's own writes; the effective role, access groups, ``groups`` and
+    status change without one (a membership, a mapping, a group's rename, temporary access
+    running out). A client revalidating with ``If-None-Match`` must see those changes too, and
+    an ``If-Match`` taken before them must fail.
+    """
+    computed = json.dumps([access[0], list(access[1]), list(groups), status], separators=(",", ":"))
+    digest = hashlib.blake2b(computed.encode(), digest_size=6).hexdigest()
+    return f'W/"{user.version}-{digest}"'
+
+
+def _current_tag(loaded: LoadedUser) -> str:
+    user = loaded.user
+    status = lifecycle.effective_status(user.status, user.access_expires_at, utcnow())
+    return _version_tag(user, loaded.access, loaded.groups, status)
+
+
+def _rendered(doc: dict[str, Any]) -> Rendered:
+    return Rendered(doc, doc["meta"]["version"])
 
 
 def _access_extension(stored: Any, access: Access, status: str | None) -> dict[str, Any]:
@@ -383,12 +410,12 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
     refuse_temporary_admin(session, ctx.principal.org_id, user, access[0])
     _record_change(ctx, user, None, doc, access_change)
     _after_status_change(session, ctx, user, None, status)
-    return Rendered(render(ctx, user, access), etag_of(user.version))
+    return _rendered(render(ctx, user, access))
 
 
 def get_user(session: Session, ctx: RequestContext, user_id: str) -> Rendered:
     loaded = _load(session, ctx, user_id, for_update=False)
-    return Rendered(_render(ctx, loaded), etag_of(loaded.user.version))
+    return _rendered(_render(ctx, loaded))
 
 
 def replace_user(
@@ -398,7 +425,7 @@ def replace_user(
     loaded = _load(session, ctx, user_id, for_update=True)
     user = loaded.user
     guards.require_owner(session, ctx, "User", user)
-    check_if_match(if_match, etag_of(user.version))
+    check_if_match(if_match, _current_tag(loaded))
     previous = user.data
     doc = parse_resource(rt, body, existing=previous)
     # A PUT that omits ``active`` does not reactivate or deactivate anyone.
@@ -449,7 +476,7 @@ def _write(
     refuse_temporary_admin(session, ctx.principal.org_id, user, access[0])
     _record_change(ctx, user, previous, doc, access_change)
     _after_status_change(session, ctx, user, before_status, status)
-    return Rendered(render(ctx, user, access, loaded.groups), etag_of(user.version))
+    return _rendered(render(ctx, user, access, loaded.groups))
 
 
 def patch_user(
@@ -459,7 +486,7 @@ def patch_user(
     loaded = _load(session, ctx, user_id, for_update=True)
     user = loaded.user
     guards.require_owner(session, ctx, "User", user)
-    check_if_match(if_match, etag_of(user.version))
+    check_if_match(if_match, _current_tag(loaded))
     previous = user.data
     patched = apply_patch(rt, previous, body)
     doc = parse_resource(rt, patched, existing=previous)
@@ -470,7 +497,7 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
     loaded = _load(session, ctx, user_id, for_update=True)
     user = loaded.user
     guards.require_owner(session, ctx, "User", user)
-    check_if_match(if_match, etag_of(user.version))
+    check_if_match(if_match, _current_tag(loaded))
     mode = load_user_settings(session, ctx.principal.org_id).delete_mode
     # The event keeps a tombstone: every value the user had when it was deleted, and the access
     # it held (its user_access row and memberships go with it, by ON DELETE CASCADE — or, for a

@@ -246,3 +246,40 @@ def test_another_organisation_cannot_see_or_touch_the_user(api: Api, database: D
     # the same userName is free in another organisation
     assert other.create_user("private@a.example")["id"] != user["id"]
     assert api.get(f"/Users/{user['id']}").get_json()["active"] is True
+
+
+def test_the_etag_changes_with_what_the_server_computes(api: Api) -> None:
+    """A group membership changes the user's ``groups`` without a write to the user: a client
+    revalidating must get the new document, and an If-Match taken before must fail."""
+    user = api.create_user("etag-groups@example.com")
+    before = api.get(f"/Users/{user['id']}").headers["ETag"]
+    created = api.post(
+        "/Groups",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Etag watchers",
+            "members": [{"value": user["id"]}],
+        },
+    )
+    assert created.status_code == 201
+    revalidated = api.get(f"/Users/{user['id']}", headers={"If-None-Match": before})
+    assert revalidated.status_code == 200
+    assert [g["display"] for g in revalidated.get_json()["groups"]] == ["Etag watchers"]
+    after = revalidated.headers["ETag"]
+    assert after != before
+    assert revalidated.get_json()["meta"]["version"] == after
+    stale = api.patch(
+        f"/Users/{user['id']}",
+        patch_body({"op": "replace", "path": "title", "value": "x"}),
+        headers={"If-Match": before},
+    )
+    assert stale.status_code == 412
+    assert api.get(f"/Users/{user['id']}", headers={"If-None-Match": after}).status_code == 304
+    fresh = api.patch(
+        f"/Users/{user['id']}",
+        patch_body({"op": "replace", "path": "title", "value": "x"}),
+        headers={"If-Match": after},
+    )
+    assert fresh.status_code == 200
+    listed = api.list_users(filter=f'id eq "{user["id"]}"')["Resources"][0]
+    assert listed["meta"]["version"] == fresh.headers["ETag"]
