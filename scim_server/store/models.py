@@ -155,6 +155,14 @@ class User(Base):
         Index("ix_users_org_last_modified", "org_id", "last_modified"),
         Index("ix_users_org_pk", "org_id", "pk"),
         Index("ix_users_org_status", "org_id", "status"),
+        # sortBy=userName compares by code point; SQLite's unique index above already does
+        Index(
+            "ix_users_org_user_name_codepoint",
+            "org_id",
+            func.lower(user_name).collate("C"),
+            "pk",
+            postgresql_where=text("deleted_at IS NULL"),
+        ).ddl_if(dialect="postgresql"),
     )
 
 
