@@ -39,7 +39,6 @@ import json
 import os
 import platform
 import random
-import secrets
 import shutil
 import socket
 import statistics
@@ -56,8 +55,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.engine import make_url
+import support
+from sqlalchemy import insert, select
+from support import postgres_database
 
 from scim_server.audit.chain import canonical_fields, event_hash
 from scim_server.audit.events import MAX_DETAIL, EventDraft, document_changes, redact
@@ -80,19 +80,8 @@ READ_CHUNK = 64 * 1024
 
 
 def cli(database_url: str, *args: str) -> str:
-    """``scim-server ARGS`` as an operator runs it; its stdout."""
-    env = {**os.environ, "SCIM_DATABASE_URL": database_url}
-    completed = subprocess.run(
-        [sys.executable, "-m", "scim_server.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise SystemExit(f"scim-server {' '.join(args)} failed:\n{completed.stderr}")
-    return completed.stdout
+    """``scim-server ARGS`` as an operator runs it, on ``database_url``; its stdout."""
+    return support.cli({**os.environ, "SCIM_DATABASE_URL": database_url}, *args)
 
 
 @dataclass(frozen=True)
@@ -528,22 +517,6 @@ def report(result: Result) -> None:
         flush=True,
     )
     print(json.dumps({**asdict(result), "python": platform.python_version()}), flush=True)
-
-
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A throw-away database next to ``admin_url``'s, dropped afterwards."""
-    url = make_url(admin_url)
-    name = f"scim_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def main() -> int:

@@ -21,7 +21,8 @@ import time
 from typing import Any
 
 # the server, database and CLI helpers of the group benchmark (run from bench/, as its sibling)
-from group_build import _cli, _database, _send, _server
+from group_build import _send, _server
+from support import provision, scratch_database
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -49,13 +50,9 @@ def main() -> None:
     args = parser.parse_args()
     n = args.operations
 
-    with _database(args.postgres) as url:
+    with scratch_database(args.postgres, "bench_bulk") as url:
         env = {**os.environ, "SCIM_DATABASE_URL": url}
-        _cli(env, "init")
-        _cli(env, "org", "create", "bench", "--name", "Bench")
-        token = json.loads(
-            _cli(env, "connection", "create", "--org", "bench", "--name", "bench", "--json")
-        )["token"]
+        token = provision(env)
         with _server(env, 2) as base:
             scim = f"{base}/scim/v2"
             posts = [

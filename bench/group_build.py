@@ -20,20 +20,15 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from support import ROOT, provision, scratch_database
 
-ROOT = Path(__file__).resolve().parents[1]
 SCIM = "application/scim+json"
 
 
@@ -41,37 +36,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "scim_server.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
-
-
-@contextmanager
-def _database(postgres: str | None) -> Iterator[str]:
-    if postgres is None:
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/bench.db"
-        return
-    admin_url = make_url(postgres)
-    name = f"bench_groups_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @contextmanager
@@ -134,13 +98,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    with _database(args.postgres) as url:
+    with scratch_database(args.postgres, "bench_groups") as url:
         env = {**os.environ, "SCIM_DATABASE_URL": url}
-        _cli(env, "init")
-        _cli(env, "org", "create", "bench", "--name", "Bench")
-        token = json.loads(
-            _cli(env, "connection", "create", "--org", "bench", "--name", "bench", "--json")
-        )["token"]
+        token = provision(env)
         with _server(env, args.workers) as base:
             scim = f"{base}/scim/v2"
 

@@ -28,7 +28,6 @@ import json
 import multiprocessing
 import os
 import platform
-import secrets
 import socket
 import statistics
 import subprocess
@@ -44,10 +43,8 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
+from support import ROOT, postgres_database, provision
 
-ROOT = Path(__file__).resolve().parents[1]
 SCIM = "application/scim+json"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -198,23 +195,6 @@ class MemorySampler(threading.Thread):
         self.join()
         for server in self.servers:
             server.sample_memory()
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", "scim_server.cli", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"scim-server {' '.join(args)} failed:\n{done.stderr}")
-    return done.stdout
-
-
-# -- the client ----------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -462,11 +442,7 @@ def benchmark(database_url: str, label: str, args: argparse.Namespace, workdir: 
         "SCIM_LOG_LEVEL": "warning",
         "CEILING_DATABASE_URL": f"sqlite:///{workdir / f'ceiling-{label}.db'}",
     }
-    _cli(env, "init")
-    _cli(env, "org", "create", "bench", "--name", "Benchmark organisation")
-    token = json.loads(
-        _cli(env, "connection", "create", "--org", "bench", "--name", "Entra", "--json")
-    )["token"]
+    token = provision(env, org_name="Benchmark organisation", connection="Entra")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": SCIM, "Accept": SCIM}
     run = Run(label, users)
 
@@ -849,22 +825,6 @@ def print_table(run: Run) -> None:
         print(f"- {'MET    ' if met else 'NOT MET'} {target}: {measured}")
 
 
-@contextmanager
-def postgres_database(admin_url: str) -> Iterator[str]:
-    """A throw-away database next to ``admin_url``'s, dropped afterwards."""
-    url = make_url(admin_url)
-    name = f"scim_load_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", type=int, default=None, help="users to create (10,000)")
@@ -898,7 +858,7 @@ def main() -> int:
             runs.append(benchmark(f"sqlite:///{workdir / 'scim.db'}", "sqlite", args, workdir))
         if args.postgres:
             print("[postgresql]", flush=True)
-            with postgres_database(args.postgres) as url:
+            with postgres_database(args.postgres, "scim_load") as url:
                 runs.append(benchmark(url, "postgresql", args, workdir))
     for run in runs:
         print_table(run)

@@ -42,59 +42,24 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, insert, select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
+from support import ROOT, provision, scratch_database
 
 from scim_server.services.access import recompute_access
 from scim_server.store.models import Organization, User, UserAttributeValue
 from scim_server.store.types import utcnow
 from scim_server.store.users import apply_document
 
-ROOT = Path(__file__).resolve().parents[1]
-
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 BATCH = 5000
-
-
-def _cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "scim_server.cli", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return result.stdout
-
-
-@contextmanager
-def _database(postgres: str | None) -> Iterator[str]:
-    if postgres is None:
-        with tempfile.TemporaryDirectory() as folder:
-            yield f"sqlite:///{folder}/bench.db"
-        return
-    admin_url = make_url(postgres)
-    name = f"bench_paging_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _document(number: int) -> dict[str, Any]:
@@ -296,13 +261,9 @@ def main() -> None:
     args = parser.parse_args()
     database = "postgresql" if args.postgres else "sqlite"
 
-    with _database(args.postgres) as url:
+    with scratch_database(args.postgres, "bench_paging") as url:
         env = {**os.environ, "SCIM_DATABASE_URL": url}
-        _cli(env, "init")
-        _cli(env, "org", "create", "bench", "--name", "Bench")
-        token = json.loads(
-            _cli(env, "connection", "create", "--org", "bench", "--name", "bench", "--json")
-        )["token"]
+        token = provision(env)
         seed_seconds = seed(url, "bench", args.users)
         with _server(env, args.workers) as (host, port):
             client = Client(host, port, token)
