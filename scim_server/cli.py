@@ -759,6 +759,118 @@ def connection_create(org_slug: str, name: str, idp: str, as_json: bool, port: i
     click.echo("The token is shown only this once; store it in your IdP now.")
 
 
+def _token_changes(changes: list[tokens.TokenChange]) -> list[dict[str, Any]]:
+    return [
+        {
+            "prefix": change.prefix,
+            "scope": change.scope,
+            "revoked": change.revoked,
+            "expires": change.expires_at.isoformat().replace("+00:00", "Z")
+            if change.expires_at and not change.revoked
+            else None,
+        }
+        for change in changes
+    ]
+
+
+def _describe_changes(changes: list[dict[str, Any]]) -> None:
+    for change in changes:
+        state = "revoked now" if change["revoked"] else f"valid until {change['expires']}"
+        click.echo(f"  old token {change['prefix']}...: {state}")
+
+
+@connection.command("rotate")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("connection_ref", metavar="CONNECTION")
+@click.option(
+    "--overlap",
+    default="24h",
+    show_default=True,
+    help="How long the old token keeps working (0: revoked at once; at most 30d).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port shown in the URL.")
+def connection_rotate(
+    org_slug: str, connection_ref: str, overlap: str, as_json: bool, port: int
+) -> None:
+    """Give a connection a new token (shown once); its old ones end after --overlap."""
+    with _database().transaction(write=True) as session:
+        try:
+            organization = tokens.get_organization(session, org_slug)
+            found = connections.find_connection(session, organization, connection_ref)
+            secret, ended = tokens.rotate_connection_token(
+                session, organization, found, tokens.parse_duration(overlap)
+            )
+        except (tokens.ServiceError, ScimError) as error:
+            _fail(error)
+        connection_id = found.id
+        changes = _token_changes(ended)
+        append(
+            session,
+            _cli_event(
+                "connection.rotate",
+                organization.id,
+                resource_type="Connection",
+                resource_id=connection_id,
+                token_prefix=tokens.token_prefix(secret),
+                changes={"newToken": [None, tokens.token_prefix(secret)], "oldTokens": changes},
+            ),
+        )
+    base_url = _scim_base_url("localhost", port)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "connection_id": connection_id,
+                    "base_url": base_url,
+                    "token": secret,
+                    "previous_tokens": changes,
+                }
+            )
+        )
+        return
+    click.echo(f"connection {connection_id} of organisation {org_slug} has a new token")
+    click.echo(f"SCIM base URL: {base_url}")
+    click.echo(f"Bearer token:  {secret}")
+    _describe_changes(changes)
+    click.echo("The token is shown only this once; paste it into your IdP now.")
+
+
+@connection.command("revoke")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("connection_ref", metavar="CONNECTION")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def connection_revoke(org_slug: str, connection_ref: str, as_json: bool) -> None:
+    """Revoke every token of a connection now (it keeps what it owns; rotate to get a new one)."""
+    with _database().transaction(write=True) as session:
+        try:
+            organization = tokens.get_organization(session, org_slug)
+            found = connections.find_connection(session, organization, connection_ref)
+            ended = tokens.revoke_connection_tokens(session, organization, found)
+        except (tokens.ServiceError, ScimError) as error:
+            _fail(error)
+        connection_id = found.id
+        changes = _token_changes(ended)
+        append(
+            session,
+            _cli_event(
+                "connection.revoke",
+                organization.id,
+                resource_type="Connection",
+                resource_id=connection_id,
+                changes={"oldTokens": changes},
+            ),
+        )
+    if as_json:
+        click.echo(json.dumps({"connection_id": connection_id, "revoked": changes}))
+        return
+    click.echo(
+        f"revoked {len(changes)} token{'s' if len(changes) != 1 else ''} of connection "
+        f"{connection_id}"
+    )
+    _describe_changes(changes)
+
+
 @connection.command("list")
 @click.option("--org", "org_slug", required=True, help="Organisation slug.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
@@ -1099,6 +1211,36 @@ def token_create(org_slug: str, scope: str, as_json: bool) -> None:
         return
     click.echo(f"{scope} token for organisation {org_slug}: {secret}")
     click.echo("The token is shown only this once.")
+
+
+@token.command("revoke")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("prefix")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+def token_revoke(org_slug: str, prefix: str, as_json: bool) -> None:
+    """Revoke one token now, named by its prefix (as the provisioning log shows it)."""
+    with _database().transaction(write=True) as session:
+        try:
+            organization = tokens.get_organization(session, org_slug)
+            ended = tokens.revoke_token(session, organization, prefix)
+        except (tokens.ServiceError, ScimError) as error:
+            _fail(error)
+        changes = _token_changes([ended])
+        append(
+            session,
+            _cli_event(
+                "token.revoke",
+                organization.id,
+                resource_type="Token",
+                resource_id=ended.prefix,
+                token_prefix=ended.prefix,
+                changes={"revoked": [False, True], "scope": ended.scope},
+            ),
+        )
+    if as_json:
+        click.echo(json.dumps(changes[0]))
+        return
+    click.echo(f"token {ended.prefix}... ({ended.scope}) of organisation {org_slug} revoked")
 
 
 @main.group()

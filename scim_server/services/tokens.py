@@ -13,9 +13,9 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
 
 from scim_server.audit.chain import create_chain
@@ -183,3 +183,94 @@ def create_connection(
     session.flush()
     token = issue_token(session, org, "scim", connection)
     return connection, token
+
+
+# -- rotation and revocation (DESIGN §7) ----------------------------------------------------------
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+#: Longer than any IdP needs to pick up a new secret; a forgotten old token must not live on.
+MAX_OVERLAP = timedelta(days=30)
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90s``, ``30m``, ``24h``, ``7d`` or plain seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ServiceError(f"{text!r} is not a duration: use e.g. 0, 90s, 30m, 24h or 7d")
+    duration = timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+    if duration > MAX_OVERLAP:
+        raise ServiceError(f"{text!r} is longer than the longest overlap allowed (30 days)")
+    return duration
+
+
+@dataclass(frozen=True)
+class TokenChange:
+    """A token whose life a rotation or revocation shortened (never the token itself)."""
+
+    prefix: str
+    scope: str
+    expires_at: datetime | None
+    revoked: bool
+
+
+def _live(session: Session, org_id: int, *conditions: object) -> list[ApiToken]:
+    now = utcnow()
+    return list(
+        session.scalars(
+            select(ApiToken)
+            .where(
+                ApiToken.org_id == org_id,
+                ApiToken.revoked_at.is_(None),
+                or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+                *conditions,  # type: ignore[arg-type]
+            )
+            .order_by(ApiToken.created_at, ApiToken.id)
+            .with_for_update()
+        )
+    )
+
+
+def _end(token: ApiToken, at: datetime, now: datetime) -> TokenChange:
+    if at <= now:
+        token.revoked_at = now
+    elif token.expires_at is None or token.expires_at > at:
+        token.expires_at = at
+    return TokenChange(token.prefix, token.scope, token.expires_at, token.revoked_at is not None)
+
+
+def rotate_connection_token(
+    session: Session, org: Organization, connection: Connection, overlap: timedelta
+) -> tuple[str, list[TokenChange]]:
+    """A new SCIM token for ``connection``; its other live tokens end after ``overlap`` (at once
+    when it is zero), so the IdP keeps working while its admin pastes the new secret."""
+    now = utcnow()
+    previous = _live(session, org.id, ApiToken.connection_id == connection.id)
+    changes = [_end(token, now + overlap, now) for token in previous]
+    return issue_token(session, org, "scim", connection), changes
+
+
+def revoke_connection_tokens(
+    session: Session, org: Organization, connection: Connection
+) -> list[TokenChange]:
+    """Every live token of ``connection`` stops working now; the connection keeps what it owns
+    (``connection rotate`` gives it a new token)."""
+    now = utcnow()
+    return [
+        _end(token, now, now)
+        for token in _live(session, org.id, ApiToken.connection_id == connection.id)
+    ]
+
+
+def revoke_token(session: Session, org: Organization, prefix: str) -> TokenChange:
+    """The live token of ``org`` whose prefix is ``prefix`` stops working now."""
+    found = _live(session, org.id, ApiToken.prefix == prefix.strip())
+    if not found:
+        raise ServiceError(
+            f"organisation {org.slug!r} has no live token with prefix {prefix.strip()!r} "
+            "(the prefix is the start of the token shown in the provisioning log)"
+        )
+    if len(found) > 1:  # 8 random characters: not seen, but never revoke the wrong one
+        raise ServiceError(f"{len(found)} live tokens share the prefix {prefix!r}")
+    now = utcnow()
+    return _end(found[0], now, now)
