@@ -13,6 +13,7 @@ from scim_server.config import Settings
 from scim_server.http import audit_api, health, scim
 from scim_server.http.errors import register_error_handlers
 from scim_server.http.provisioning_log import register_provisioning_log
+from scim_server.http.rate_limit import ConnectionRateLimit
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.schema import Registry, default_registry
 from scim_server.store.db import Database
@@ -54,6 +55,11 @@ def create_app(
     )
     app.extensions["scim_registry"] = registry or default_registry()
     app.extensions["scim_cursors"] = cursor_settings(settings)
+    app.extensions["scim_rate_limit"] = (
+        ConnectionRateLimit(settings.rate_limit, settings.redis_url)
+        if settings.rate_limit
+        else None
+    )
     logging.getLogger("scim_server").setLevel(settings.log_level)
 
     @app.before_request

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from limits import parse as limits_parse
+
 
 class ConfigError(ValueError):
     """An environment variable holds a value the server cannot use."""
@@ -63,6 +65,10 @@ class Settings:
     cursor_secret: str | None = None
     #: Seconds a cursor stays valid between pages (ServiceProviderConfig cursorTimeout).
     cursor_timeout_seconds: int = 3600
+    #: Requests per connection, e.g. "600/minute" (``limits`` notation); None: no limit.
+    rate_limit: str | None = None
+    #: Redis shared by every worker for the rate limit; None: each worker counts alone.
+    redis_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -94,10 +100,20 @@ class Settings:
             cursor_timeout_seconds=_int(
                 env, "SCIM_CURSOR_TIMEOUT_SECONDS", cls.cursor_timeout_seconds
             ),
+            rate_limit=env.get("SCIM_RATE_LIMIT") or None,
+            redis_url=env.get("SCIM_REDIS_URL") or None,
         )
         if settings.cursor_secret is not None and len(settings.cursor_secret) < 32:
             # an HMAC key must not be guessable; 32 characters of `openssl rand -hex 32` or so
             raise ConfigError("SCIM_CURSOR_SECRET must be at least 32 characters long")
+        if settings.rate_limit is not None:
+            try:
+                limits_parse(settings.rate_limit)
+            except ValueError:
+                raise ConfigError(
+                    f"SCIM_RATE_LIMIT {settings.rate_limit!r} is not a rate: use e.g. "
+                    "600/minute or 20/second"
+                ) from None
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError("SCIM_DEFAULT_PAGE_SIZE must not exceed SCIM_MAX_PAGE_SIZE")
         return settings

@@ -70,6 +70,9 @@ def register_provisioning_log(
     app.extensions["scim_operations"] = operations
     throttle = FailureThrottle(limit=failure_limit, window=failure_window)
     app.extensions["scim_auth_throttle"] = throttle
+    # A connection over its rate limit is refused cheaply; recording every refusal would turn
+    # the flood into as many audit writes. The same bound as for authentication failures.
+    rate_throttle = FailureThrottle(limit=failure_limit, window=failure_window)
 
     @app.before_request
     def _open_event() -> None:
@@ -97,6 +100,12 @@ def register_provisioning_log(
                 return response
             if suppressed:
                 draft.detail = f"{draft.detail} ({suppressed} similar failures not recorded)"
+        if response.status_code == 429:
+            admitted, suppressed = rate_throttle.admit(draft.actor or "-")
+            if not admitted:
+                return response
+            if suppressed:
+                draft.detail = f"{draft.detail} ({suppressed} similar refusals not recorded)"
         database: Database = current_app.extensions["scim_db"]
         try:
             if draft.actor_type == "anonymous" and request.url_rule is None:

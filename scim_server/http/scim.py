@@ -17,6 +17,7 @@ from scim_server.config import Settings
 from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.http.provisioning_log import current_draft
+from scim_server.http.rate_limit import ConnectionRateLimit
 from scim_server.scim import bulk as bulk_protocol
 from scim_server.scim import discovery
 from scim_server.scim.cursor import CursorSettings
@@ -287,7 +288,10 @@ def _authenticate() -> None:
     """
     if request.endpoint in _DISCOVERY_ENDPOINTS and _settings().public_discovery:
         return
-    _ctx()
+    ctx = _ctx()
+    rate_limit: ConnectionRateLimit | None = current_app.extensions.get("scim_rate_limit")
+    if rate_limit is not None and ctx.principal.connection_id:
+        rate_limit.check(ctx.principal.connection_id)
     if request.endpoint not in _DISCOVERY_ENDPOINTS:
         _projection()
 
