@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
 
 from scim_server.audit.events import EventDraft
 from scim_server.config import Settings
@@ -286,6 +286,11 @@ def _authenticate() -> None:
     Query parameters that shape the response are checked here too, before any write: a bad
     ``attributes`` on a POST must not answer 400 after the user was created.
     """
+    args = request.view_args or {}
+    if ".search" in (args.get("user_id"), args.get("group_id")):
+        # /Users/.search is the search endpoint (POST only), never a resource id; routing
+        # sends its other methods to the resource routes (as /.search's GET is a 405 too)
+        raise MethodNotAllowed(valid_methods=["POST"])
     if request.endpoint in _DISCOVERY_ENDPOINTS and _settings().public_discovery:
         return
     ctx = _ctx()
