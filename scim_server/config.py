@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from limits import parse as limits_parse
+from limits import parse_many as limits_parse_many
 
 
 class ConfigError(ValueError):
@@ -108,12 +108,14 @@ class Settings:
             raise ConfigError("SCIM_CURSOR_SECRET must be at least 32 characters long")
         if settings.rate_limit is not None:
             try:
-                limits_parse(settings.rate_limit)
+                rates = limits_parse_many(settings.rate_limit)
             except ValueError:
+                rates = []
+            if len(rates) != 1 or rates[0].amount < 1:
                 raise ConfigError(
-                    f"SCIM_RATE_LIMIT {settings.rate_limit!r} is not a rate: use e.g. "
+                    f"SCIM_RATE_LIMIT {settings.rate_limit!r} is not one rate: use e.g. "
                     "600/minute or 20/second"
-                ) from None
+                )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError("SCIM_DEFAULT_PAGE_SIZE must not exceed SCIM_MAX_PAGE_SIZE")
         return settings

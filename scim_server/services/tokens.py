@@ -263,14 +263,18 @@ def revoke_connection_tokens(
 
 
 def revoke_token(session: Session, org: Organization, prefix: str) -> TokenChange:
-    """The live token of ``org`` whose prefix is ``prefix`` stops working now."""
-    found = _live(session, org.id, ApiToken.prefix == prefix.strip())
+    """The live token of ``org`` whose prefix is ``prefix`` stops working now.
+
+    An admin may paste the whole leaked token: it is cut to its prefix at once, and never
+    repeated in a message."""
+    prefix = token_prefix(prefix.strip())
+    found = _live(session, org.id, ApiToken.prefix == prefix)
     if not found:
         raise ServiceError(
-            f"organisation {org.slug!r} has no live token with prefix {prefix.strip()!r} "
+            f"organisation {org.slug!r} has no live token with prefix {prefix!r} "
             "(the prefix is the start of the token shown in the provisioning log)"
         )
-    if len(found) > 1:  # 8 random characters: not seen, but never revoke the wrong one
+    if len(found) > 1:  # 6 random characters: not seen, but never revoke the wrong one
         raise ServiceError(f"{len(found)} live tokens share the prefix {prefix!r}")
     now = utcnow()
     return _end(found[0], now, now)

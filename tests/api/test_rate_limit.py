@@ -95,7 +95,20 @@ def test_workers_share_one_budget_through_redis(
 
 
 def test_a_limit_that_is_not_a_rate_stops_the_server_at_start() -> None:
-    with pytest.raises(ConfigError) as raised:
-        Settings.from_env({"SCIM_RATE_LIMIT": "lots"})
-    assert "SCIM_RATE_LIMIT" in str(raised.value)
+    for wrong in ("lots", "0/minute", "600/minute;10/second"):
+        with pytest.raises(ConfigError) as raised:
+            Settings.from_env({"SCIM_RATE_LIMIT": wrong})
+        assert "SCIM_RATE_LIMIT" in str(raised.value)
     assert Settings.from_env({"SCIM_RATE_LIMIT": "600/minute"}).rate_limit == "600/minute"
+
+
+def test_an_unreachable_redis_lets_requests_through_and_says_so(
+    database: Database, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The limit protects the service; its storage failing must not take the service down."""
+    app = _limited_app(database, "1/minute", "redis://127.0.0.1:1/0")  # nothing listens there
+    api = Api(app.test_client(), tenant)
+    with caplog.at_level("WARNING", logger="scim_server.rate_limit"):
+        assert [api.get("/Users").status_code for _ in range(3)] == [200, 200, 200]
+    warnings = [r for r in caplog.records if "rate limit not enforced" in r.getMessage()]
+    assert len(warnings) == 1  # once, not once per request

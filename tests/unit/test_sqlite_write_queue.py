@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import fcntl
 import os
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 from scim_server.store.db import SQLiteWriteQueue
@@ -49,6 +52,7 @@ def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
                 with guard:
                     inside += 1
                     most = max(most, inside)
+                time.sleep(0.0005)  # long enough for a second writer to get in, were it let in
                 with guard:
                     inside -= 1
 
@@ -59,3 +63,30 @@ def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
         thread.join()
     assert most == 1
 
+
+
+def test_another_process_waits_for_the_turn(tmp_path: Path) -> None:
+    """Another process (another gunicorn worker, the CLI) sees the turn taken."""
+    queue = SQLiteWriteQueue(str(tmp_path / "scim.db"))
+    script = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR)\n"
+        "try:\n"
+        "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "except BlockingIOError:\n"
+        "    sys.exit(3)\n"
+    )
+    lock = str(tmp_path / "scim.db-writelock")
+    with queue.turn():
+        held = subprocess.run([sys.executable, "-c", script, lock], check=False)
+    free = subprocess.run([sys.executable, "-c", script, lock], check=False)
+    assert held.returncode == 3
+    assert free.returncode == 0
+
+
+def test_a_lock_file_that_cannot_be_opened_leaves_writes_to_sqlite(tmp_path: Path) -> None:
+    folder = tmp_path / "elsewhere"  # no such folder: the lock file cannot be created
+    queue = SQLiteWriteQueue(str(folder / "scim.db"))
+    with queue.turn():
+        entered = True
+    assert entered
