@@ -382,6 +382,21 @@ def _describe_search(query: ListQuery, filter_text: Any) -> None:
         _ctx().audit.detail = f"filter: {filter_text}"
 
 
+def _listed(list_resources: Callable[..., Page]) -> Response:
+    """``GET /Users`` or ``GET /Groups``: one page of the resource type."""
+    query = parse_list_query(request.args, _limits())
+    _describe_search(query, request.args.get("filter"))
+    return _list_response(_read(list_resources, query))
+
+
+def _searched(list_resources: Callable[..., Page]) -> Response:
+    """``POST /Users/.search`` or ``POST /Groups/.search``: the same page, from a body."""
+    body = json_body()
+    query = parse_search_request(body, _limits())
+    _describe_search(query, body.get("filter"))
+    return _list_response(_read(list_resources, query))
+
+
 @bp.post("/Users")
 def create_user() -> Response:
     body = _body_as("User", "POST")
@@ -390,17 +405,12 @@ def create_user() -> Response:
 
 @bp.get("/Users")
 def list_users() -> Response:
-    query = parse_list_query(request.args, _limits())
-    _describe_search(query, request.args.get("filter"))
-    return _list_response(_read(users.list_users, query))
+    return _listed(users.list_users)
 
 
 @bp.post("/Users/.search")
 def search_users() -> Response:
-    body = json_body()
-    query = parse_search_request(body, _limits())
-    _describe_search(query, body.get("filter"))
-    return _list_response(_read(users.list_users, query))
+    return _searched(users.list_users)
 
 
 @bp.post("/.search")
@@ -504,17 +514,12 @@ def create_group() -> Response:
 
 @bp.get("/Groups")
 def list_groups() -> Response:
-    query = parse_list_query(request.args, _limits())
-    _describe_search(query, request.args.get("filter"))
-    return _list_response(_read(groups.list_groups, query))
+    return _listed(groups.list_groups)
 
 
 @bp.post("/Groups/.search")
 def search_groups() -> Response:
-    body = json_body()
-    query = parse_search_request(body, _limits())
-    _describe_search(query, body.get("filter"))
-    return _list_response(_read(groups.list_groups, query))
+    return _searched(groups.list_groups)
 
 
 @bp.get("/Groups/<group_id>")

@@ -31,40 +31,35 @@ from scim_server.store.models import AccessGroup, Group, GroupMember, Role, User
 UPSERT_BATCH = 1000
 
 
-class json_list(FunctionElement[Any]):
+class _json_function(FunctionElement[Any]):
+    """A JSON function that only differs between the databases by its name."""
+
+    type = JSON()
+    inherit_cache = True
+    #: dialect name -> SQL function name
+    sql_names: dict[str, str] = {}
+
+
+@compiles(_json_function)
+def _json_function_sql(element: _json_function, compiler: SQLCompiler, **kw: Any) -> str:
+    name = element.sql_names[compiler.dialect.name]
+    return f"{name}({compiler.process(element.clauses, **kw)})"
+
+
+class json_list(_json_function):
     """Aggregate: a JSON array of the values of one expression over the rows of a group."""
 
-    type = JSON()
     name = "json_list"
     inherit_cache = True
+    sql_names = {"postgresql": "json_agg", "sqlite": "json_group_array"}
 
 
-@compiles(json_list, "postgresql")
-def _json_list_postgresql(element: json_list, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_agg({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_list, "sqlite")
-def _json_list_sqlite(element: json_list, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_group_array({compiler.process(element.clauses, **kw)})"
-
-
-class json_pair(FunctionElement[Any]):
+class json_pair(_json_function):
     """A JSON array of two values (one row of an aggregate)."""
 
-    type = JSON()
     name = "json_pair"
     inherit_cache = True
-
-
-@compiles(json_pair, "postgresql")
-def _json_pair_postgresql(element: json_pair, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_build_array({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(json_pair, "sqlite")
-def _json_pair_sqlite(element: json_pair, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"json_array({compiler.process(element.clauses, **kw)})"
+    sql_names = {"postgresql": "json_build_array", "sqlite": "json_array"}
 
 
 class json_array_has(FunctionElement[bool]):
