@@ -9,11 +9,13 @@ import uuid
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from scim_server.audit.recorder import EventRecorder
 from scim_server.config import Settings
 from scim_server.http import audit_api, health, scim
 from scim_server.http.errors import register_error_handlers
 from scim_server.http.provisioning_log import register_provisioning_log
 from scim_server.http.rate_limit import ConnectionRateLimit
+from scim_server.http.request_db import register_request_session
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.schema import Registry, default_registry
 from scim_server.store.db import Database
@@ -53,6 +55,7 @@ def create_app(
     app.extensions["scim_db"] = database or Database(
         settings.database_url, pool_size=settings.db_pool_size
     )
+    app.extensions["scim_recorder"] = EventRecorder(app.extensions["scim_db"])
     app.extensions["scim_registry"] = registry or default_registry()
     app.extensions["scim_cursors"] = cursor_settings(settings)
     app.extensions["scim_rate_limit"] = (
@@ -80,6 +83,7 @@ def create_app(
         failure_window=settings.auth_failure_window_seconds,
     )
     register_error_handlers(app)
+    register_request_session(app)
     if settings.trusted_proxy_hops:
         # The provisioning log records the IdP's address, not the TLS proxy's; only headers set
         # by the configured number of proxies are believed, so a client cannot forge its own.

@@ -11,20 +11,19 @@ from typing import Any, NoReturn
 from authlib.integrations.flask_oauth2 import ResourceProtector
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6750 import BearerTokenValidator
-from flask import current_app, g
+from flask import g
 
 from scim_server.http.provisioning_log import attribute_caller
+from scim_server.http.request_db import request_session
 from scim_server.scim.errors import Forbidden, Unauthorized
-from scim_server.services.tokens import Principal, authenticate
-from scim_server.store.db import Database
+from scim_server.services.tokens import Principal, lookup
 
 REALM = "scim"
 
 
 class _TokenValidator(BearerTokenValidator):  # type: ignore[misc]
     def authenticate_token(self, token_string: str) -> Principal | None:
-        database: Database = current_app.extensions["scim_db"]
-        principal = authenticate(database, token_string)
+        principal = lookup(request_session(), token_string)
         attribute_caller(principal, token_string)
         return principal
 

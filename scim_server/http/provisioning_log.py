@@ -2,8 +2,10 @@
 
 An :class:`EventDraft` is opened before the view runs. A successful write seals it inside its
 own transaction (``services.transaction``); whatever is still unrecorded when the response is
-ready — reads, refusals, failures, authentication failures, unknown endpoints — is recorded here
-in a transaction of its own, with the response's status and the error's ``scimType`` and detail.
+ready — reads, refusals, failures, authentication failures, unknown endpoints — is recorded here,
+after the request's read transaction has ended, with the response's status and the error's
+``scimType`` and detail, by the process's ``EventRecorder`` (which seals the events of concurrent
+requests in one transaction; each response still waits for its own event to commit).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import logging
 
 from flask import Flask, Response, current_app, g, request
 
-from scim_server.audit.chain import append
 from scim_server.audit.events import EventDraft
+from scim_server.audit.recorder import EventRecorder
 from scim_server.audit.throttle import FailureThrottle
+from scim_server.http.request_db import end_request_session
 from scim_server.services.tokens import Principal, authenticate, presented_prefix
 from scim_server.store.db import Database
 
@@ -106,12 +109,13 @@ def register_provisioning_log(
                 return response
             if suppressed:
                 draft.detail = f"{draft.detail} ({suppressed} similar refusals not recorded)"
+        end_request_session()
         database: Database = current_app.extensions["scim_db"]
+        recorder: EventRecorder = current_app.extensions["scim_recorder"]
         try:
             if draft.actor_type == "anonymous" and request.url_rule is None:
                 _identify_unrouted_caller(database)
-            with database.transaction(write=True) as session:
-                append(session, draft)
+            recorder.record(draft)
         except Exception:
             # The response stands; the failure to log it must be loud.
             log.exception(

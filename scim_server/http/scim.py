@@ -1,6 +1,8 @@
 """The ``/scim/v2`` blueprint (RFC 7644): thin handlers that parse, call a service, render.
 
-Every handler opens exactly one transaction; writes commit only when the whole request succeeded.
+A read runs in the request's read transaction, the one its token was looked up in
+(``http.request_db``); a write ends that and runs in one write transaction, which commits only
+when the whole request succeeded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.http.provisioning_log import current_draft
 from scim_server.http.rate_limit import ConnectionRateLimit
+from scim_server.http.request_db import end_request_session, request_session
 from scim_server.scim import bulk as bulk_protocol
 from scim_server.scim import discovery
 from scim_server.scim.cursor import CursorSettings
@@ -42,7 +45,7 @@ from scim_server.services import bulk as bulk_service
 from scim_server.services import groups, search, users
 from scim_server.services.context import RequestContext
 from scim_server.services.resources import Page
-from scim_server.services.transaction import perform, perform_write
+from scim_server.services.transaction import perform_write
 from scim_server.services.writes import WRITES
 from scim_server.store.db import Database
 
@@ -365,14 +368,16 @@ def resource_type(name: str) -> Response:
 
 
 def _read(action: Callable[..., Any], *args: Any) -> Any:
-    return perform(_db(), _ctx(), action, *args)
+    return action(request_session(), _ctx(), *args)
 
 
 def _write_as(resource_type: str, method: str, *args: Any, status: int | None = None) -> Any:
     """Run the write use case of (resource type, method) from ``services.writes``."""
     write = WRITES[resource_type, method]
+    ctx = _ctx()
+    end_request_session()  # the token's read transaction is over; the write opens its own
     return perform_write(
-        _db(), _ctx(), write.status if status is None else status, write.action, *args
+        _db(), ctx, write.status if status is None else status, write.action, *args
     )
 
 
@@ -578,7 +583,9 @@ def bulk() -> Response:
     parsed = bulk_protocol.parse_bulk_request(
         body, registry=_registry(), max_operations=_settings().bulk_max_operations
     )
-    outcome = bulk_service.run_bulk(_db(), _ctx(), parsed)
+    ctx = _ctx()
+    end_request_session()
+    outcome = bulk_service.run_bulk(_db(), ctx, parsed)
     return scim_response(outcome.document())
 
 

@@ -86,7 +86,7 @@ class Principal:
 def authenticate(database: Database, token: str) -> Principal | None:
     """Who presents ``token`` (expired and revoked tokens included: the caller refuses those)."""
     with database.transaction(write=False) as session:
-        return _lookup(session, token)
+        return lookup(session, token)
 
 
 # Every request authenticates: the query is built once, and reads columns, not an ORM entity.
@@ -106,7 +106,8 @@ _BY_DIGEST = (
 )
 
 
-def _lookup(session: Session, token: str) -> Principal | None:
+def lookup(session: Session, token: str) -> Principal | None:
+    """``authenticate`` in the caller's transaction (a request's read transaction)."""
     digest = hash_token(token)
     row = session.execute(_BY_DIGEST, {"digest": digest}).first()
     if row is None:

@@ -1,8 +1,8 @@
-"""One transaction per request, with its audit event sealed inside it (DESIGN §2, §6).
+"""A write's one transaction, with its audit event sealed inside it (DESIGN §2, §6).
 
 A successful write commits together with its event: no change without its event, and no event
-for a change that rolled back. Reads, refusals and failures are recorded by the HTTP layer in a
-transaction of their own, after this one has ended.
+for a change that rolled back. Reads run in the request's read transaction (``http.request_db``);
+their events, refusals and failures are recorded by the HTTP layer after it has ended.
 """
 
 from __future__ import annotations
@@ -18,18 +18,6 @@ from scim_server.store.db import Database
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-
-def perform(
-    database: Database,
-    ctx: RequestContext,
-    action: Callable[Concatenate[Session, RequestContext, P], R],
-    *args: P.args,
-    **kwargs: P.kwargs,
-) -> R:
-    """Run a read-only use case in one transaction."""
-    with database.transaction(write=False) as session:
-        return action(session, ctx, *args, **kwargs)
 
 
 def perform_write(

@@ -174,5 +174,10 @@ class Database:
         finally:
             _write_intent.reset(token)
 
+    def reader(self) -> Session:
+        """A session for reads whose transaction begins at its first statement and ends when
+        the caller closes it: the request's token lookup and its read share one transaction."""
+        return self._sessions()
+
     def dispose(self) -> None:
         self.engine.dispose()
