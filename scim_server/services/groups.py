@@ -480,17 +480,16 @@ def list_groups(session: Session, ctx: RequestContext, query: ListQuery) -> Page
             render=lambda rows: render_page([row[0] for row in rows]),
         )
 
-    total = session.scalar(count_statement) or 0
-    resources: list[dict[str, Any]] = []
-    if query.count > 0 and query.start_index <= total:
-        statement = select(Group).where(*conditions)
-        if key is not None:
-            statement = statement.order_by(
-                key.desc().nulls_last() if query.descending else key.asc().nulls_last(),
-                Group.pk.desc() if query.descending else Group.pk.asc(),
-            )
-        else:
-            statement = statement.order_by(Group.pk)
-        page = list(session.scalars(statement.offset(query.start_index - 1).limit(query.count)))
-        resources = render_page(page)
+    statement = select(Group).where(*conditions)
+    if key is not None:
+        statement = statement.order_by(
+            key.desc().nulls_last() if query.descending else key.asc().nulls_last(),
+            Group.pk.desc() if query.descending else Group.pk.asc(),
+        )
+    else:
+        statement = statement.order_by(Group.pk)
+    total, rows = paging.index_page(
+        session, query, statement=statement, count_statement=count_statement
+    )
+    resources = render_page([row[0] for row in rows])
     return Page(total=total, start_index=query.start_index, resources=resources)

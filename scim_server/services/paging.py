@@ -1,4 +1,10 @@
-"""Cursor pages of ``/Users`` and ``/Groups`` (RFC 9865, DESIGN §4.2), shared by both use cases.
+"""Pages of ``/Users`` and ``/Groups``, shared by both use cases: ``startIndex`` pages, and cursor
+pages (RFC 9865, DESIGN §4.2).
+
+Either kind reads the page first and counts only when the page cannot tell the total: a page
+shorter than asked for ends the result set, so ``totalResults`` is what precedes it plus its
+length. The lookups IdPs send most (``userName eq``, ``externalId eq``: no or one match) are one
+statement, not a ``COUNT`` and a page.
 
 A request with ``cursor`` (empty for the first page) is answered by a keyset seek after the
 position its cursor names, one row more than ``count`` to learn whether ``nextCursor`` is due.
@@ -26,6 +32,23 @@ from scim_server.services.resources import Page
 from scim_server.store import keyset
 
 
+def index_page(
+    session: Session,
+    query: ListQuery,
+    *,
+    statement: Select[Any],
+    count_statement: Select[Any],
+) -> tuple[int, list[Any]]:
+    """``totalResults`` and the rows of the ``startIndex`` page of ``statement`` (ordered)."""
+    if query.count <= 0:  # count=0 asks for the total alone (RFC 7644 §3.4.2.4)
+        return session.scalar(count_statement) or 0, []
+    skipped = query.start_index - 1
+    rows = list(session.execute(statement.offset(skipped).limit(query.count)))
+    if len(rows) < query.count and (rows or skipped == 0):
+        return skipped + len(rows), rows
+    return session.scalar(count_statement) or 0, rows
+
+
 def cursor_page(
     session: Session,
     ctx: RequestContext,
@@ -51,7 +74,6 @@ def cursor_page(
     after = None
     if query.cursor != "":
         after = cursor.decode(settings, scope, query.cursor, time.time())
-    total = (session.scalar(count_statement) or 0) if after is None else None
     page = keyset.seek(
         statement,
         key=key,
@@ -63,6 +85,9 @@ def cursor_page(
     )
     rows = list(session.execute(page))
     more = len(rows) > query.count
+    total = None
+    if after is None:  # the first page of a walk says how many there are
+        total = len(rows) if not more else (session.scalar(count_statement) or 0)
     rows = rows[: query.count]
     next_cursor = None
     if more and rows:

@@ -202,6 +202,22 @@ def _is_uuid(text: str) -> bool:
 
 
 @functools.cache
+def _by_pks() -> Select[Any]:
+    return select(User, *user_with_access()).where(
+        User.org_id == bindparam("org_id"), User.pk.in_(bindparam("pks", expanding=True))
+    )
+
+
+def _users_by_pk(session: Session, ctx: RequestContext, pks: list[int]) -> list[LoadedUser]:
+    """Users with their access, in the order of ``pks`` (a page's order)."""
+    if not pks:
+        return []
+    rows = session.execute(_by_pks(), {"org_id": ctx.principal.org_id, "pks": pks})
+    by_pk = {row[0].pk: _loaded(row) for row in rows}
+    return [by_pk[pk] for pk in pks if pk in by_pk]
+
+
+@functools.cache
 def _user_by_id(*, for_update: bool) -> Select[Any]:
     """The one-user read of every GET, PUT, PATCH and DELETE, built once with parameters: a
     statement built anew per request had its cache key walked every time (a twentieth of a
@@ -546,15 +562,19 @@ def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
     count_statement = select(func.count()).select_from(User).where(*conditions)
 
     def render_rows(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
-        return [apply_projection(rt, _render(ctx, _loaded(row)), projection) for row in rows]
+        """The page's users, read by primary key with the prebuilt statement."""
+        loaded = _users_by_pk(session, ctx, [row[0] for row in rows])
+        return [apply_projection(rt, _render(ctx, user), projection) for user in loaded]
 
+    # The page selects primary keys only: a statement with the user's computed access built
+    # per request costs its cache key's walk every time (issue #7's profile)
     if query.cursor is not None:
         return paging.cursor_page(
             session,
             ctx,
             "User",
             query,
-            statement=select(User, *user_with_access()).where(*conditions),
+            statement=select(User.pk).where(*conditions),
             count_statement=count_statement,
             key=key,
             key_nullable=query.sort_by is None or compiler.sort_key_nullable(query.sort_by),
@@ -562,17 +582,16 @@ def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
             render=render_rows,
         )
 
-    total = session.scalar(count_statement) or 0
-    resources: list[dict[str, Any]] = []
-    if query.count > 0 and query.start_index <= total:
-        statement = select(User, *user_with_access()).where(*conditions)
-        if key is not None:
-            statement = statement.order_by(
-                key.desc().nulls_last() if query.descending else key.asc().nulls_last(),
-                User.pk.desc() if query.descending else User.pk.asc(),
-            )
-        else:
-            statement = statement.order_by(User.pk)
-        statement = statement.offset(query.start_index - 1).limit(query.count)
-        resources = render_rows(list(session.execute(statement)))
+    statement = select(User.pk).where(*conditions)
+    if key is not None:
+        statement = statement.order_by(
+            key.desc().nulls_last() if query.descending else key.asc().nulls_last(),
+            User.pk.desc() if query.descending else User.pk.asc(),
+        )
+    else:
+        statement = statement.order_by(User.pk)
+    total, rows = paging.index_page(
+        session, query, statement=statement, count_statement=count_statement
+    )
+    resources = render_rows(rows)
     return Page(total=total, start_index=query.start_index, resources=resources)

@@ -30,7 +30,7 @@ from tests.conftest import Api, StatementCounter, make_tenant, patch_body
 BUDGET = {
     # the user with its role, access groups and groups, in one query
     "get user": 1 + 3 + 1,
-    # the count and the page
+    # the page's keys (shorter than asked for, it says the total: no COUNT) and its users
     "filter eq": 1 + 3 + 2,
     # the group (locked), the 100 users, one INSERT, the version; the recomputation of the 100
     # members' access: rules lock, roles, mappings, users locked, direct roles, stored access

@@ -145,16 +145,18 @@ def test_filter_matches_rfc_semantics_and_runs_in_sql(
     assert result["totalResults"] == len(expected)
     # only the matching rows were read: the filter ran in the database
     assert len(rows_loaded) == len(expected)
-    # one COUNT and, when anything matched, one page query
+    # the page's keys, the users when any matched, and a COUNT only when the page is full
+    # (a shorter page tells the total)
     user_queries = [s for s in count_statements.statements if "FROM users" in s]
-    assert len(user_queries) == (2 if expected else 1)
+    assert len(user_queries) == 1 + bool(expected) + (len(expected) >= 100)
 
 
 def test_filter_on_a_multi_valued_attribute_uses_a_subquery(
     api: Api, people: list[dict[str, Any]], count_statements: StatementCounter
 ) -> None:
     api.list_users(filter='emails[type eq "work" and value co "@acme.com"]')
-    page_query = [s for s in count_statements.statements if "FROM users" in s][-1].lower()
+    filtered = [s for s in count_statements.statements if "FROM users" in s and "LIKE" in s]
+    page_query = filtered[-1].lower()
     assert "exists" in page_query
     assert "user_attribute_values" in page_query
     assert "like" in page_query
