@@ -1095,7 +1095,7 @@ def invitation_drain(org_slug: str | None, limit: int) -> None:
         by_org: dict[int, list[str]] = {}
         for message in messages:
             by_org.setdefault(message["orgId"], []).append(message["invitationId"])
-        for org_id, ids in by_org.items():
+        for org_id, ids in sorted(by_org.items()):  # heads in organisation order (chain.append_all)
             append(
                 session,
                 _cli_event(

@@ -9,8 +9,11 @@ writes everything queued so far in one transaction, one chain head lock and adva
 organisation (``chain.append_all``). Alone, a request writes its own event at once, so a quiet
 server behaves as before; under load the transactions per event fall with the queue's length.
 
-A batch that fails is retried one event per transaction, so one event the database refuses
-cannot cost the others theirs; the failing request's caller logs the error, as it always did.
+A batch the database refuses is retried one event per transaction, so one event it cannot take
+costs the others nothing; a batch that fails because the database is unreachable or busy fails
+for every event at once (retrying each alone would only multiply the wait, and after a lost
+connection a COMMIT's outcome is unknown). The failing request's caller logs the error, as it
+always did.
 """
 
 from __future__ import annotations
@@ -18,9 +21,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 
+from sqlalchemy.exc import DBAPIError
+
 from scim_server.audit.chain import append, append_all
 from scim_server.audit.events import EventDraft
 from scim_server.store.db import Database
+from scim_server.store.errors import database_unavailable
 
 #: Events per transaction at most: bounds the lock hold time and the statement's size.
 MAX_BATCH = 64
@@ -30,6 +36,7 @@ MAX_BATCH = 64
 class _Waiting:
     draft: EventDraft
     done: bool = False
+    written: bool = False
     error: BaseException | None = None
 
 
@@ -82,24 +89,33 @@ class EventRecorder:
 
     def _write(self, batch: list[_Waiting]) -> None:
         try:
+            self._write_batch(batch)
+        except BaseException as error:  # the writer's own thread is ending: fail the rest
+            for waiting in batch:
+                if not waiting.written and waiting.error is None:
+                    waiting.error = error
+            raise
+        finally:
+            for waiting in batch:
+                waiting.done = True
+
+    def _write_batch(self, batch: list[_Waiting]) -> None:
+        try:
             with self._database.transaction(write=True) as session:
                 append_all(session, [waiting.draft for waiting in batch])
         except Exception as error:
             for waiting in batch:
                 waiting.draft.recorded = False
-            if len(batch) == 1:
-                batch[0].error = error
+            unavailable = isinstance(error, DBAPIError) and database_unavailable(error)
+            if len(batch) == 1 or unavailable:
+                for waiting in batch:
+                    waiting.error = error
             else:
                 for waiting in batch:
                     self._write_alone(waiting)
-        except BaseException as error:  # the writer's own thread is ending: fail the batch
-            for waiting in batch:
-                waiting.draft.recorded = False
-                waiting.error = error
-            raise
-        finally:
-            for waiting in batch:
-                waiting.done = True
+            return
+        for waiting in batch:
+            waiting.written = True
 
     def _write_alone(self, waiting: _Waiting) -> None:
         try:
@@ -108,3 +124,5 @@ class EventRecorder:
         except Exception as error:
             waiting.draft.recorded = False
             waiting.error = error
+        else:
+            waiting.written = True

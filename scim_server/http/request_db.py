@@ -8,12 +8,15 @@ the teardown ends it whatever happened.
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
 from scim_server.store.db import Database
 
 _KEY = "scim_read_session"
+_log = logging.getLogger("scim_server.store")
 
 
 def request_session() -> Session:
@@ -26,10 +29,22 @@ def request_session() -> Session:
 
 
 def end_request_session() -> None:
-    """Close the read transaction (a rollback: it wrote nothing) and return its connection."""
+    """Close the read transaction (a rollback: it wrote nothing) and return its connection.
+
+    It wrote nothing, so a failure to end it (the connection was lost after the read) loses
+    nothing: the connection is discarded and the request goes on; a write opens a new one.
+    """
     session: Session | None = g.pop(_KEY, None)
-    if session is not None:
+    if session is None:
+        return
+    try:
         session.close()
+    except Exception as error:  # nothing to lose; never fail the request here
+        _log.warning("could not end a read transaction (%s); connection discarded", error)
+        try:
+            session.invalidate()
+        except Exception:  # the connection is gone either way
+            _log.debug("invalidating the lost connection failed too", exc_info=True)
 
 
 def register_request_session(app: Flask) -> None:

@@ -297,6 +297,10 @@ def _authenticate() -> None:
     if request.endpoint in _DISCOVERY_ENDPOINTS and _settings().public_discovery:
         return
     ctx = _ctx()
+    if request.method != "GET":
+        # a body may still be on its way (a slow IdP, a large /Bulk): no transaction stays open
+        # while it uploads; a search opens a new read transaction when it runs
+        end_request_session()
     rate_limit: ConnectionRateLimit | None = current_app.extensions.get("scim_rate_limit")
     if rate_limit is not None and ctx.principal.connection_id:
         rate_limit.check(ctx.principal.connection_id)

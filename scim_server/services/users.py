@@ -203,8 +203,11 @@ def _is_uuid(text: str) -> bool:
 
 @functools.cache
 def _by_pks() -> Select[Any]:
+    # the deletion test again: on PostgreSQL the page's keys were read in an earlier snapshot
     return select(User, *user_with_access()).where(
-        User.org_id == bindparam("org_id"), User.pk.in_(bindparam("pks", expanding=True))
+        User.org_id == bindparam("org_id"),
+        User.pk.in_(bindparam("pks", expanding=True)),
+        User.deleted_at.is_(None),
     )
 
 

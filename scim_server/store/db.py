@@ -26,6 +26,7 @@ _write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar(
 )
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_CONNECT_TIMEOUT_S = 10
 _log = logging.getLogger("scim_server.store")
 
 
@@ -75,7 +76,12 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
         pool_pre_ping=False,
         # statement parameters (user data, invitation tokens) stay out of error messages and logs
         hide_parameters=True,
-        connect_args={"options": "-c plan_cache_mode=force_custom_plan"},
+        # an unreachable host fails in seconds (a 503 the IdP retries), not after the kernel's
+        # two minutes of SYN retries with every thread of the worker waiting
+        connect_args={
+            "options": "-c plan_cache_mode=force_custom_plan",
+            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
+        },
     )
 
 

@@ -7,11 +7,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 
 from scim_server.audit.chain import append, verify
 from scim_server.audit.events import EventDraft
@@ -138,3 +140,37 @@ def test_a_quiet_server_writes_each_event_at_once(
         recorder.record(_draft(tenant, n))
         assert [e.request_id for e in _events(database, tenant.org_id)][-1] == f"batch-{n}"
     assert recorder.queued == 0
+
+
+def test_a_batch_that_cannot_reach_the_database_fails_at_once(tmp_path: Path) -> None:
+    """Retrying each event alone helps when the database refused one of them, never when it
+    cannot be reached: every waiting request would wait once more per event queued before it."""
+    unreachable = Database(f"sqlite:///{tmp_path}/missing-folder/scim.db")
+    attempts: list[int] = []
+
+    def slow_connect(*_args: Any) -> None:  # a slow network: the queue fills meanwhile
+        attempts.append(1)
+        time.sleep(0.2)
+
+    event.listen(unreachable.engine, "do_connect", slow_connect)
+    recorder = EventRecorder(unreachable)
+    outcomes: dict[int, Any] = {}
+
+    def record(n: int) -> None:
+        try:
+            recorder.record(_draft(None, n))
+            outcomes[n] = "recorded"
+        except Exception as error:  # handed back to the test
+            outcomes[n] = error
+
+    first = threading.Thread(target=record, args=(0,))
+    first.start()
+    _wait_until(lambda: recorder.writing)
+    rest = [threading.Thread(target=record, args=(n,)) for n in range(1, 6)]
+    for thread in rest:
+        thread.start()
+    _wait_until(lambda: recorder.queued == 5 or not first.is_alive())
+    for thread in [first, *rest]:
+        thread.join(timeout=60)
+    assert all(isinstance(outcomes[n], OperationalError) for n in range(6)), outcomes
+    assert len(attempts) == 2  # the first event's batch, then one for the five queued behind it
