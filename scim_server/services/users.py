@@ -335,9 +335,10 @@ def _store(
     user: User,
     doc: dict[str, Any],
     previous: dict[str, Any] | None,
+    lifecycle_columns: dict[str, Any] | None = None,
 ) -> None:
     try:
-        write_user(session, user_type(ctx), user, doc, previous)
+        write_user(session, user_type(ctx), user, doc, previous, lifecycle_columns)
     except IntegrityError as error:
         if unique_violation(error) in ("ux_users_org_user_name", ""):
             raise Uniqueness(
@@ -426,8 +427,7 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
         status=status,
         activated_at=utcnow() if status == lifecycle.ACTIVE else None,
     )
-    session.add(user)
-    _store(session, ctx, user, doc, None)
+    _store(session, ctx, user, doc, None)  # inserts it
     access = initial_access(
         session, ctx.principal.org_id, user, _role_names(doc), settings.default_role_pk
     )
@@ -485,12 +485,16 @@ def _write(
             f"(scim-server user unlock --org {settings.slug} USERNAME)"
         ) from None
     _check_seat(session, ctx, settings, user, status, doc)
+    lifecycle_columns: dict[str, Any] = {}
     if status != before_status:
-        user.status = status
+        lifecycle_columns["status"] = status
         if status == lifecycle.ACTIVE and user.activated_at is None:
-            user.activated_at = utcnow()
+            lifecycle_columns["activated_at"] = utcnow()
     if doc != previous:
-        _store(session, ctx, user, doc, previous)
+        _store(session, ctx, user, doc, previous, lifecycle_columns)  # one UPDATE with them
+    else:
+        for key, value in lifecycle_columns.items():  # flushed by the ORM
+            setattr(user, key, value)
     access = loaded.access
     access_change: dict[str, list[Any]] = {}
     if roles_changed:
