@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from scim_server.policy import access as policy
@@ -274,6 +274,51 @@ def recompute_access(
     lost = [pk for pk, (old, new) in changes.items() if old[0] in admins and new[0] not in admins]
     guards.check_role_losses(session, org_id, lost)
     return changes
+
+
+#: The organisation's roles, for :func:`initial_access` (prebuilt, see ``users._user_by_id``).
+_ORG_ROLES = select(Role.pk, Role.name, Role.rank, Role.is_admin).where(
+    Role.org_id == bindparam("org_id")
+)
+
+
+def initial_access(
+    session: Session,
+    org_id: int,
+    user: User,
+    direct_role_names: Sequence[str],
+    default_role_pk: int | None,
+) -> Access:
+    """Store and return the effective access of a user created in this transaction.
+
+    The rule of :func:`recompute_access` (``policy.resolve``), fed what a new user can have:
+    its direct roles and the organisation's default role. It belongs to no group yet, so no
+    mapping can apply, and it has no stored access to compare with; recomputing it read rules,
+    mappings, memberships and stored rows anyway (six statements per create, issue #7). Here:
+    none when the user has no direct role and the organisation no default role, else the roles
+    and one upsert. Like the recomputation it refuses (409) an admin role for a user with
+    temporary access; nobody loses an admin role, so the last-admin guard has nothing to check.
+
+    The caller holds the organisation's rules (``load_user_settings(hold=True)``) and read
+    ``default_role_pk`` under that hold.
+    """
+    if not direct_role_names and default_role_pk is None:
+        return NO_ACCESS
+    roles = {
+        pk: policy.Role(pk, name, rank, is_admin)
+        for pk, name, rank, is_admin in session.execute(_ORG_ROLES, {"org_id": org_id})
+    }
+    default_role = roles.get(default_role_pk) if default_role_pk is not None else None
+    role, _ = policy.resolve(direct_role_names, (), (), roles, default_role)
+    if role is None:
+        return NO_ACCESS
+    if role.is_admin and user.access_expires_at is not None:
+        raise Conflict(_temporary_admin_detail(user.user_name, user.access_expires_at, role.name))
+    upsert_user_access(
+        session,
+        [{"user_pk": user.pk, "org_id": org_id, "role_pk": role.key, "access_group_pks": []}],
+    )
+    return (role.name, ())
 
 
 def _temporary_admin_detail(user_name: str, expires_at: datetime, role_name: str) -> str:

@@ -28,13 +28,14 @@ Decisions an admin should know about:
 
 from __future__ import annotations
 
+import functools
 import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import Select, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from scim_server.policy import lifecycle
@@ -63,22 +64,37 @@ class UserSettings:
     exempt_domains: tuple[str, ...]
     delete_mode: str
     timezone: str
+    #: The role of users nobody gives one (DESIGN §5.2); None: no permissions.
+    default_role_pk: int | None = None
 
 
-def load_user_settings(session: Session, org_id: int) -> UserSettings:
-    row = session.execute(
-        select(
-            Organization.slug,
-            Organization.sso_domain,
-            Organization.allowed_domains,
-            Organization.allow_subdomains,
-            Organization.seat_limit,
-            Organization.exempt_domains,
-            Organization.delete_mode,
-            Organization.timezone,
-        ).where(Organization.id == org_id)
-    ).one()
-    slug, sso, allowed, subdomains, limit, exempt, mode, timezone = row
+@functools.cache
+def _settings_query(*, hold: bool) -> Select[*tuple[Any, ...]]:
+    """Built once with a bound parameter, so SQLAlchemy memoises its cache key (issue #7)."""
+    query: Select[*tuple[Any, ...]] = select(
+        Organization.slug,
+        Organization.sso_domain,
+        Organization.allowed_domains,
+        Organization.allow_subdomains,
+        Organization.seat_limit,
+        Organization.exempt_domains,
+        Organization.delete_mode,
+        Organization.timezone,
+        Organization.default_role_pk,
+    ).where(Organization.id == bindparam("org_id"))
+    return query.with_for_update(read=True) if hold else query
+
+
+def load_user_settings(session: Session, org_id: int, *, hold: bool = False) -> UserSettings:
+    """The organisation's settings; with ``hold``, also hold them and its rules still.
+
+    ``hold`` reads the row ``FOR SHARE``: the same lock as
+    :func:`~scim_server.services.access.hold_rules`, taken by the same statement that reads the
+    settings (a SCIM user write took one statement for each before issue #7). Like
+    ``hold_rules`` it must come before the write locks its user.
+    """
+    row = session.execute(_settings_query(hold=hold), {"org_id": org_id}).one()
+    slug, sso, allowed, subdomains, limit, exempt, mode, timezone, default_role_pk = row
     return UserSettings(
         slug,
         DomainSettings(sso, tuple(allowed or ()), bool(subdomains)),
@@ -86,6 +102,7 @@ def load_user_settings(session: Session, org_id: int) -> UserSettings:
         tuple(exempt or ()),
         mode,
         timezone,
+        default_role_pk,
     )
 
 
@@ -172,39 +189,52 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
 
 
-def issue_invitation(session: Session, user: User) -> IssuedInvitation:
-    """Cancel the user's pending invitations and put a new one in the outbox."""
-    cancel_pending(session, user.pk)
+#: Prebuilt (issue #7): the same statements with bound parameters, their cache keys memoised.
+_INSERT_INVITATION = insert(Invitation.metadata.tables[Invitation.__tablename__])
+_CANCEL_PENDING = (
+    update(Invitation)
+    .where(
+        Invitation.user_pk == bindparam("pending_user_pk"),
+        Invitation.cancelled_at.is_(None),
+        Invitation.accepted_at.is_(None),
+        Invitation.expires_at > bindparam("cancel_time"),
+    )
+    .values(cancelled_at=bindparam("cancel_time"), delivery_token=None)
+    .execution_options(synchronize_session=False)
+)
+
+
+def issue_invitation(session: Session, user: User, *, new_user: bool = False) -> IssuedInvitation:
+    """Cancel the user's pending invitations and put a new one in the outbox.
+
+    ``new_user``: the user was created in this transaction and cannot have an invitation yet,
+    so there is nothing to cancel (one statement fewer per create).
+    """
+    if not new_user:
+        cancel_pending(session, user.pk)
     token = "inv_" + secrets.token_urlsafe(32)
     now = utcnow()
-    invitation = Invitation(
-        id=str(uuid.uuid4()),
-        org_id=user.org_id,
-        user_pk=user.pk,
-        token_hash=hash_token(token),
-        created_at=now,
-        expires_at=now + INVITATION_TTL,
-        delivery_token=token,
-    )
-    session.add(invitation)
-    session.flush()
-    return IssuedInvitation(invitation, token)
+    values = {
+        "id": str(uuid.uuid4()),
+        "org_id": user.org_id,
+        "user_pk": user.pk,
+        "token_hash": hash_token(token),
+        "created_at": now,
+        "expires_at": now + INVITATION_TTL,
+        "sent_at": None,
+        "cancelled_at": None,
+        "accepted_at": None,
+        "delivery_token": token,
+    }
+    # A Core INSERT rather than a unit-of-work flush of a new object: the row is never read
+    # back in this transaction; the (transient) object only describes it for the event.
+    session.execute(_INSERT_INVITATION, values)
+    return IssuedInvitation(Invitation(**values), token)
 
 
 def cancel_pending(session: Session, user_pk: int) -> int:
     """Cancel the user's invitations not yet accepted, cancelled or expired; return how many."""
-    now = utcnow()
-    result = session.execute(
-        update(Invitation)
-        .where(
-            Invitation.user_pk == user_pk,
-            Invitation.cancelled_at.is_(None),
-            Invitation.accepted_at.is_(None),
-            Invitation.expires_at > now,
-        )
-        .values(cancelled_at=now, delivery_token=None)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_CANCEL_PENDING, {"pending_user_pk": user_pk, "cancel_time": utcnow()})
     return int(getattr(result, "rowcount", 0) or 0)
 
 

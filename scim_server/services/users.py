@@ -57,7 +57,7 @@ from scim_server.services.access import (
     NO_ACCESS,
     Access,
     access_changes,
-    hold_rules,
+    initial_access,
     recompute_access,
     refuse_temporary_admin,
     require_roles_exist,
@@ -233,13 +233,25 @@ def _user_by_id(*, for_update: bool) -> Select[Any]:
     return query.with_for_update(of=User) if for_update else query
 
 
-def _load(session: Session, ctx: RequestContext, user_id: str, *, for_update: bool) -> LoadedUser:
+def _check_id(ctx: RequestContext, user_id: str) -> None:
     ctx.audit.resource_type = "User"
     ctx.audit.resource_id = user_id[:64]
     if not _is_uuid(user_id):  # ids are UUIDs: anything else exists nowhere
         raise NotFound(f'User "{user_id[:64]}" not found')
-    if for_update:
-        hold_rules(session, ctx.principal.org_id)  # the organisation first, then the user
+
+
+def _load_for_write(
+    session: Session, ctx: RequestContext, user_id: str
+) -> tuple[LoadedUser, UserSettings]:
+    """The user, locked, and the organisation's settings, held: the organisation first, then
+    the user (see ``access.hold_rules``), the settings read by the statement that holds them."""
+    _check_id(ctx, user_id)
+    settings = load_user_settings(session, ctx.principal.org_id, hold=True)
+    return _load(session, ctx, user_id, for_update=True), settings
+
+
+def _load(session: Session, ctx: RequestContext, user_id: str, *, for_update: bool) -> LoadedUser:
+    _check_id(ctx, user_id)
     query = _user_by_id(for_update=for_update)
     row = session.execute(query, {"org_id": ctx.principal.org_id, "user_id": user_id}).first()
     if row is None:
@@ -342,9 +354,10 @@ def _store(
     user: User,
     doc: dict[str, Any],
     previous: dict[str, Any] | None,
+    lifecycle_columns: dict[str, Any] | None = None,
 ) -> None:
     try:
-        write_user(session, user_type(ctx), user, doc, previous)
+        write_user(session, user_type(ctx), user, doc, previous, lifecycle_columns)
     except IntegrityError as error:
         if unique_violation(error) in ("ux_users_org_user_name", ""):
             raise Uniqueness(
@@ -406,7 +419,8 @@ def _after_status_change(
     changes = ctx.audit.changes if ctx.audit.changes is not None else {}
     changes[STATUS_CHANGE] = [before, after]
     if after == lifecycle.INVITED:
-        issued = lifecycle_store.issue_invitation(session, user)
+        # a user created by this request (no status before) has no invitation to cancel
+        issued = lifecycle_store.issue_invitation(session, user, new_user=before is None)
         changes["invitation"] = [None, issued.summary()]
     elif before == lifecycle.INVITED:
         lifecycle_store.cancel_pending(session, user.pk)
@@ -419,8 +433,7 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
     doc.setdefault("active", True)
     ctx.audit.resource_type = "User"
     ctx.audit.user_name = doc["userName"]
-    hold_rules(session, ctx.principal.org_id)
-    settings = load_user_settings(session, ctx.principal.org_id)
+    settings = load_user_settings(session, ctx.principal.org_id, hold=True)
     _check_domain_policy(ctx, settings.domains, doc, None)
     _check_new_roles(session, ctx, doc, None)
     _temporary_access(settings, doc, None)
@@ -433,11 +446,11 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
         status=status,
         activated_at=utcnow() if status == lifecycle.ACTIVE else None,
     )
-    session.add(user)
-    _store(session, ctx, user, doc, None)
-    access, access_change = _recompute(session, ctx, user, NO_ACCESS)
-    refuse_temporary_admin(session, ctx.principal.org_id, user, access[0])
-    _record_change(ctx, user, None, doc, access_change)
+    _store(session, ctx, user, doc, None)  # inserts it
+    access = initial_access(
+        session, ctx.principal.org_id, user, _role_names(doc), settings.default_role_pk
+    )
+    _record_change(ctx, user, None, doc, access_changes(NO_ACCESS, access))
     _after_status_change(session, ctx, user, None, status)
     return _rendered(render(ctx, user, access))
 
@@ -451,7 +464,7 @@ def replace_user(
     session: Session, ctx: RequestContext, user_id: str, body: Any, if_match: str | None
 ) -> Rendered:
     rt = user_type(ctx)
-    loaded = _load(session, ctx, user_id, for_update=True)
+    loaded, settings = _load_for_write(session, ctx, user_id)
     user = loaded.user
     guards.require_owner(session, ctx, "User", user)
     check_if_match(if_match, _current_tag(loaded))
@@ -459,19 +472,19 @@ def replace_user(
     doc = parse_resource(rt, body, existing=previous)
     # A PUT that omits ``active`` does not reactivate or deactivate anyone.
     doc.setdefault("active", user.active)
-    return _write(session, ctx, loaded, doc, previous)
+    return _write(session, ctx, loaded, settings, doc, previous)
 
 
 def _write(
     session: Session,
     ctx: RequestContext,
     loaded: LoadedUser,
+    settings: UserSettings,
     doc: dict[str, Any],
     previous: dict[str, Any],
 ) -> Rendered:
     """Store a replaced or patched document, recompute access if its roles changed."""
     user = loaded.user
-    settings = load_user_settings(session, ctx.principal.org_id)
     _check_domain_policy(ctx, settings.domains, doc, previous)
     roles_changed = _check_new_roles(session, ctx, doc, previous)
     _temporary_access(settings, doc, user)
@@ -491,12 +504,16 @@ def _write(
             f"(scim-server user unlock --org {settings.slug} USERNAME)"
         ) from None
     _check_seat(session, ctx, settings, user, status, doc)
+    lifecycle_columns: dict[str, Any] = {}
     if status != before_status:
-        user.status = status
+        lifecycle_columns["status"] = status
         if status == lifecycle.ACTIVE and user.activated_at is None:
-            user.activated_at = utcnow()
+            lifecycle_columns["activated_at"] = utcnow()
     if doc != previous:
-        _store(session, ctx, user, doc, previous)
+        _store(session, ctx, user, doc, previous, lifecycle_columns)  # one UPDATE with them
+    else:
+        for key, value in lifecycle_columns.items():  # flushed by the ORM
+            setattr(user, key, value)
     access = loaded.access
     access_change: dict[str, list[Any]] = {}
     if roles_changed:
@@ -512,22 +529,22 @@ def patch_user(
     session: Session, ctx: RequestContext, user_id: str, body: Any, if_match: str | None
 ) -> Rendered:
     rt = user_type(ctx)
-    loaded = _load(session, ctx, user_id, for_update=True)
+    loaded, settings = _load_for_write(session, ctx, user_id)
     user = loaded.user
     guards.require_owner(session, ctx, "User", user)
     check_if_match(if_match, _current_tag(loaded))
     previous = user.data
     patched = apply_patch(rt, previous, body)
     doc = parse_resource(rt, patched, existing=previous)
-    return _write(session, ctx, loaded, doc, previous)
+    return _write(session, ctx, loaded, settings, doc, previous)
 
 
 def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: str | None) -> None:
-    loaded = _load(session, ctx, user_id, for_update=True)
+    loaded, settings = _load_for_write(session, ctx, user_id)
     user = loaded.user
     guards.require_owner(session, ctx, "User", user)
     check_if_match(if_match, _current_tag(loaded))
-    mode = load_user_settings(session, ctx.principal.org_id).delete_mode
+    mode = settings.delete_mode
     # The event keeps a tombstone: every value the user had when it was deleted, and the access
     # it held (its user_access row and memberships go with it, by ON DELETE CASCADE — or, for a
     # soft delete, explicitly: a hidden user grants nothing and belongs to no group).

@@ -17,9 +17,7 @@ from scim_server.store.models import Base
 _NOT_REFLECTED_FAITHFULLY = {"ix_users_org_user_name_codepoint"}
 
 
-def _comparable(
-    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
-) -> bool:
+def _comparable(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
     return not (type_ == "index" and name in _NOT_REFLECTED_FAITHFULLY)
 
 

@@ -21,10 +21,14 @@ from sqlalchemy import event
 
 from scim_server.app import create_app
 from scim_server.config import Settings
+from scim_server.services import access
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
+from scim_server.store.models import Organization
 from tests.api.test_groups_scale import GROUP, _group_with
-from tests.conftest import Api, StatementCounter, make_tenant, patch_body
+from tests.conftest import USER_SCHEMA, Api, StatementCounter, make_tenant, patch_body
+
+ACCESS = "urn:ietf:params:scim:schemas:extension:access:2.0:User"
 
 # authentication 1, audit 3, and the request's own statements
 BUDGET = {
@@ -37,13 +41,25 @@ BUDGET = {
     "add 100 members": 1 + 3 + 10,
     # the group alone
     "get group without members": 1 + 3 + 1,
+    # the organisation's settings (held), INSERT of the user, of its index rows (one statement
+    # for all of them) and of its invitation; a new user is in no group and has no invitation to
+    # cancel, so no access recomputation and no cancellation
+    "create user": 1 + 3 + 4,
+    # ... and with a default role (or direct roles): the roles, and its user_access row
+    "create user with a default role": 1 + 3 + 4 + 2,
+    # the settings (held), the user (locked, with its access), UPDATE of the user, cancellation
+    # of its pending invitation (it leaves "invited")
+    "patch active=false": 1 + 3 + 4,
+    # the settings (held), the user (locked), UPDATE of the user; its multi-valued attributes
+    # (emails, phoneNumbers) are the same, so their index rows are left alone
+    "put user": 1 + 3 + 3,
 }
 
 
 def _measure(counter: StatementCounter, send: Any) -> list[str]:
     counter.statements.clear()
     response = send()
-    assert response.status_code in (200, 204), response.get_data(as_text=True)
+    assert response.status_code in (200, 201, 204), response.get_data(as_text=True)
     return list(counter.statements)
 
 
@@ -53,9 +69,7 @@ def _explain(statements: list[str]) -> str:
     )
 
 
-def test_get_user_by_id(
-    api: Api, database: Database, count_statements: StatementCounter
-) -> None:
+def test_get_user_by_id(api: Api, database: Database, count_statements: StatementCounter) -> None:
     user = api.create_user("ada@acme.com", name={"givenName": "Ada", "familyName": "Lovelace"})
     statements = _measure(count_statements, lambda: api.get(f"/Users/{user['id']}"))
     assert len(statements) == BUDGET["get user"], _explain(statements)
@@ -151,3 +165,95 @@ def test_member_lookup_probes_the_id_index_on_sqlite(tmp_path: Path) -> None:
         )
     database.dispose()
     assert "(id=?)" in plan, plan
+
+
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+
+
+def _okta_user(number: int, *, revision: int = 0) -> dict[str, Any]:
+    """The user ``bench/load.py`` pushes: Okta's and Entra's usual attributes."""
+    user_name = f"user{number}@acme.com"
+    return {
+        "schemas": [USER_SCHEMA, ENTERPRISE],
+        "userName": user_name,
+        "externalId": f"ext-{number}",
+        "name": {"givenName": f"Given{number}", "familyName": f"Family{number}"},
+        "displayName": f"Given{number} Family{number}" + (f" r{revision}" if revision else ""),
+        "title": "Engineer" if revision % 2 == 0 else "Lead Engineer",
+        "active": True,
+        "emails": [{"value": user_name, "type": "work", "primary": True}],
+        "phoneNumbers": [{"value": f"+1 555 {number:07d}", "type": "work"}],
+        ENTERPRISE: {"employeeNumber": str(number), "department": f"Dept {number % 40}"},
+    }
+
+
+def _touching(statements: list[str], *tables: str) -> list[str]:
+    return [s for s in statements if any(table in s for table in tables)]
+
+
+def _written(statements: list[str]) -> list[str]:
+    """The tables the statements write, in order (INSERT INTO t, UPDATE t, DELETE FROM t)."""
+    tables = []
+    for statement in statements:
+        words = statement.split()
+        if words[0] in ("INSERT", "DELETE"):
+            tables.append(words[2])
+        elif words[0] == "UPDATE":
+            tables.append(words[1])
+    return tables
+
+
+def test_create_user(api: Api, database: Database, count_statements: StatementCounter) -> None:
+    statements = _measure(count_statements, lambda: api.post("/Users", _okta_user(1)))
+    assert len(statements) == BUDGET["create user"], _explain(statements)
+    skipped = _touching(statements, "user_access", "group_members", "group_mappings", "FROM roles")
+    assert not skipped, _explain(statements)
+    assert _written(statements) == [
+        "users",
+        "user_attribute_values",
+        "invitations",
+        "audit_events",
+        "audit_chains",
+    ], _explain(statements)
+    # the organisation row is held (FOR SHARE on PostgreSQL) by the statement reading settings
+    settings = _touching(statements, "FROM organizations")
+    assert len(settings) == 1, _explain(statements)
+    assert ("FOR SHARE" in settings[0]) is (not database.is_sqlite), settings[0]
+
+
+def test_create_user_with_a_default_role(
+    api: Api, database: Database, count_statements: StatementCounter
+) -> None:
+    with database.transaction(write=True) as session:
+        org = session.get(Organization, api.tenant.org_id)
+        assert org is not None
+        access.set_default_role(session, org, "Viewer")
+    response = api.post("/Users", _okta_user(2))
+    assert response.status_code == 201
+    assert response.get_json()[ACCESS]["role"] == "Viewer"
+    statements = _measure(count_statements, lambda: api.post("/Users", _okta_user(3)))
+    assert len(statements) == BUDGET["create user with a default role"], _explain(statements)
+    assert not _touching(statements, "group_members", "group_mappings"), _explain(statements)
+
+
+def test_patch_active_false(api: Api, count_statements: StatementCounter) -> None:
+    user = api.post("/Users", _okta_user(4)).get_json()
+    assert user[ACCESS]["status"] == "invited"
+    body = patch_body({"op": "replace", "path": "active", "value": False})
+    statements = _measure(count_statements, lambda: api.patch(f"/Users/{user['id']}", body))
+    assert len(statements) == BUDGET["patch active=false"], _explain(statements)
+    # leaving "invited" still cancels the pending invitation
+    written = _written(statements)
+    assert written == ["users", "invitations", "audit_events", "audit_chains"], written
+    assert api.get(f"/Users/{user['id']}").get_json()[ACCESS]["status"] == "deactivated"
+
+
+def test_put_user(api: Api, count_statements: StatementCounter) -> None:
+    user = api.post("/Users", _okta_user(5)).get_json()
+    statements = _measure(
+        count_statements, lambda: api.put(f"/Users/{user['id']}", _okta_user(5, revision=1))
+    )
+    assert len(statements) == BUDGET["put user"], _explain(statements)
+    assert _written(statements) == ["users", "audit_events", "audit_chains"], _explain(statements)
+    shown = api.get(f"/Users/{user['id']}").get_json()
+    assert (shown["title"], shown["displayName"]) == ("Lead Engineer", "Given5 Family5 r1")

@@ -186,6 +186,32 @@ def test_a_temporary_user_cannot_hold_an_admin_role_directly(
     api.post("/Users", temporary("ed@acme.com", in_days(3), roles=[{"value": "Editor"}]))
 
 
+def test_a_temporary_user_cannot_be_created_with_an_admin_default_role(
+    api: Api, auditor: Auditor, database: Database
+) -> None:
+    """A new user's access is computed without a recomputation (issue #7): the default role
+    still counts as an admin role it would hold."""
+    result = run_cli(database, "org", "update", api.tenant.slug, "--default-role", "Administrator")
+    assert result.exit_code == 0, result.output
+    refused(
+        api,
+        auditor,
+        database,
+        "POST",
+        "/Users",
+        temporary("tdefault@acme.com", in_days(3)),
+        "user.create",
+        409,
+        None,
+        'user "tdefault@acme.com" has temporary access',
+        *ADMIN_CONFLICT,
+    )
+    # a direct role is not the default: it wins, and is no admin role
+    created = api.post("/Users", temporary("ted@acme.com", in_days(3), roles=[{"value": "Editor"}]))
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()[ACCESS]["role"] == "Editor"
+
+
 def test_a_temporary_user_cannot_get_an_admin_role_from_a_mapped_group(
     api: Api, auditor: Auditor, database: Database
 ) -> None:

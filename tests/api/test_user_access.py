@@ -114,6 +114,47 @@ def test_direct_roles_resolve_to_the_highest_rank_and_are_audited(
     assert f"{ACCESS}:accessGroups" not in created.changes
 
 
+def test_a_new_user_stores_what_a_recomputation_gives(api: Api, database: Database) -> None:
+    """A create computes the new user's access without recomputing it (it has no group and no
+    stored access yet, issue #7): what it stores and audits must be what a recomputation of
+    every user gives, whatever the roles, the default role and the mappings."""
+    slug = api.tenant.slug
+    cli(database, "role", "create", "--org", slug, "Guest", "--rank", "5")
+    cli(database, "access-group", "create", "--org", slug, "Everything")
+    # mappings exist, but a new user is in no group: they cannot apply
+    cli(database, "mapping", "add", "--org", slug, "--group-name", "All", "--role", "Administrator")
+    cli(
+        database,
+        "mapping",
+        "add",
+        "--org",
+        slug,
+        "--group-name",
+        "All",
+        "--access-group",
+        "Everything",
+    )
+    for default in (None, "Guest", "Viewer"):
+        if default is not None:
+            cli(database, "org", "update", slug, "--default-role", default)
+        for roles in ([], [{"value": "guest"}], [{"value": "Viewer"}, {"value": "editor"}]):
+            user_name = f"new-{default}-{len(roles)}@acme.com".lower()
+            created = api.create_user(user_name, roles=roles)
+            ranked = ["guest", "viewer", "editor"]  # lowest rank first
+            names = sorted((r["value"].lower() for r in roles), key=ranked.index)
+            role = names[-1].capitalize() if names else default
+            assert role_of(created) == role, (user_name, created)
+            assert access_groups_of(created) == []
+            event = events(database, api.tenant.org_id, "user.create")[-1]
+            assert event.changes is not None
+            assert event.changes.get(f"{ACCESS}:role") == ([None, role] if role else None)
+            assert f"{ACCESS}:accessGroups" not in event.changes
+            assert role_of(read(api, created["id"])) == role
+        # every user of the organisation, recomputed: nothing to change
+        with database.transaction(write=True) as session:
+            assert access.recompute_access(session, api.tenant.org_id) == {}
+
+
 def standing_admin(api: Api) -> None:
     """Another active administrator, so that taking the role from a test's user is not refused
     by the last-admin guard (tests/api/test_guards.py tests the guard itself)."""

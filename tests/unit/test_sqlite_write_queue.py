@@ -64,7 +64,6 @@ def test_threads_of_one_process_take_turns(tmp_path: Path) -> None:
     assert most == 1
 
 
-
 def test_another_process_waits_for_the_turn(tmp_path: Path) -> None:
     """Another process (another gunicorn worker, the CLI) sees the turn taken."""
     queue = SQLiteWriteQueue(str(tmp_path / "scim.db"))
