@@ -6,6 +6,7 @@ inherited connection pool, so no database connection is ever shared between proc
 Every value can be overridden with the usual GUNICORN_CMD_ARGS or the CLI flags.
 """
 
+import gc
 import os
 
 workers = int(os.environ.get("SCIM_WORKERS", "2"))
@@ -21,6 +22,20 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("SCIM_LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
+
+
+def pre_fork(server, worker):  # type: ignore[no-untyped-def]
+    """Keep the preloaded app's memory shared with the workers (issue #7).
+
+    A fork shares the master's pages until someone writes to them, and CPython's cyclic garbage
+    collector writes to the header of every object it examines: a worker's first full
+    collection, or the master's own, would copy nearly every page of the preloaded heap.
+    Frozen objects (the app, its modules, SQLAlchemy's mappers) are never examined again, in the
+    master or in the workers; a collection first, so that garbage of the import is not frozen.
+    Runs before every fork, so a worker respawned after ``max_requests`` shares as much.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def post_fork(server, worker):  # type: ignore[no-untyped-def]

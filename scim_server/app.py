@@ -14,7 +14,6 @@ from scim_server.config import Settings
 from scim_server.http import audit_api, health, scim
 from scim_server.http.errors import register_error_handlers
 from scim_server.http.provisioning_log import register_provisioning_log
-from scim_server.http.rate_limit import ConnectionRateLimit
 from scim_server.http.request_db import register_request_session
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.schema import Registry, default_registry
@@ -58,11 +57,15 @@ def create_app(
     app.extensions["scim_recorder"] = EventRecorder(app.extensions["scim_db"])
     app.extensions["scim_registry"] = registry or default_registry()
     app.extensions["scim_cursors"] = cursor_settings(settings)
-    app.extensions["scim_rate_limit"] = (
-        ConnectionRateLimit(settings.rate_limit, settings.redis_url)
-        if settings.rate_limit
-        else None
-    )
+    app.extensions["scim_rate_limit"] = None
+    if settings.rate_limit:
+        # imported here: `limits` (its async storage layer, its Redis client) costs every
+        # process about 2 MiB, of no use to a server without SCIM_RATE_LIMIT
+        from scim_server.http.rate_limit import ConnectionRateLimit
+
+        app.extensions["scim_rate_limit"] = ConnectionRateLimit(
+            settings.rate_limit, settings.redis_url
+        )
     logging.getLogger("scim_server").setLevel(settings.log_level)
 
     @app.before_request

@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from limits import parse_many as limits_parse_many
-
 
 class ConfigError(ValueError):
     """An environment variable holds a value the server cannot use."""
@@ -107,6 +105,9 @@ class Settings:
             # an HMAC key must not be guessable; 32 characters of `openssl rand -hex 32` or so
             raise ConfigError("SCIM_CURSOR_SECRET must be at least 32 characters long")
         if settings.rate_limit is not None:
+            # imported only when a limit is configured (see scim_server.app)
+            from limits import parse_many as limits_parse_many
+
             try:
                 rates = limits_parse_many(settings.rate_limit)
             except ValueError:

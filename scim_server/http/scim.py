@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, g, request, stream_with_context
 from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
@@ -19,7 +19,6 @@ from scim_server.config import Settings
 from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.http.provisioning_log import current_draft
-from scim_server.http.rate_limit import ConnectionRateLimit
 from scim_server.http.request_db import end_request_session, request_session
 from scim_server.scim import bulk as bulk_protocol
 from scim_server.scim import discovery
@@ -48,6 +47,9 @@ from scim_server.services.resources import Page
 from scim_server.services.transaction import perform_write
 from scim_server.services.writes import WRITES
 from scim_server.store.db import Database
+
+if TYPE_CHECKING:  # the limiter (and the `limits` library) is loaded only when configured
+    from scim_server.http.rate_limit import ConnectionRateLimit
 
 bp = Blueprint("scim", __name__, url_prefix="/scim/v2")
 
