@@ -18,6 +18,7 @@ still gets a usable answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,23 @@ class _Selected:
 
 _WHOLE = _Selected()
 
+#: Puts one key's value into the response being built (or leaves it out).
+Step = Callable[[dict[str, Any], str, Any], None]
+
+#: Keys remembered per projection (or per complex attribute) at most: stored documents hold the
+#: schemas' attributes, but a bound keeps a document with stray keys from growing the cache.
+_MAX_REMEMBERED = 256
+
+
+class _Steps(dict[str, Step]):
+    """The step decided for each key seen, for one projection (thread-safe enough: a step is a
+    pure function of the key, so two threads deciding the same key at once store equal steps)."""
+
+    def remember(self, key: str, step: Step) -> Step:
+        if len(self) < _MAX_REMEMBERED:
+            self[key] = step
+        return step
+
 
 @dataclass(frozen=True)
 class Projection:
@@ -91,6 +109,9 @@ class Projection:
     resource_type: ResourceType = field(repr=False, compare=False)
     attributes: frozenset[Path] | None = None
     excluded: frozenset[Path] = frozenset()
+    _steps: _Steps = field(
+        default_factory=_Steps, init=False, repr=False, compare=False, hash=False
+    )
 
     def includes(self, attr_name: str, urn: str | None = None) -> bool:
         """Whether the top-level attribute ``attr_name`` (of schema ``urn``) is returned at all.
@@ -179,7 +200,22 @@ def parse_projection(rt: ResourceType, attributes: str | None, excluded: str | N
         return Projection(rt, attributes=_resolve_all(rt, wanted))
     if unwanted is not None:
         return Projection(rt, excluded=_resolve_all(rt, unwanted))
-    return Projection(rt)
+    return _default_projection(rt)
+
+
+#: The default projection of each resource type, shared by every request that names no
+#: attributes (most of them), so its remembered steps outlive the request.
+_DEFAULTS: dict[int, tuple[ResourceType, Projection]] = {}
+
+
+def _default_projection(rt: ResourceType) -> Projection:
+    known = _DEFAULTS.get(id(rt))
+    if known is not None and known[0] is rt:
+        return known[1]
+    projection = Projection(rt)
+    if len(_DEFAULTS) < _MAX_REMEMBERED:
+        _DEFAULTS[id(rt)] = (rt, projection)
+    return projection
 
 
 def apply_projection(
@@ -189,23 +225,18 @@ def apply_projection(
 
     Key order is kept. Extension objects left empty are dropped, and ``schemas`` then lists only
     the extensions still present (RFC 7643 §3: ``schemas`` names what the resource carries).
+
+    What to do with each key is decided once per projection and key and remembered on the
+    projection (``_Steps``): a page renders the same keys a hundred times, and looking each up in
+    the schemas again was a third of a list page's CPU (issue #7's profile).
     """
+    steps = projection._steps
     out: dict[str, Any] = {}
     for key, value in doc.items():
-        lowered = key.lower()
-        common = _COMMON.get(lowered)
-        core = rt.schema.attribute(key)
-        ext = rt.schema_for_urn(key)
-        if common is not None:
-            _put_attribute(out, key, value, projection, _COMMON_SCOPE, common)
-        elif core is not None:
-            _put_attribute(out, key, value, projection, rt.schema.id.lower(), core)
-        elif ext is not None and ext is not rt.schema and isinstance(value, dict):
-            projected = _project_object(ext, value, projection)
-            if projected:
-                out[key] = projected
-        elif projection._keeps_unknown(_COMMON_SCOPE):
-            out[key] = value
+        step = steps.get(key)
+        if step is None:
+            step = steps.remember(key, _top_level_step(rt, key, projection))
+        step(out, key, value)
 
     schemas = out.get("schemas")
     if isinstance(schemas, list):
@@ -267,70 +298,116 @@ def _resolve(rt: ResourceType, text: str) -> Path | None:
     return (scope, attr.name.lower(), sub.name.lower())
 
 
-def _put_attribute(
-    out: dict[str, Any],
-    key: str,
-    value: Any,
-    projection: Projection,
-    scope: str,
-    attr: Attribute,
-) -> None:
+def _drop(out: dict[str, Any], key: str, value: Any) -> None:
+    pass
+
+
+def _copy(out: dict[str, Any], key: str, value: Any) -> None:
+    out[key] = value
+
+
+def _top_level_step(rt: ResourceType, key: str, projection: Projection) -> Step:
+    common = _COMMON.get(key.lower())
+    if common is not None:
+        return _attribute_step(projection, _COMMON_SCOPE, common)
+    core = rt.schema.attribute(key)
+    if core is not None:
+        return _attribute_step(projection, rt.schema.id.lower(), core)
+    unknown = _copy if projection._keeps_unknown(_COMMON_SCOPE) else _drop
+    ext = rt.schema_for_urn(key)
+    if ext is not None and ext is not rt.schema:
+        return _extension_step(ext, projection, unknown)
+    return unknown
+
+
+def _attribute_step(projection: Projection, scope: str, attr: Attribute) -> Step:
+    """How one attribute's value is put into the response."""
     selected = projection._select(scope, attr)
     if selected is None:
-        return
+        return _drop
     if not attr.is_complex:
-        out[key] = value
-        return
-    if isinstance(value, list):
-        items = [
-            _project_complex(item, projection, scope, attr, selected)
-            if isinstance(item, dict)
-            else item
-            for item in value
-        ]
-        kept = [item for item in items if item not in ({}, None)]
-        if kept or not value:
-            out[key] = kept
-    elif isinstance(value, dict):
-        projected = _project_complex(value, projection, scope, attr, selected)
-        if projected:
-            out[key] = projected
-    else:
-        out[key] = value
+        return _copy
+    project = _SubAttributes(projection, scope, attr, selected).project
+
+    def put_complex(out: dict[str, Any], key: str, value: Any) -> None:
+        if isinstance(value, list):
+            items = [project(item) if isinstance(item, dict) else item for item in value]
+            kept = [item for item in items if item not in ({}, None)]
+            if kept or not value:
+                out[key] = kept
+        elif isinstance(value, dict):
+            projected = project(value)
+            if projected:
+                out[key] = projected
+        else:
+            out[key] = value
+
+    return put_complex
 
 
-def _project_complex(
-    value: dict[str, Any],
-    projection: Projection,
-    scope: str,
-    attr: Attribute,
-    selected: _Selected,
-) -> dict[str, Any]:
-    """Keep the sub-attributes of one complex value (one element of a multi-valued one)."""
-    result: dict[str, Any] = {}
-    for key, item in value.items():
-        sub = attr.sub(key)
-        if sub is None:
-            if selected.subs is None and projection._keeps_unknown(scope):
-                result[key] = item
-        elif projection._keeps_sub(scope, attr, sub, selected):
-            result[key] = item
-    return result
-
-
-def _project_object(
-    schema: Schema, value: dict[str, Any], projection: Projection
-) -> dict[str, Any]:
-    """Project an extension's attribute object (RFC 7643 §3.3)."""
+def _extension_step(schema: Schema, projection: Projection, otherwise: Step) -> Step:
+    """Project an extension's attribute object (RFC 7643 §3.3); ``otherwise`` for a non-object."""
     scope = schema.id.lower()
-    result: dict[str, Any] = {}
-    for key, item in value.items():
-        attr = schema.attribute(key)
-        if attr is not None:
-            _put_attribute(result, key, item, projection, scope, attr)
-        elif projection._keeps_unknown(scope):
-            result[key] = item
-    return result
+    steps = _Steps()
+
+    def put_extension(out: dict[str, Any], key: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            otherwise(out, key, value)
+            return
+        result: dict[str, Any] = {}
+        for name, item in value.items():
+            step = steps.get(name)
+            if step is None:
+                attr = schema.attribute(name)
+                if attr is not None:
+                    step = _attribute_step(projection, scope, attr)
+                else:
+                    step = _copy if projection._keeps_unknown(scope) else _drop
+                steps.remember(name, step)
+            step(result, name, item)
+        if result:
+            out[key] = result
+
+    return put_extension
+
+
+class _SubAttributes:
+    """Which keys of one complex value (one element of a multi-valued one) are kept."""
+
+    def __init__(self, projection: Projection, scope: str, attr: Attribute, selected: _Selected):
+        self._projection = projection
+        self._scope = scope
+        self._attr = attr
+        self._selected = selected
+        self._keeps: dict[str, bool] = {}
+        self._keeps_all = (
+            selected.subs is None
+            and projection._keeps_unknown(scope)
+            and all(
+                projection._keeps_sub(scope, attr, sub, selected) for sub in attr.sub_attributes
+            )
+        )
+
+    def project(self, value: dict[str, Any]) -> dict[str, Any]:
+        if self._keeps_all:
+            return dict(value)
+        result: dict[str, Any] = {}
+        keeps = self._keeps
+        for key, item in value.items():
+            keep = keeps.get(key)
+            if keep is None:
+                keep = self._keeps_key(key)
+                if len(keeps) < _MAX_REMEMBERED:
+                    keeps[key] = keep
+            if keep:
+                result[key] = item
+        return result
+
+    def _keeps_key(self, key: str) -> bool:
+        sub = self._attr.sub(key)
+        if sub is None:
+            return self._selected.subs is None and self._projection._keeps_unknown(self._scope)
+        return self._projection._keeps_sub(self._scope, self._attr, sub, self._selected)
 
 
 def _is_core_or_unrelated(rt: ResourceType, urn: str) -> bool:

@@ -369,6 +369,41 @@ def test_projection_is_a_value(user: ResourceType) -> None:
     assert hash(first) == hash(second)
 
 
+SHAPES: list[dict[str, Any]] = [
+    USER_DOC,
+    {**USER_DOC, "emails": {"value": "one@acme.com", "x-unknown": 1}, ENTERPRISE_USER: "text"},
+    {**USER_DOC, "emails": [], "name": None, "x-stray": [1], ACCESS_USER: {}},
+    {**USER_DOC, "emails": [{"x-unknown": 1}, None, "plain"], "meta": {"version": 'W/"9"'}},
+    {"id": "1", "schemas": [CORE_USER, ENTERPRISE_USER], ENTERPRISE_USER: {"costCenter": "7"}},
+]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "excluded"),
+    [(None, None), ("emails.value,name", None), (None, f"emails.type,{ENTERPRISE_USER}")],
+)
+def test_one_projection_answers_every_document_as_a_fresh_one(
+    user: ResourceType, attributes: str | None, excluded: str | None
+) -> None:
+    """A page applies one projection to every resource, and it remembers what it decided per
+    key: documents of other shapes seen before must not change what a later one gets."""
+    shared = parse_projection(user, attributes, excluded)
+    for _ in range(2):
+        for doc in SHAPES:
+            fresh = parse_projection(user, attributes, excluded)
+            if attributes is None and excluded is None:
+                fresh = Projection(user)  # the default projection is shared between requests
+            assert apply_projection(user, doc, shared) == apply_projection(user, doc, fresh)
+
+
+def test_response_does_not_share_complex_values_with_the_document(user: ResourceType) -> None:
+    doc = copy.deepcopy(USER_DOC)
+    projected = apply_projection(user, doc, parse_projection(user, None, None))
+    projected["emails"][0]["value"] = "changed@acme.com"
+    projected["name"]["givenName"] = "Changed"
+    assert doc == USER_DOC
+
+
 # --- returned: request / always / never on sub-attributes ----------------------------------------
 
 WIDGET = "urn:example:params:scim:schemas:core:2.0:Widget"
