@@ -22,7 +22,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Result, make_url
+from sqlalchemy.orm import ORMExecuteState, Session
 from werkzeug.test import TestResponse
 
 from scim_server.app import create_app
@@ -30,6 +31,7 @@ from scim_server.config import Settings
 from scim_server.services import tokens
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
+from scim_server.store.models import User
 
 POSTGRES_URL = os.environ.get(
     "SCIM_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -192,6 +194,28 @@ def count_statements(database: Database) -> Iterator[StatementCounter]:
     event.listen(database.engine, "before_cursor_execute", counter)
     yield counter
     event.remove(database.engine, "before_cursor_execute", counter)
+
+
+@pytest.fixture
+def rows_loaded() -> Iterator[list[int]]:
+    """One entry per user document (``users.data``) the server read, ORM entity or plain row:
+    what a page costs in rows, whatever way the service loads them."""
+    loaded: list[int] = []
+    users = User.__table__
+
+    def _count(state: ORMExecuteState) -> Result[Any] | None:
+        if not state.is_select or not any(
+            getattr(column, "table", None) is users and column.name == "data"
+            for column in state.statement.selected_columns
+        ):
+            return None
+        frozen = state.invoke_statement().freeze()
+        loaded.extend(1 for _ in frozen().all())
+        return frozen()
+
+    event.listen(Session, "do_orm_execute", _count)
+    yield loaded
+    event.remove(Session, "do_orm_execute", _count)
 
 
 def store_snapshot(database: Database, org_id: int) -> list[tuple[Any, ...]]:

@@ -79,8 +79,12 @@ def canonical_fields(event: AuditEvent) -> dict[str, Any]:
     return fields
 
 
+#: ``json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, prebuilt
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def event_hash(fields: dict[str, Any]) -> str:
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    canonical = _CANONICAL.encode(fields)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -128,11 +132,12 @@ def append_all(session: Session, drafts: list[EventDraft]) -> list[Sealed]:
     by_org: dict[int, list[EventDraft]] = {}
     for draft in drafts:
         by_org.setdefault(draft.org_id, []).append(draft)
+    connection = session.connection()
     sealed: dict[int, Sealed] = {}
     rows: list[dict[str, Any]] = []
     heads: list[dict[str, Any]] = []
     for org_id in sorted(by_org):
-        head = session.execute(_HEAD, {"org_id": org_id}).first()
+        head = connection.execute(_HEAD, {"org_id": org_id}).first()
         if head is None:
             raise RuntimeError(f"organisation {org_id} has no audit chain")
         last_seq, last_hash = head
@@ -142,8 +147,8 @@ def append_all(session: Session, drafts: list[EventDraft]) -> list[Sealed]:
             sealed[id(draft)] = Sealed(last_seq, last_hash)
             rows.append(row)
         heads.append({"head_org_id": org_id, "new_seq": last_seq, "new_hash": last_hash})
-    session.execute(_INSERT_EVENT, rows)
-    session.execute(_ADVANCE_HEAD, heads)
+    connection.execute(_INSERT_EVENT, rows)
+    connection.execute(_ADVANCE_HEAD, heads)
     for org_id in by_org:
         loaded = session.identity_map.get(identity_key(AuditChain, org_id))
         if loaded is not None:  # a head this session holds as an object: reload it when read

@@ -40,6 +40,7 @@ from scim_server.scim.listing import (
 )
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
 from scim_server.scim.schema import Registry, ResourceType
+from scim_server.scim.wire import compact_json
 from scim_server.services import bulk as bulk_service
 from scim_server.services import groups, search, users
 from scim_server.services.context import RequestContext
@@ -149,7 +150,7 @@ def _ctx() -> RequestContext:
 def scim_response(
     body: dict[str, Any] | None, status: int = 200, headers: dict[str, str] | None = None
 ) -> Response:
-    payload = "" if body is None else json.dumps(body, separators=(",", ":"))
+    payload = "" if body is None else compact_json(body)
     response = Response(payload, status=status, content_type=SCIM_CONTENT_TYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value
@@ -496,7 +497,7 @@ def _group_response(
     if keys is None:
         return scim_response(head, status, headers)
     members = groups.member_json_chunks(_db(), ctx, rendered.pk, keys)
-    head_text = json.dumps(head, separators=(",", ":"))
+    head_text = compact_json(head)
 
     def body() -> Iterator[str]:
         try:

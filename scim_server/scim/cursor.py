@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from scim_server.scim.errors import ExpiredCursor, InvalidCursor
 from scim_server.scim.filter_ast import AttrPath, Expr
+from scim_server.scim.wire import compact_json
 
 _VERSION = "2"
 _NONCE_BYTES = 12
@@ -106,9 +107,7 @@ def encode(settings: CursorSettings, scope: bytes, position: Position, now: floa
     # rounded up: a cursor is valid for at least cursorTimeout seconds, never less
     body["x"] = math.ceil(now) + settings.timeout_seconds
     nonce = os.urandom(_NONCE_BYTES)
-    sealed = _sealer(settings).encrypt(
-        nonce, json.dumps(body, separators=(",", ":")).encode(), scope
-    )
+    sealed = _sealer(settings).encrypt(nonce, compact_json(body).encode(), scope)
     return f"{_VERSION}.{_b64(nonce + sealed)}"
 
 

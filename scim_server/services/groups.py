@@ -10,7 +10,6 @@ transaction.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from scim_server.scim.patch import Operation, apply_operations, parse_operations
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
 from scim_server.scim.schema import ResourceType
 from scim_server.scim.validate import parse_resource
+from scim_server.scim.wire import compact_json
 from scim_server.services import access, guards, paging
 from scim_server.services.context import RequestContext
 from scim_server.services.resources import Page, check_if_match, etag_of, iso
@@ -118,10 +118,10 @@ def member_json_chunks(
         for _, element in stream_members(session, ctx, [group_pk], keys):
             batch.append(element)
             if len(batch) == MEMBERS_PER_PIECE:
-                yield json.dumps(batch, separators=(",", ":"))[1:-1]
+                yield compact_json(batch)[1:-1]
                 batch = []
         if batch:
-            yield json.dumps(batch, separators=(",", ":"))[1:-1]
+            yield compact_json(batch)[1:-1]
 
 
 def stream_members(

@@ -109,7 +109,7 @@ _BY_DIGEST = (
 def lookup(session: Session, token: str) -> Principal | None:
     """``authenticate`` in the caller's transaction (a request's read transaction)."""
     digest = hash_token(token)
-    row = session.execute(_BY_DIGEST, {"digest": digest}).first()
+    row = session.connection().execute(_BY_DIGEST, {"digest": digest}).first()
     if row is None:
         return None
     if not hmac.compare_digest(row.token_hash, digest):

@@ -20,7 +20,6 @@ from sqlalchemy import event
 from scim_server.app import create_app
 from scim_server.config import Settings
 from scim_server.store.db import Database
-from scim_server.store.models import User
 from tests.api.test_groups import create_group
 from tests.conftest import Api, make_tenant
 
@@ -306,18 +305,6 @@ def statements(database: Database) -> Iterator[list[tuple[str, Any]]]:
     event.listen(database.engine, "before_cursor_execute", _capture)
     yield captured
     event.remove(database.engine, "before_cursor_execute", _capture)
-
-
-@pytest.fixture
-def rows_loaded() -> Iterator[list[int]]:
-    loaded: list[int] = []
-
-    def _count(target: Any, context: Any) -> None:
-        loaded.append(1)
-
-    event.listen(User, "load", _count)
-    yield loaded
-    event.remove(User, "load", _count)
 
 
 def limit_and_offset(sql: str, params: Any) -> tuple[int, int]:

@@ -7,16 +7,13 @@ the number of matches: the filtering happened in SQL, not by loading rows into P
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from scim_server.scim.filter import parse_filter
 from scim_server.scim.filter_eval import matches
 from scim_server.scim.schema import default_registry
-from scim_server.store.models import User
 from tests.conftest import Api, StatementCounter
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -112,18 +109,6 @@ FILTERS = [
 @pytest.fixture
 def people(api: Api) -> list[dict[str, Any]]:
     return [api.create_user(**person) for person in PEOPLE]
-
-
-@pytest.fixture
-def rows_loaded() -> Iterator[list[int]]:
-    loaded: list[int] = []
-
-    def _count(target: Any, context: Any) -> None:
-        loaded.append(1)
-
-    event.listen(User, "load", _count)
-    yield loaded
-    event.remove(User, "load", _count)
 
 
 @pytest.mark.parametrize("filter_text", FILTERS)
