@@ -10,12 +10,13 @@ transaction.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -135,6 +136,16 @@ def stream_members(
 # -- loading and storing ---------------------------------------------------------------------
 
 
+@functools.cache
+def _group_by_id(*, for_update: bool) -> Select[Group]:
+    """The one-group read of every GET, PUT, PATCH and DELETE, built once with parameters (as
+    ``users._user_by_id``): building it per request was a tenth of a group GET's CPU."""
+    query = select(Group).where(
+        Group.org_id == bindparam("org_id"), Group.id == bindparam("group_id")
+    )
+    return query.with_for_update() if for_update else query
+
+
 def _load(session: Session, ctx: RequestContext, group_id: str, *, for_update: bool) -> Group:
     ctx.audit.resource_type = "Group"
     ctx.audit.resource_id = group_id[:64]
@@ -142,10 +153,10 @@ def _load(session: Session, ctx: RequestContext, group_id: str, *, for_update: b
         uuid.UUID(group_id)
     except ValueError:
         raise NotFound(f'Group "{group_id[:64]}" not found') from None
-    query = select(Group).where(Group.org_id == ctx.principal.org_id, Group.id == group_id)
-    if for_update:
-        query = query.with_for_update()
-    group = session.scalar(query)
+    group = session.scalar(
+        _group_by_id(for_update=for_update),
+        {"org_id": ctx.principal.org_id, "group_id": group_id},
+    )
     if group is None:
         raise NotFound(f'Group "{group_id}" not found')
     return group
