@@ -347,6 +347,13 @@ def parse_patch_path(text: str) -> PatchPath:
         )
     if not text.strip():
         raise InvalidPath('"path" is empty')
+    return _parsed_patch_path(text)
+
+
+@functools.lru_cache(maxsize=512)
+def _parsed_patch_path(text: str) -> PatchPath:
+    """Remembered (immutable): the dialect rules and the PATCH engine each parse an
+    operation's path, five parses per operation before this."""
     try:
         return _parse_patch_path(text)
     except _SyntaxProblem as problem:
