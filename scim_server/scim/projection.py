@@ -82,19 +82,16 @@ _WHOLE = _Selected()
 #: Puts one key's value into the response being built (or leaves it out).
 Step = Callable[[dict[str, Any], str, Any], None]
 
-#: Keys remembered per projection (or per complex attribute) at most: stored documents hold the
-#: schemas' attributes, but a bound keeps a document with stray keys from growing the cache.
-_MAX_REMEMBERED = 256
 
+@dataclass(frozen=True)
+class _Plan:
+    """Every decision of one projection for one resource type, made once: the step of each
+    top-level name (lower case: names are case-insensitive, RFC 7643 §2.1) and the step of any
+    other key. A page renders the same keys a hundred times, and looking each one up in the
+    schemas again was a third of a list page's CPU (issue #7's profile)."""
 
-class _Steps(dict[str, Step]):
-    """The step decided for each key seen, for one projection (thread-safe enough: a step is a
-    pure function of the key, so two threads deciding the same key at once store equal steps)."""
-
-    def remember(self, key: str, step: Step) -> Step:
-        if len(self) < _MAX_REMEMBERED:
-            self[key] = step
-        return step
+    steps: dict[str, Step]
+    unknown: Step
 
 
 @dataclass(frozen=True)
@@ -109,9 +106,18 @@ class Projection:
     resource_type: ResourceType = field(repr=False, compare=False)
     attributes: frozenset[Path] | None = None
     excluded: frozenset[Path] = frozenset()
-    _steps: _Steps = field(
-        default_factory=_Steps, init=False, repr=False, compare=False, hash=False
+    #: the plan for ``resource_type``, built at first use (a list as a holder: the dataclass
+    #: is frozen; two threads building it at once build equal plans)
+    _plan_holder: list[_Plan] = field(
+        default_factory=list, init=False, repr=False, compare=False, hash=False
     )
+
+    def _plan(self, rt: ResourceType) -> _Plan:
+        if rt is not self.resource_type:  # never today; correct anyway, just not remembered
+            return _build_plan(rt, self)
+        if not self._plan_holder:
+            self._plan_holder.append(_build_plan(rt, self))
+        return self._plan_holder[0]
 
     def includes(self, attr_name: str, urn: str | None = None) -> bool:
         """Whether the top-level attribute ``attr_name`` (of schema ``urn``) is returned at all.
@@ -206,6 +212,8 @@ def parse_projection(rt: ResourceType, attributes: str | None, excluded: str | N
 #: The default projection of each resource type, shared by every request that names no
 #: attributes (most of them), so its remembered steps outlive the request.
 _DEFAULTS: dict[int, tuple[ResourceType, Projection]] = {}
+#: resource types are a registry's, one registry per app: a few per process
+_MAX_DEFAULTS = 64
 
 
 def _default_projection(rt: ResourceType) -> Projection:
@@ -213,7 +221,7 @@ def _default_projection(rt: ResourceType) -> Projection:
     if known is not None and known[0] is rt:
         return known[1]
     projection = Projection(rt)
-    if len(_DEFAULTS) < _MAX_REMEMBERED:
+    if len(_DEFAULTS) < _MAX_DEFAULTS:
         _DEFAULTS[id(rt)] = (rt, projection)
     return projection
 
@@ -226,17 +234,13 @@ def apply_projection(
     Key order is kept. Extension objects left empty are dropped, and ``schemas`` then lists only
     the extensions still present (RFC 7643 §3: ``schemas`` names what the resource carries).
 
-    What to do with each key is decided once per projection and key and remembered on the
-    projection (``_Steps``): a page renders the same keys a hundred times, and looking each up in
-    the schemas again was a third of a list page's CPU (issue #7's profile).
+    What to do with each key is decided once per projection (``_Plan``).
     """
-    steps = projection._steps
+    plan = projection._plan(rt)
+    steps, unknown = plan.steps, plan.unknown
     out: dict[str, Any] = {}
     for key, value in doc.items():
-        step = steps.get(key)
-        if step is None:
-            step = steps.remember(key, _top_level_step(rt, key, projection))
-        step(out, key, value)
+        steps.get(key.lower(), unknown)(out, key, value)
 
     schemas = out.get("schemas")
     if isinstance(schemas, list):
@@ -306,18 +310,20 @@ def _copy(out: dict[str, Any], key: str, value: Any) -> None:
     out[key] = value
 
 
-def _top_level_step(rt: ResourceType, key: str, projection: Projection) -> Step:
-    common = _COMMON.get(key.lower())
-    if common is not None:
-        return _attribute_step(projection, _COMMON_SCOPE, common)
-    core = rt.schema.attribute(key)
-    if core is not None:
-        return _attribute_step(projection, rt.schema.id.lower(), core)
+def _build_plan(rt: ResourceType, projection: Projection) -> _Plan:
+    """Lookups in the order the names resolve: a common attribute, then a core attribute, then
+    an extension's URN; anything else (the core schema's URN included) is an unknown key."""
     unknown = _copy if projection._keeps_unknown(_COMMON_SCOPE) else _drop
-    ext = rt.schema_for_urn(key)
-    if ext is not None and ext is not rt.schema:
-        return _extension_step(ext, projection, unknown)
-    return unknown
+    steps: dict[str, Step] = {}
+    for ext in rt.extensions:
+        if ext.schema is not rt.schema:
+            steps[ext.schema.id.lower()] = _extension_step(ext.schema, projection, unknown)
+    core_scope = rt.schema.id.lower()
+    for attr in rt.schema.attributes:
+        steps[attr.name.lower()] = _attribute_step(projection, core_scope, attr)
+    for name, common in _COMMON.items():
+        steps[name] = _attribute_step(projection, _COMMON_SCOPE, common)
+    return _Plan(steps, unknown)
 
 
 def _attribute_step(projection: Projection, scope: str, attr: Attribute) -> Step:
@@ -348,7 +354,10 @@ def _attribute_step(projection: Projection, scope: str, attr: Attribute) -> Step
 def _extension_step(schema: Schema, projection: Projection, otherwise: Step) -> Step:
     """Project an extension's attribute object (RFC 7643 §3.3); ``otherwise`` for a non-object."""
     scope = schema.id.lower()
-    steps = _Steps()
+    unknown = _copy if projection._keeps_unknown(scope) else _drop
+    steps = {
+        attr.name.lower(): _attribute_step(projection, scope, attr) for attr in schema.attributes
+    }
 
     def put_extension(out: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(value, dict):
@@ -356,15 +365,7 @@ def _extension_step(schema: Schema, projection: Projection, otherwise: Step) -> 
             return
         result: dict[str, Any] = {}
         for name, item in value.items():
-            step = steps.get(name)
-            if step is None:
-                attr = schema.attribute(name)
-                if attr is not None:
-                    step = _attribute_step(projection, scope, attr)
-                else:
-                    step = _copy if projection._keeps_unknown(scope) else _drop
-                steps.remember(name, step)
-            step(result, name, item)
+            steps.get(name.lower(), unknown)(result, name, item)
         if result:
             out[key] = result
 
@@ -372,42 +373,22 @@ def _extension_step(schema: Schema, projection: Projection, otherwise: Step) -> 
 
 
 class _SubAttributes:
-    """Which keys of one complex value (one element of a multi-valued one) are kept."""
+    """Which keys of one complex value (one element of a multi-valued one) are kept: decided for
+    every sub-attribute up front; keys the schema does not define follow one rule."""
 
     def __init__(self, projection: Projection, scope: str, attr: Attribute, selected: _Selected):
-        self._projection = projection
-        self._scope = scope
-        self._attr = attr
-        self._selected = selected
-        self._keeps: dict[str, bool] = {}
-        self._keeps_all = (
-            selected.subs is None
-            and projection._keeps_unknown(scope)
-            and all(
-                projection._keeps_sub(scope, attr, sub, selected) for sub in attr.sub_attributes
-            )
-        )
+        self._keeps = {
+            sub.name.lower(): projection._keeps_sub(scope, attr, sub, selected)
+            for sub in attr.sub_attributes
+        }
+        self._keeps_unknown = selected.subs is None and projection._keeps_unknown(scope)
+        self._keeps_all = self._keeps_unknown and all(self._keeps.values())
 
     def project(self, value: dict[str, Any]) -> dict[str, Any]:
         if self._keeps_all:
             return dict(value)
-        result: dict[str, Any] = {}
-        keeps = self._keeps
-        for key, item in value.items():
-            keep = keeps.get(key)
-            if keep is None:
-                keep = self._keeps_key(key)
-                if len(keeps) < _MAX_REMEMBERED:
-                    keeps[key] = keep
-            if keep:
-                result[key] = item
-        return result
-
-    def _keeps_key(self, key: str) -> bool:
-        sub = self._attr.sub(key)
-        if sub is None:
-            return self._selected.subs is None and self._projection._keeps_unknown(self._scope)
-        return self._projection._keeps_sub(self._scope, self._attr, sub, self._selected)
+        keeps, unknown = self._keeps, self._keeps_unknown
+        return {key: item for key, item in value.items() if keeps.get(key.lower(), unknown)}
 
 
 def _is_core_or_unrelated(rt: ResourceType, urn: str) -> bool:

@@ -396,6 +396,34 @@ def test_one_projection_answers_every_document_as_a_fresh_one(
             assert apply_projection(user, doc, shared) == apply_projection(user, doc, fresh)
 
 
+def test_stray_keys_in_any_case_and_any_number(user: ResourceType) -> None:
+    """Names are case-insensitive and keys the schemas do not define follow one rule, however
+    many there are (the shared default projection must not depend on what it has seen)."""
+    doc = {**USER_DOC, **{f"x-stray-{n}": n for n in range(300)}, "USERNAME": "upper", "Emails": []}
+    for attributes, excluded in [(None, None), ("userName,emails", None), (None, "USERNAME")]:
+        shared = parse_projection(user, attributes, excluded)
+        fresh = Projection(user, shared.attributes, shared.excluded)
+        for _ in range(2):
+            assert apply_projection(user, doc, shared) == apply_projection(user, doc, fresh)
+    default = apply_projection(user, doc, parse_projection(user, None, None))
+    assert default["x-stray-299"] == 299
+    assert default["USERNAME"] == "upper"
+    assert "x-stray-0" not in apply_projection(user, doc, parse_projection(user, "userName", None))
+
+
+def test_default_projections_of_two_resource_types_stay_apart(
+    user: ResourceType, group: ResourceType
+) -> None:
+    # members.display is returned on request only (schemas/group.json)
+    members = [{"value": m["value"]} for m in GROUP_DOC["members"]]
+    for _ in range(2):
+        assert _project(user) == USER_DOC
+        assert _project(group) == {**GROUP_DOC, "members": members}
+        assert _project(group, excluded="members") == {
+            k: v for k, v in GROUP_DOC.items() if k != "members"
+        }
+
+
 def test_response_does_not_share_complex_values_with_the_document(user: ResourceType) -> None:
     doc = copy.deepcopy(USER_DOC)
     projected = apply_projection(user, doc, parse_projection(user, None, None))
