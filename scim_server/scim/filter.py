@@ -307,14 +307,6 @@ def parse_filter(text: str) -> Expr:
         raise InvalidFilter("the filter is empty")
     if "\x00" in text:
         raise InvalidFilter("the filter contains the NUL character (U+0000), which no value has")
-    return _parsed(text)
-
-
-@functools.lru_cache(maxsize=512)
-def _parsed(text: str) -> Expr:
-    """Remembered (the AST is immutable): the Entra dialect check parses every list request's
-    filter before the query does, and an IdP repeats its lookups (the parser was a sixth of a
-    ``userName eq`` request's CPU in issue #7's profile). Refusals are not remembered."""
     try:
         tree = _parse_tree(text)
         return _convert(tree, inside=None)
@@ -347,13 +339,26 @@ def parse_patch_path(text: str) -> PatchPath:
         )
     if not text.strip():
         raise InvalidPath('"path" is empty')
+    if len(text) <= _MAX_REMEMBERED_PATH and "[" not in text:
+        return _attribute_path(text)
     return _parsed_patch_path(text)
 
 
+#: Longest path remembered: attribute paths are short; a value-filter path carries client
+#: values (member ids) and is never remembered.
+_MAX_REMEMBERED_PATH = 256
+
+
 @functools.lru_cache(maxsize=512)
+def _attribute_path(text: str) -> PatchPath:
+    """A path without a value filter, remembered (immutable; attribute names only, never an
+    attribute's value, so no user data is kept across requests): the dialect rules and the
+    PATCH engine each parse an operation's path, five parses per operation without it.
+    Refusals are not remembered."""
+    return _parsed_patch_path(text)
+
+
 def _parsed_patch_path(text: str) -> PatchPath:
-    """Remembered (immutable): the dialect rules and the PATCH engine each parse an
-    operation's path, five parses per operation before this."""
     try:
         return _parse_patch_path(text)
     except _SyntaxProblem as problem:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from scim_server.scim.dialects import normalise_filter
+from scim_server.scim.dialects import parse_normalised_filter
 from scim_server.scim.errors import (
     InvalidCount,
     InvalidCursor,
@@ -110,7 +110,7 @@ def parse_list_query(params: Mapping[str, Any], limits: Limits) -> ListQuery:
                 f"filter is {len(filter_text)} characters long; "
                 f"the maximum is {limits.max_filter_length}"
             )
-        expr = parse_filter(normalise_filter(filter_text))
+        expr = parse_normalised_filter(filter_text)
 
     sort_by_raw = values.get("sortby")
     sort_by = None
