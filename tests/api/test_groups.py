@@ -277,7 +277,12 @@ def test_another_organisation_cannot_see_the_group(api: Api, database: Database)
     group = create_group(api, "Private")
     other = Api(api.client, make_tenant(database, "other"))
     assert other.get(f"/Groups/{group['id']}").status_code == 404
+    rename = patch_body({"op": "replace", "path": "displayName", "value": "Taken"})
+    assert other.patch(f"/Groups/{group['id']}", rename).status_code == 404
+    replace = {"schemas": [GROUP], "displayName": "Taken"}
+    assert other.put(f"/Groups/{group['id']}", replace).status_code == 404
     assert other.delete(f"/Groups/{group['id']}").status_code == 404
+    assert api.get(f"/Groups/{group['id']}").get_json()["displayName"] == "Private"
     assert other.get("/Groups").get_json()["totalResults"] == 0
     assert other.post("/Groups", {"schemas": [GROUP], "displayName": "Private"}).status_code == 201
 

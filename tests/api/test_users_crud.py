@@ -8,6 +8,7 @@ from scim_server.store.db import Database
 from tests.conftest import SCIM, USER_SCHEMA, Api, make_tenant, patch_body
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
 
 def test_create_returns_the_stored_resource_with_location_and_etag(api: Api) -> None:
@@ -283,3 +284,47 @@ def test_the_etag_changes_with_what_the_server_computes(api: Api) -> None:
     assert fresh.status_code == 200
     listed = api.list_users(filter=f'id eq "{user["id"]}"')["Resources"][0]
     assert listed["meta"]["version"] == fresh.headers["ETag"]
+
+
+def test_list_pages_show_each_user_exactly_as_its_get(api: Api) -> None:
+    """List pages read users as plain rows, GET as entities: the documents and ETags must be the
+    same, whatever the user carries (extension, groups, direct role, inactive)."""
+    plain = api.create_user("plain@example.com")
+    rich = api.create_user(
+        "rich@example.com",
+        name={"givenName": "Ada", "familyName": "Lovelace"},
+        emails=[{"value": "rich@example.com", "type": "work", "primary": True}],
+        roles=[{"value": "Editor"}],
+        **{ENTERPRISE: {"department": "R&D", "manager": {"value": plain["id"]}}},
+    )
+    inactive = api.create_user("inactive@example.com", active=False)
+    group = api.post(
+        "/Groups",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Analysts",
+            "members": [{"value": rich["id"]}, {"value": inactive["id"]}],
+        },
+    )
+    assert group.status_code == 201
+    assert len(group.get_json()["members"]) == 2  # reading ends the streamed body
+    singles = {}
+    for user in (plain, rich, inactive):
+        response = api.get(f"/Users/{user['id']}")
+        assert response.status_code == 200
+        body = response.get_json()
+        assert body["meta"]["version"] == response.headers["ETag"]
+        singles[user["id"]] = body
+    assert any(body.get("groups") for body in singles.values())
+
+    pages = [
+        api.list_users(),
+        api.list_users(cursor="", count=10),
+        api.list_users(filter='userName sw "r" or userName sw "p" or active eq false'),
+    ]
+    search = api.post("/Users/.search", {"schemas": [SEARCH_REQUEST], "count": 10})
+    assert search.status_code == 200
+    pages.append(search.get_json())
+    for page in pages:
+        listed = {resource["id"]: resource for resource in page["Resources"]}
+        assert listed == singles
