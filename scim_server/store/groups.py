@@ -9,10 +9,11 @@ here ever loads a group's whole member list, except rendering it, which streams.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Integer, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -86,31 +87,47 @@ def resolve_members(session: Session, org_id: int, user_ids: Collection[str]) ->
     return found
 
 
-def _insert(session: Session) -> Any:
-    dialect = session.get_bind().dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert(GroupMember)
-
-
 Changed = list[tuple[int, str]]  # (user key, user id) of members added or removed
 
 
+@functools.cache
+def _add_members(dialect: str) -> Any:
+    """``INSERT ... SELECT`` of the members from their user rows, one statement with one list
+    of keys, built once: an ``executemany`` of one parameter set per member cost SQLAlchemy
+    more than the database (a fifth of a 100-member PATCH on SQLite; on PostgreSQL 400 bound
+    parameters to parse). ``org_id + 0``: as in :func:`resolve_members`, the tenant condition
+    stays and the primary key is the index to use."""
+    users = select(bindparam("group_pk", type_=Integer), User.pk, User.org_id, User.id).where(
+        User.org_id + 0 == bindparam("org_id", type_=Integer),
+        User.pk.in_(bindparam("user_pks", expanding=True)),
+    )
+    members = GroupMember.__table__  # Core: the ORM's bulk-insert path takes no INSERT ... SELECT
+    return (
+        (postgresql if dialect == "postgresql" else sqlite)
+        .insert(members)
+        .from_select(["group_pk", "user_pk", "org_id", "user_id"], users)
+        .on_conflict_do_nothing()
+        .returning(members.c.user_pk, members.c.user_id)
+    )
+
+
 def add_members(session: Session, group: Group, members: dict[str, int]) -> Changed:
-    """Add members (id -> user key); returns those that were not members before."""
+    """Add members (id -> user key); returns those that were not members before, in the order
+    they were given."""
     if not members:
         return []
-    rows = [
-        {"group_pk": group.pk, "user_pk": pk, "org_id": group.org_id, "user_id": user_id}
-        for user_id, pk in members.items()
-    ]
-    statement = (
-        _insert(session)
-        .on_conflict_do_nothing()
-        .returning(GroupMember.user_pk, GroupMember.user_id)
-    )
+    statement = _add_members(session.get_bind().dialect.name)
+    keys = list(members.values())
     added: Changed = []
-    for start in range(0, len(rows), 2000):
-        batch = rows[start : start + 2000]
-        added.extend((pk, user_id) for pk, user_id in session.execute(statement, batch))
+    for start in range(0, len(keys), 2000):
+        parameters = {
+            "group_pk": group.pk,
+            "org_id": group.org_id,
+            "user_pks": keys[start : start + 2000],
+        }
+        added.extend((pk, user_id) for pk, user_id in session.execute(statement, parameters))
+    order = {pk: index for index, pk in enumerate(keys)}
+    added.sort(key=lambda row: order[row[0]])
     return added
 
 
