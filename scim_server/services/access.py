@@ -36,7 +36,7 @@ from scim_server.scim.errors import Conflict, InvalidValue
 from scim_server.scim.schema import ACCESS_USER
 from scim_server.services import guards
 from scim_server.services.errors import ServiceError
-from scim_server.store.access import upsert_user_access
+from scim_server.store.access import in_values, upsert_user_access
 from scim_server.store.models import (
     AccessGroup,
     Group,
@@ -153,7 +153,7 @@ def _lock_users(session: Session, org_id: int, chunk: list[int] | None) -> None:
     if chunk:
         session.execute(
             select(User.pk)
-            .where(User.org_id == org_id, User.pk.in_(chunk))
+            .where(User.org_id == org_id, in_values(session, User.pk, chunk))
             .order_by(User.pk)
             .with_for_update(key_share=True)
         )
@@ -374,7 +374,7 @@ def _direct_roles(session: Session, org_id: int, chunk: list[int] | None) -> dic
         .where(User.org_id == org_id, User.deleted_at.is_(None))
     )
     if chunk is not None:
-        query = query.where(User.pk.in_(chunk))
+        query = query.where(in_values(session, User.pk, chunk))
     direct: dict[int, list[str]] = {}
     for user_pk, value in session.execute(query):
         names = direct.setdefault(user_pk, [])
@@ -392,7 +392,7 @@ def _memberships(
         .where(GroupMember.org_id == org_id)
     )
     if chunk is not None:
-        query = query.where(GroupMember.user_pk.in_(chunk))
+        query = query.where(in_values(session, GroupMember.user_pk, chunk))
     groups: dict[int, list[policy.GroupRef]] = defaultdict(list)
     for user_pk, display_name, external_id in session.execute(query):
         groups[user_pk].append(policy.GroupRef(display_name, external_id))
@@ -406,7 +406,7 @@ def _stored_access(
         UserAccess.org_id == org_id
     )
     if chunk is not None:
-        query = query.where(UserAccess.user_pk.in_(chunk))
+        query = query.where(in_values(session, UserAccess.user_pk, chunk))
     return {
         user_pk: (role_pk, list(group_pks or []))
         for user_pk, role_pk, group_pks in session.execute(query)

@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, ScalarSelect, select
+from sqlalchemy import JSON, ColumnElement, ScalarSelect, any_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -134,6 +134,19 @@ def user_with_access() -> tuple[Any, ...]:
         access_groups_of_user().label("access_groups"),
         groups_of_user().label("member_of"),
     )
+
+
+def in_values(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:values)``, the keys bound as one
+    array: an ``IN`` list of 100 keys cost psycopg and the server more to bind and parse (1.3 to
+    1.5 ms a statement) than the lookup itself (issue #7's membership PATCH). Plans are custom
+    (``plan_cache_mode``), so the planner sees the array's values either way."""
+    if session.get_bind().dialect.name == "postgresql":
+        array = bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+        result: ColumnElement[bool] = column == any_(array)
+        return result
+    keys: ColumnElement[bool] = column.in_(list(values))
+    return keys
 
 
 def json_value(value: Any) -> list[Any]:
