@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, ScalarSelect, any_, bindparam, select
+from sqlalchemy import JSON, ColumnElement, ScalarSelect, String, any_, bindparam, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
@@ -142,7 +142,10 @@ def in_values(session: Session, column: Any, values: Sequence[Any]) -> ColumnEle
     1.5 ms a statement) than the lookup itself (issue #7's membership PATCH). Plans are custom
     (``plan_cache_mode``), so the planner sees the array's values either way."""
     if session.get_bind().dialect.name == "postgresql":
-        array = bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+        # no length on the element type: a cast to varchar(36)[] would truncate longer values,
+        # and "id + junk" would then match the id
+        element = String() if isinstance(column.type, String) else column.type
+        array = bindparam(None, list(values), type_=postgresql.ARRAY(element))
         result: ColumnElement[bool] = column == any_(array)
         return result
     keys: ColumnElement[bool] = column.in_(list(values))

@@ -108,7 +108,7 @@ def _add_members(dialect: str) -> Any:
         else User.pk.in_(bindparam("user_pks", expanding=True))
     )
     users = select(bindparam("group_pk", type_=Integer), User.pk, User.org_id, User.id).where(
-        User.org_id + 0 == bindparam("org_id", type_=Integer), keys
+        User.org_id + 0 == bindparam("org_id", type_=Integer), keys, User.deleted_at.is_(None)
     )
     members = GroupMember.__table__  # Core: the ORM's bulk-insert path takes no INSERT ... SELECT
     return (
@@ -122,7 +122,7 @@ def _add_members(dialect: str) -> Any:
 
 def add_members(session: Session, group: Group, members: dict[str, int]) -> Changed:
     """Add members (id -> user key); returns those that were not members before, in the order
-    they were given."""
+    of ``members``."""
     if not members:
         return []
     statement = _add_members(session.get_bind().dialect.name)

@@ -7,9 +7,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from scim_server.store.access import in_values
 from scim_server.store.db import Database
+from scim_server.store.models import User
 from tests.conftest import Api, patch_body
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
@@ -358,3 +360,20 @@ def test_deleting_a_member_user_changes_the_group_version(
     assert again.status_code == 200
     assert again.headers["ETag"] != etag
     assert [m["value"] for m in again.get_json()["members"]] == [people[1]["id"]]
+
+
+def test_member_ids_match_exactly_never_by_prefix(api: Api, database: Database) -> None:
+    """PostgreSQL binds a request's member ids as one array: its element type must not shorten
+    them (a cast to varchar(36)[] would make "<id>X" match "<id>")."""
+    user = api.create_user("exact@example.com")
+    with database.transaction(write=False) as session:
+        longer = [user["id"] + "X", user["id"] + "-0000"]
+        found = session.execute(select(User.pk).where(in_values(session, User.id, longer)))
+        assert found.all() == []
+        exact = session.execute(select(User.pk).where(in_values(session, User.id, [user["id"]])))
+        assert len(exact.all()) == 1
+    group = create_group(api, "Exact")
+    body = patch_body({"op": "add", "path": "members", "value": [{"value": longer[0]}]})
+    response = api.patch(f"/Groups/{group['id']}", body)
+    assert response.status_code == 400
+    assert member_ids(api, group["id"]) == set()
