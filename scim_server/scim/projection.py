@@ -210,7 +210,7 @@ def parse_projection(rt: ResourceType, attributes: str | None, excluded: str | N
 
 
 #: The default projection of each resource type, shared by every request that names no
-#: attributes (most of them), so its remembered steps outlive the request.
+#: attributes (most of them), so its plan is built once per process, not per request.
 _DEFAULTS: dict[int, tuple[ResourceType, Projection]] = {}
 #: resource types are a registry's, one registry per app: a few per process
 _MAX_DEFAULTS = 64

@@ -137,18 +137,27 @@ def user_with_access() -> tuple[Any, ...]:
 
 
 def in_values(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:
-    """``column IN (values)``; on PostgreSQL ``column = ANY(:values)``, the keys bound as one
-    array: an ``IN`` list of 100 keys cost psycopg and the server more to bind and parse (1.3 to
-    1.5 ms a statement) than the lookup itself (issue #7's membership PATCH). Plans are custom
-    (``plan_cache_mode``), so the planner sees the array's values either way."""
-    if session.get_bind().dialect.name == "postgresql":
+    """``column IN (values)`` for the session's database (see :func:`in_list`)."""
+    return in_list(session.get_bind().dialect.name, column, values=values)
+
+
+def in_list(
+    dialect: str, column: Any, name: str | None = None, values: Sequence[Any] | None = None
+) -> ColumnElement[bool]:
+    """``column IN (...)``, the list bound as parameter ``name`` (a prebuilt statement) or as
+    ``values``; on PostgreSQL ``column = ANY(...)``, the keys bound as one array: an ``IN`` list
+    of 100 keys is 100 parameters for psycopg to adapt and the server to parse (issue #7's
+    membership PATCH). Plans are custom (``plan_cache_mode``), so the planner sees the array's
+    values either way."""
+    value = None if values is None else list(values)
+    if dialect == "postgresql":
         # no length on the element type: a cast to varchar(36)[] would truncate longer values,
         # and "id + junk" would then match the id
         element = String() if isinstance(column.type, String) else column.type
-        array = bindparam(None, list(values), type_=postgresql.ARRAY(element))
+        array = bindparam(name, value, type_=postgresql.ARRAY(element))
         result: ColumnElement[bool] = column == any_(array)
         return result
-    keys: ColumnElement[bool] = column.in_(list(values))
+    keys: ColumnElement[bool] = column.in_(bindparam(name, value, expanding=True))
     return keys
 
 

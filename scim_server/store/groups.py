@@ -13,12 +13,12 @@ import functools
 from collections.abc import Collection, Iterator
 from typing import Any
 
-from sqlalchemy import Integer, any_, bindparam, delete, func, select, update
+from sqlalchemy import Integer, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from scim_server.scim.errors import InvalidValue
-from scim_server.store.access import in_values
+from scim_server.store.access import in_list, in_values
 from scim_server.store.filters import ChildStorage, ResourceStorage
 from scim_server.store.models import Group, GroupMember, User
 from scim_server.store.types import utcnow
@@ -102,13 +102,10 @@ def _add_members(dialect: str) -> Any:
     more than the database (a fifth of a 100-member PATCH on SQLite; on PostgreSQL 400 bound
     parameters to parse). ``org_id + 0``: as in :func:`resolve_members`, the tenant condition
     stays and the primary key is the index to use."""
-    keys = (
-        User.pk == any_(bindparam("user_pks", type_=postgresql.ARRAY(Integer)))
-        if dialect == "postgresql"
-        else User.pk.in_(bindparam("user_pks", expanding=True))
-    )
     users = select(bindparam("group_pk", type_=Integer), User.pk, User.org_id, User.id).where(
-        User.org_id + 0 == bindparam("org_id", type_=Integer), keys, User.deleted_at.is_(None)
+        User.org_id + 0 == bindparam("org_id", type_=Integer),
+        in_list(dialect, User.pk, "user_pks"),
+        User.deleted_at.is_(None),
     )
     members = GroupMember.__table__  # Core: the ORM's bulk-insert path takes no INSERT ... SELECT
     return (
