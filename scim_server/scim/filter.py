@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -307,6 +308,12 @@ def parse_filter(text: str) -> Expr:
         raise InvalidFilter("the filter is empty")
     if "\x00" in text:
         raise InvalidFilter("the filter contains the NUL character (U+0000), which no value has")
+    split = _split_strings(text)
+    if split is not None:
+        try:
+            return _filled(_parse_template(split[0]), split[1])
+        except (_SyntaxProblem, InvalidFilter, SCIMParserError, ValueError):
+            pass  # refused: parsed again as sent below, so the detail quotes the client's text
     try:
         tree = _parse_tree(text)
         return _convert(tree, inside=None)
@@ -315,6 +322,72 @@ def parse_filter(text: str) -> Expr:
     except (SCIMParserError, ValueError) as exc:  # pragma: no cover - the subclasses raise ours
         # What scim2-filter-parser itself raises on bad input is still the client's filter.
         raise InvalidFilter(f"invalid filter {_quoted(text)}: {_quoted(str(exc))}") from None
+
+
+# --- templates: a filter's parse remembered by its shape -----------------------------------------
+#
+# IdPs send a handful of filter shapes (``userName eq "..."``, ``externalId eq "..."``,
+# ``displayName eq "..."``) with a new value each time, and parsing with the library's lexer and
+# LALR parser was a fifth of such a request. A filter is parsed once per *template*: its text with
+# every string literal replaced by a numbered placeholder; the request's strings are then put back
+# into a copy of the remembered tree. A template holds attribute names, operators and the
+# non-string literals only, never a value, so nothing one organisation searches for is kept or can
+# be timed by another. Anything the template parse refuses is parsed again as sent, so the
+# refusal quotes the client's own text.
+
+# A string literal exactly as the lexer's COMP_VALUE reads it. A '"' outside a string is no
+# token of the grammar, so scanning left to right finds the lexer's strings and nothing else.
+_STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+# Placeholders begin with NUL, which parse_filter refuses in a filter's text: no literal of the
+# template can be anything but a placeholder.
+_PLACEHOLDER = "\x00"
+
+#: Templates remembered (attribute names and operators only; see above).
+_TEMPLATES = 256
+
+
+def _split_strings(text: str) -> tuple[str, tuple[str, ...]] | None:
+    """The template of ``text`` and its decoded strings in order; None when a string does not
+    decode (the full parse then refuses it with its position)."""
+    values: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        values.append(match.group(0))
+        return f'"{_PLACEHOLDER}{len(values) - 1}"'
+
+    template = _STRING_LITERAL.sub(placeholder, text)
+    try:
+        decoded = tuple(json.loads(value, strict=False) for value in values)
+    except ValueError:
+        return None
+    return template, decoded
+
+
+@functools.lru_cache(maxsize=_TEMPLATES)
+def _parse_template(template: str) -> Expr:
+    """The tree of a template, remembered (refusals are not: lru_cache keeps no exception)."""
+    return _convert(_parse_tree(template), inside=None)
+
+
+def _filled(expr: Expr, values: tuple[str, ...]) -> Expr:
+    """``expr`` with each placeholder replaced by its string."""
+    if isinstance(expr, Compare):
+        value = expr.value
+        if isinstance(value, str):
+            if not value.startswith(_PLACEHOLDER):  # pragma: no cover - every string was replaced
+                raise ValueError("a string literal of a template is not a placeholder")
+            return Compare(expr.path, expr.op, values[int(value[1:])])
+        return expr
+    if isinstance(expr, And):
+        return And(_filled(expr.left, values), _filled(expr.right, values))
+    if isinstance(expr, Or):
+        return Or(_filled(expr.left, values), _filled(expr.right, values))
+    if isinstance(expr, Not):
+        return Not(_filled(expr.expr, values))
+    if isinstance(expr, ValuePath):
+        return ValuePath(expr.path, _filled(expr.filter, values))
+    return expr
 
 
 def parse_patch_path(text: str) -> PatchPath:

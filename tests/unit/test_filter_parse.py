@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scim_server.scim import filter as filter_module
 from scim_server.scim.errors import InvalidFilter, InvalidPath
 from scim_server.scim.filter import (
     MAX_FILTER_DEPTH,
@@ -574,6 +575,81 @@ def test_chains_are_left_associative(names: list[str], op: str) -> None:
     for name in names[1:]:
         expected = (And if op == "and" else Or)(expected, Present(P(name)))  # type: ignore[arg-type]
     assert parse_filter(text) == expected
+
+
+# --- templates: a filter parsed once per shape gives what a parse of the text gives ---------------
+
+
+def _parsed_as_sent(text: str) -> object:
+    """The parse of ``text`` without templates: the tree, or the refusal's detail."""
+    try:
+        return filter_module._convert(filter_module._parse_tree(text), inside=None)
+    except filter_module._SyntaxProblem as problem:
+        return f"invalid filter {filter_module._located(problem, text)}"
+
+
+def _parsed(text: str) -> object:
+    try:
+        return parse_filter(text)
+    except InvalidFilter as refusal:
+        return refusal.detail
+
+
+# Pieces of filters, valid and not, with strings that look like the grammar, escape, or break it.
+_STRINGS = st.one_of(
+    st.text(max_size=12).map(json.dumps),
+    st.sampled_from(
+        [
+            '"a]b"',
+            '"x eq \\"y\\""',
+            '"\\u0000"',
+            '"\\u00e9"',
+            '"\\x"',  # an escape JSON refuses
+            '"unterminated',
+            '""',
+            '"and or not ( ) [ ] pr"',
+            '"\\\\"',
+        ]
+    ),
+)
+_PIECES = st.one_of(
+    _STRINGS,
+    st.sampled_from(
+        (
+            "userName|eq|ne|co|sw|gt|pr|and|or|not|(|)|[|]|emails|emails[type eq|].value|"
+            "members[value eq|true|null|12|-1.5e3|name.givenName|x eq|.|1abc|"
+            f"{ENTERPRISE}:employeeNumber"
+        ).split("|")
+    ),
+)
+
+
+@given(st.lists(_PIECES, min_size=1, max_size=9), st.sampled_from([" ", "", "  "]))
+def test_a_template_parse_equals_the_parse_of_the_text(pieces: list[str], glue: str) -> None:
+    text = glue.join(pieces)
+    if not text.strip() or "\x00" in text:
+        return
+    assert _parsed(text) == _parsed_as_sent(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'userName eq "bjensen"',
+        'userName eq "a" or userName eq "b" and not (title pr)',
+        'emails[type eq "work" and value co "@x"].value eq "y"',
+        'members[value eq "a"] or displayName eq "]"',
+        'userName eq "x" and externalId eq "x"',
+        'meta.lastModified gt "2011-05-13T04:42:34Z" and active eq true',
+    ],
+)
+def test_filters_of_one_shape_keep_their_own_values(text: str) -> None:
+    first = parse_filter(text)
+    assert first == _parsed_as_sent(text)
+    # the same shape with other strings: each request gets its own values back
+    changed = filter_module._STRING_LITERAL.sub(lambda m: json.dumps(m.group(0) + "!"), text)
+    assert parse_filter(changed) == _parsed_as_sent(changed)
+    assert parse_filter(changed) != first
 
 
 # --- PATCH paths (RFC 7644 §3.5.2) ---------------------------------------------------------------
