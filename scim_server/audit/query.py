@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.orm import Session
 
 from scim_server.audit.chain import SEALED_FIELDS, canonical_fields
@@ -93,12 +93,16 @@ def decode_cursor(cursor: str) -> int:
 
 def _conditions(
     registry: Registry, org_id: int, filter_text: str | None
-) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = [AuditEvent.org_id == org_id]
+) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
+    """The conditions of a query, and the parameters its statement binds."""
+    conditions: list[ColumnElement[bool]] = [AuditEvent.org_id == bindparam("org_id")]
+    parameters: dict[str, Any] = {"org_id": org_id}
     if filter_text:
-        compiler = FilterCompiler(event_type(registry), AUDIT_STORAGE, org_id)
-        conditions.append(compiler.compile(parse_filter(filter_text)))
-    return conditions
+        compiler = FilterCompiler(event_type(registry), AUDIT_STORAGE)
+        condition, values = compiler.compile(parse_filter(filter_text))
+        conditions.append(condition)
+        parameters.update(values)
+    return conditions, parameters
 
 
 def check_filter(registry: Registry, org_id: int, filter_text: str | None) -> None:
@@ -123,11 +127,12 @@ def search(
     count: int,
 ) -> EventPage:
     """One page of events in sequence order, after ``cursor``."""
-    conditions = _conditions(registry, org_id, filter_text)
+    conditions, parameters = _conditions(registry, org_id, filter_text)
     if cursor:
         conditions.append(AuditEvent.seq > decode_cursor(cursor))
     rows = session.scalars(
-        select(AuditEvent).where(*conditions).order_by(AuditEvent.seq).limit(count + 1)
+        select(AuditEvent).where(*conditions).order_by(AuditEvent.seq).limit(count + 1),
+        parameters,
     ).all()
     page = rows[:count]
     more = len(rows) > count
@@ -141,13 +146,14 @@ def stream(
     session: Session, registry: Registry, org_id: int, filter_text: str | None
 ) -> Iterator[AuditEvent]:
     """Every matching event in sequence order, fetched from the database in batches."""
+    conditions, parameters = _conditions(registry, org_id, filter_text)
     query = (
         select(AuditEvent)
-        .where(*_conditions(registry, org_id, filter_text))
+        .where(*conditions)
         .order_by(AuditEvent.seq)
         .execution_options(yield_per=EXPORT_BATCH)
     )
-    for event in session.scalars(query):
+    for event in session.scalars(query, parameters):
         yield event
         session.expunge(event)  # nothing keeps exported rows alive
 

@@ -29,7 +29,7 @@ from scim_server.scim.errors import (
     Uniqueness,
 )
 from scim_server.scim.filter import parse_patch_path
-from scim_server.scim.filter_ast import Compare, Expr, Or
+from scim_server.scim.filter_ast import AttrPath, Compare, Expr, Or
 from scim_server.scim.filter_eval import compile_element_filter
 from scim_server.scim.listing import ListQuery
 from scim_server.scim.patch import Operation, apply_operations, parse_operations
@@ -43,7 +43,7 @@ from scim_server.services.resources import Page, check_if_match, etag_of, iso
 from scim_server.store import groups as store
 from scim_server.store.db import Database
 from scim_server.store.errors import unique_violation
-from scim_server.store.filters import FilterCompiler
+from scim_server.store.filters import FilterCompiler, PreparedFilter
 from scim_server.store.models import Group
 from scim_server.store.types import utcnow
 
@@ -458,15 +458,40 @@ def delete_group(
     _record(ctx, group, previous, None, (), removed, changed, dict(removed))
 
 
+def _group_listing(
+    compiler: FilterCompiler,
+    prepared: PreparedFilter | None,
+    sort_by: AttrPath | None,
+    descending: bool,
+) -> paging.Listing:
+    """The statements of one kind of ``/Groups`` list request."""
+    conditions = [Group.org_id == bindparam("org_id")]
+    if prepared is not None:
+        conditions.append(prepared.condition)
+    key = compiler.sort_key(sort_by) if sort_by is not None else None
+    matching = select(Group).where(*conditions)
+    if key is not None:
+        ordered = matching.order_by(
+            key.desc().nulls_last() if descending else key.asc().nulls_last(),
+            Group.pk.desc() if descending else Group.pk.asc(),
+        )
+    else:
+        ordered = matching.order_by(Group.pk)
+    return paging.Listing(
+        matching=matching,
+        page=paging.ordered_page(ordered),
+        count=select(func.count()).select_from(Group).where(*conditions),
+        key=key,
+        key_nullable=sort_by is None or compiler.sort_key_nullable(sort_by),
+        filter=prepared,
+    )
+
+
 def list_groups(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
     rt = group_type(ctx)
-    compiler = FilterCompiler(rt, store.GROUP_STORAGE, ctx.principal.org_id)
     projection = parse_projection(rt, query.attributes, query.excluded_attributes)
-    conditions = [Group.org_id == ctx.principal.org_id]
-    if query.filter is not None:
-        conditions.append(compiler.compile(query.filter))
-    key = compiler.sort_key(query.sort_by) if query.sort_by is not None else None
-    count_statement = select(func.count()).select_from(Group).where(*conditions)
+    listing, parameters = paging.prepared_listing(rt, store.GROUP_STORAGE, query, _group_listing)
+    parameters["org_id"] = ctx.principal.org_id
 
     def render_page(page: Sequence[Group]) -> list[dict[str, Any]]:
         """Heads of the page's groups, their members (when projected) in one streamed query."""
@@ -483,24 +508,11 @@ def list_groups(session: Session, ctx: RequestContext, query: ListQuery) -> Page
             ctx,
             "Group",
             query,
-            statement=select(Group).where(*conditions),
-            count_statement=count_statement,
-            key=key,
-            key_nullable=query.sort_by is None or compiler.sort_key_nullable(query.sort_by),
+            listing,
+            parameters,
             pk=Group.pk,
             render=lambda rows: render_page([row[0] for row in rows]),
         )
-
-    statement = select(Group).where(*conditions)
-    if key is not None:
-        statement = statement.order_by(
-            key.desc().nulls_last() if query.descending else key.asc().nulls_last(),
-            Group.pk.desc() if query.descending else Group.pk.asc(),
-        )
-    else:
-        statement = statement.order_by(Group.pk)
-    total, rows = paging.index_page(
-        session, query, statement=statement, count_statement=count_statement
-    )
+    total, rows = paging.index_page(session, query, listing, parameters)
     resources = render_page([row[0] for row in rows])
     return Page(total=total, start_index=query.start_index, resources=resources)

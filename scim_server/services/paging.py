@@ -18,35 +18,126 @@ costs the same whatever the table's size.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select
+from sqlalchemy import ColumnElement, Select, bindparam
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from scim_server.scim import cursor
+from scim_server.scim.filter_ast import AttrPath, Expr
 from scim_server.scim.listing import ListQuery
+from scim_server.scim.schema import ResourceType
 from scim_server.services.context import RequestContext
 from scim_server.services.resources import Page
 from scim_server.store import keyset
+from scim_server.store.filters import FilterCompiler, PreparedFilter, ResourceStorage, shape_of
+
+
+@dataclass(frozen=True)
+class Listing:
+    """The statements of one kind of list request (resource type, filter shape, sort), built
+    once: a statement built per request had its cache key walked by SQLAlchemy every time, and
+    building it was a fifth of a ``userName eq`` request (issue #7). Each binds ``org_id``, the
+    filter's slots (``filter``), and the page's ``offset`` and ``limit``."""
+
+    #: the matching rows, unordered: cursor pages seek on it
+    matching: Select[Any]
+    #: the matching rows in page order, ``OFFSET :offset LIMIT :limit``
+    page: Select[Any]
+    count: Select[Any]
+    key: ColumnElement[Any] | None
+    key_nullable: bool
+    filter: PreparedFilter | None
+
+
+#: Listings remembered per process. A key holds a resource type, a filter's shape (attribute
+#: names, operators, no value: see ``store.filters.shape_of``) and a sort, never an
+#: organisation's data.
+_LISTINGS = 256
+
+
+class _Remembered:
+    """A small thread-safe LRU of built listings; a build that raises is not remembered."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: OrderedDict[Hashable, tuple[object, Listing]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, owner: object, key: Hashable, build: Callable[[], Listing]) -> Listing:
+        # keyed by the owner's identity, which the entry holds so the id is never reused for
+        # another object while remembered
+        full = (id(owner), key)
+        with self._lock:
+            found = self._items.get(full)
+            if found is not None and found[0] is owner:
+                self._items.move_to_end(full)
+                return found[1]
+        built = build()
+        with self._lock:
+            self._items[full] = (owner, built)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return built
+
+
+_remembered = _Remembered(_LISTINGS)
+
+
+def prepared_listing(
+    rt: ResourceType,
+    storage: ResourceStorage,
+    query: ListQuery,
+    build: Callable[[FilterCompiler, PreparedFilter | None, AttrPath | None, bool], Listing],
+) -> tuple[Listing, dict[str, Any]]:
+    """The listing of ``query``'s kind, and the request's own parameters but ``org_id``.
+
+    ``build(compiler, filter, sort_by, descending)`` makes the statements on first use. The
+    filter is checked on every request (refusals depend on its literals, a dateTime's format
+    for one), then only its literals are bound.
+    """
+    shape: Expr | None = None
+    values: tuple[Any, ...] = ()
+    compiler = FilterCompiler(rt, storage)
+    if query.filter is not None:
+        compiler.check(query.filter)
+        shape, values = shape_of(query.filter)
+
+    def make() -> Listing:
+        prepared = compiler.prepare(shape) if shape is not None else None
+        return build(compiler, prepared, query.sort_by, query.descending)
+
+    listing = _remembered.get(rt, (build, shape, query.sort_by, query.descending), make)
+    parameters = listing.filter.parameters(values) if listing.filter is not None else {}
+    return listing, parameters
+
+
+def ordered_page(statement: Select[Any]) -> Select[Any]:
+    """``statement`` (ordered) limited to the page named by the ``offset`` and ``limit``
+    parameters."""
+    return statement.offset(bindparam("offset")).limit(bindparam("limit"))
 
 
 def index_page(
     session: Session,
     query: ListQuery,
-    *,
-    statement: Select[Any],
-    count_statement: Select[Any],
+    listing: Listing,
+    parameters: dict[str, Any],
 ) -> tuple[int, list[Any]]:
-    """``totalResults`` and the rows of the ``startIndex`` page of ``statement`` (ordered)."""
+    """``totalResults`` and the rows of the ``startIndex`` page of ``listing``."""
     if query.count <= 0:  # count=0 asks for the total alone (RFC 7644 §3.4.2.4)
-        return session.scalar(count_statement) or 0, []
+        return session.scalar(listing.count, parameters) or 0, []
     skipped = query.start_index - 1
-    rows = list(session.execute(statement.offset(skipped).limit(query.count)))
+    page = {**parameters, "offset": skipped, "limit": query.count}
+    rows = list(session.execute(listing.page, page))
     if len(rows) < query.count and (rows or skipped == 0):
         return skipped + len(rows), rows
-    return session.scalar(count_statement) or 0, rows
+    return session.scalar(listing.count, parameters) or 0, rows
 
 
 def cursor_page(
@@ -54,15 +145,14 @@ def cursor_page(
     ctx: RequestContext,
     resource_type: str,
     query: ListQuery,
+    listing: Listing,
+    parameters: dict[str, Any],
     *,
-    statement: Select[Any],
-    count_statement: Select[Any],
-    key: ColumnElement[Any] | None,
-    key_nullable: bool,
     pk: InstrumentedAttribute[int],
     render: Callable[[Sequence[Sequence[Any]]], list[dict[str, Any]]],
 ) -> Page:
-    """One cursor page of ``statement``; ``render`` gets the rows as ``statement`` selects them."""
+    """One cursor page of ``listing``; ``render`` gets the rows as ``listing.matching`` selects
+    them."""
     assert query.cursor is not None
     # sortOrder only qualifies sortBy (RFC 7644 §3.4.2.3): without it both paging methods
     # walk in the server's one default order, ascending
@@ -74,20 +164,21 @@ def cursor_page(
     after = None
     if query.cursor != "":
         after = cursor.decode(settings, scope, query.cursor, time.time())
+    key = listing.key
     page = keyset.seek(
-        statement,
+        listing.matching,
         key=key,
         pk=pk,
         descending=descending,
         after=after,
         limit=query.count + 1,
-        nullable=key_nullable,
+        nullable=listing.key_nullable,
     )
-    rows = list(session.execute(page))
+    rows = list(session.execute(page, parameters))
     more = len(rows) > query.count
     total = None
     if after is None:  # the first page of a walk says how many there are
-        total = len(rows) if not more else (session.scalar(count_statement) or 0)
+        total = len(rows) if not more else (session.scalar(listing.count, parameters) or 0)
     rows = rows[: query.count]
     next_cursor = None
     if more and rows:

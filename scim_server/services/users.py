@@ -45,6 +45,7 @@ from scim_server.audit.events import document_changes
 from scim_server.policy import domains, lifecycle, temporary
 from scim_server.policy.domains import DomainSettings
 from scim_server.scim.errors import Conflict, InvalidValue, NotFound, Uniqueness
+from scim_server.scim.filter_ast import AttrPath
 from scim_server.scim.listing import ListQuery
 from scim_server.scim.patch import apply_patch
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
@@ -67,7 +68,7 @@ from scim_server.services.lifecycle import UserSettings, load_user_settings
 from scim_server.services.resources import Page, check_if_match, iso
 from scim_server.store.access import json_value, user_with_access
 from scim_server.store.errors import unique_violation
-from scim_server.store.filters import FilterCompiler
+from scim_server.store.filters import FilterCompiler, PreparedFilter
 from scim_server.store.groups import touch_groups_of_user
 from scim_server.store.models import GroupMember, User, UserAccess
 from scim_server.store.types import utcnow
@@ -618,47 +619,51 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
     guards.check_user_left(session, ctx, user, loaded.access[0], user.data, None)
 
 
+def _user_listing(
+    compiler: FilterCompiler,
+    prepared: PreparedFilter | None,
+    sort_by: AttrPath | None,
+    descending: bool,
+) -> paging.Listing:
+    """The statements of one kind of ``/Users`` list request. Pages select primary keys only
+    and ``_rendered_page`` reads their users with the prebuilt statement."""
+    conditions = [User.org_id == bindparam("org_id"), User.deleted_at.is_(None)]
+    if prepared is not None:
+        conditions.append(prepared.condition)
+    key = compiler.sort_key(sort_by) if sort_by is not None else None
+    matching = select(User.pk).where(*conditions)
+    if key is not None:
+        ordered = matching.order_by(
+            key.desc().nulls_last() if descending else key.asc().nulls_last(),
+            User.pk.desc() if descending else User.pk.asc(),
+        )
+    else:
+        ordered = matching.order_by(User.pk)
+    return paging.Listing(
+        matching=matching,
+        page=paging.ordered_page(ordered),
+        count=select(func.count()).select_from(User).where(*conditions),
+        key=key,
+        key_nullable=sort_by is None or compiler.sort_key_nullable(sort_by),
+        filter=prepared,
+    )
+
+
 def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
     rt = user_type(ctx)
-    compiler = FilterCompiler(rt, USER_STORAGE, ctx.principal.org_id)
     projection: Projection = parse_projection(rt, query.attributes, query.excluded_attributes)
-    conditions = [User.org_id == ctx.principal.org_id, User.deleted_at.is_(None)]
-    if query.filter is not None:
-        conditions.append(compiler.compile(query.filter))
-    key = compiler.sort_key(query.sort_by) if query.sort_by is not None else None
-    count_statement = select(func.count()).select_from(User).where(*conditions)
+    listing, parameters = paging.prepared_listing(rt, USER_STORAGE, query, _user_listing)
+    parameters["org_id"] = ctx.principal.org_id
 
     def render_rows(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """The page's users, read by primary key with the prebuilt statement."""
         documents = _rendered_page(session, ctx, [row[0] for row in rows])
         return [apply_projection(rt, document, projection) for document in documents]
 
-    # The page selects primary keys only: a statement with the user's computed access built
-    # per request costs its cache key's walk every time (issue #7's profile)
     if query.cursor is not None:
         return paging.cursor_page(
-            session,
-            ctx,
-            "User",
-            query,
-            statement=select(User.pk).where(*conditions),
-            count_statement=count_statement,
-            key=key,
-            key_nullable=query.sort_by is None or compiler.sort_key_nullable(query.sort_by),
-            pk=User.pk,
-            render=render_rows,
+            session, ctx, "User", query, listing, parameters, pk=User.pk, render=render_rows
         )
-
-    statement = select(User.pk).where(*conditions)
-    if key is not None:
-        statement = statement.order_by(
-            key.desc().nulls_last() if query.descending else key.asc().nulls_last(),
-            User.pk.desc() if query.descending else User.pk.asc(),
-        )
-    else:
-        statement = statement.order_by(User.pk)
-    total, rows = paging.index_page(
-        session, query, statement=statement, count_statement=count_statement
-    )
+    total, rows = paging.index_page(session, query, listing, parameters)
     resources = render_rows(rows)
     return Page(total=total, start_index=query.start_index, resources=resources)

@@ -11,6 +11,11 @@ fail identically in both), reuses its attribute resolution, and then translates:
 * multi-valued attributes are ``EXISTS`` sub-queries over the child table, and a value path
   (``emails[type eq "work" and value co "x"]``) requires both clauses of the *same* row.
 
+A filter is compiled from its *shape* (:func:`shape_of`): every string and number literal
+replaced by a :class:`Slot`, bound by name when the statement runs, and the organisation bound as
+``org_id``. So one compiled condition, and the statements services build around it, serve every
+request of that shape: IdPs send a few shapes (``userName eq "..."``) with a new value each time.
+
 Comparisons compile to two-valued logic (an absent attribute makes ``eq`` and ``ne`` false, not
 NULL), so ``not (...)`` means the same as in the evaluator. String ordering compares code points
 on both databases (``COLLATE "C"`` on PostgreSQL; SQLite's default), whatever the server locale.
@@ -18,11 +23,23 @@ on both databases (``COLLATE "C"`` on PostgreSQL; SQLite's default), whatever th
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, exists, func, not_, or_, select, true
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    String,
+    and_,
+    bindparam,
+    exists,
+    func,
+    not_,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -45,6 +62,87 @@ from scim_server.scim.schema import Attribute, ResourceType
 from scim_server.scim.validate import parse_datetime
 
 _STRING_TYPES = frozenset({"string", "reference", "binary"})
+
+# The escape character of LIKE patterns built from a filter's string.
+_LIKE_ESCAPE = "/"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """The place of a filter's ``index``-th literal in its shape. ``kind`` is the literal's type:
+    a string and a number compile to different SQL. ``true``, ``false`` and ``null`` are not
+    slots but part of the shape (``eq null`` compiles to an absence test)."""
+
+    index: int
+    kind: type
+
+
+def shape_of(expr: Expr) -> tuple[Expr, tuple[Literal, ...]]:
+    """``expr`` with each string and number literal replaced by a :class:`Slot`, and those
+    literals in slot order."""
+    values: list[Literal] = []
+
+    def walk(node: Expr) -> Expr:
+        if isinstance(node, Compare):
+            value = node.value
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                values.append(value)
+                return Compare(node.path, node.op, Slot(len(values) - 1, type(value)))  # type: ignore[arg-type]
+            return node
+        if isinstance(node, And):
+            return And(walk(node.left), walk(node.right))
+        if isinstance(node, Or):
+            return Or(walk(node.left), walk(node.right))
+        if isinstance(node, Not):
+            return Not(walk(node.expr))
+        if isinstance(node, ValuePath):
+            return ValuePath(node.path, walk(node.filter))
+        return node
+
+    return walk(expr), tuple(values)
+
+
+def _slot_name(index: int) -> str:
+    return f"filter_{index}"
+
+
+@dataclass(frozen=True)
+class PreparedFilter:
+    """The SQL condition of a filter shape, with its parameters: ``org_id``, and one per slot,
+    whose value ``binders[i]`` makes of the request's ``i``-th literal (lower-cased when the
+    attribute is not ``caseExact``, a LIKE pattern for ``co``/``sw``/``ew``, ...)."""
+
+    condition: ColumnElement[bool]
+    binders: tuple[tuple[str, int, Callable[[Any], Any]], ...]
+
+    def parameters(self, values: Sequence[Literal]) -> dict[str, Any]:
+        """The slots' parameters for the literals of one request (``org_id`` is the caller's)."""
+        return {name: bind(values[index]) for name, index, bind in self.binders}
+
+
+def _like_pattern(op: str) -> Callable[[Any], str]:
+    def pattern(value: Any) -> str:
+        escaped = (
+            str(value)
+            .replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2)
+            .replace("%", _LIKE_ESCAPE + "%")
+            .replace("_", _LIKE_ESCAPE + "_")
+        )
+        return {"co": f"%{escaped}%", "sw": f"{escaped}%", "ew": f"%{escaped}"}[op]
+
+    return pattern
+
+
+def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    return lambda value: second(first(value))
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _lower(value: Any) -> Any:
+    return value.lower()
 
 
 class codepoint_order(FunctionElement[str]):
@@ -135,44 +233,57 @@ def _present(target: Target) -> ColumnElement[bool]:
     return condition
 
 
-def _literal(target: Target, value: Literal) -> Any:
-    """The bound value of an (already type-checked) literal."""
-    if target.type == "dateTime" and isinstance(value, str):
-        moment: datetime = parse_datetime(value)
-        return moment if target.is_column else value
-    return value
+def _datetime_bound(value: Any) -> Any:
+    return parse_datetime(value)
 
 
-def _compare(target: Target, op: str, value: Literal) -> ColumnElement[bool]:
+class _Binder:
+    """Collects the parameters a compiled shape binds."""
+
+    def __init__(self) -> None:
+        self.binders: list[tuple[str, int, Callable[[Any], Any]]] = []
+
+    def bind(self, slot: Slot, convert: Callable[[Any], Any]) -> BindParameter[Any]:
+        name = _slot_name(slot.index)
+        self.binders.append((name, slot.index, convert))
+        return bindparam(name)
+
+
+def _compare(
+    target: Target, op: str, value: Slot | Literal, binder: _Binder
+) -> ColumnElement[bool]:
     if value is None:  # ``eq null`` is ``not pr``; ``ne null`` is ``pr``
         return not_(_present(target)) if op == "eq" else _present(target)
     column: ColumnElement[Any] = target.expr
-    literal = _literal(target, value)
-    if isinstance(literal, str) and target.type in _STRING_TYPES:
-        if not target.case_exact:
-            column = func.lower(column)
-            literal = literal.lower()
-        if op in {"gt", "ge", "lt", "le"}:
-            column = codepoint_order(column)
+    operand: Any = value  # true / false are part of the shape
+    if isinstance(value, Slot):
+        convert: Callable[[Any], Any] = _same
+        if value.kind is str and target.type == "dateTime" and target.is_column:
+            convert = _datetime_bound  # the evaluator has checked that it parses
+        if value.kind is str and target.type in _STRING_TYPES:
+            if not target.case_exact:
+                column = func.lower(column)
+                convert = _lower
+            if op in {"gt", "ge", "lt", "le"}:
+                column = codepoint_order(column)
+        if op in {"co", "sw", "ew"}:  # string attributes only: the evaluator refuses others
+            convert = _then(convert, _like_pattern(op))
+        operand = binder.bind(value, convert)
     condition: ColumnElement[bool]
-    if op == "eq":
-        condition = column == literal
+    if op in {"co", "sw", "ew"}:
+        condition = column.like(operand, escape=_LIKE_ESCAPE)
+    elif op == "eq":
+        condition = column == operand
     elif op == "ne":
-        condition = column != literal
-    elif op == "co":
-        condition = column.contains(literal, autoescape=True)
-    elif op == "sw":
-        condition = column.startswith(literal, autoescape=True)
-    elif op == "ew":
-        condition = column.endswith(literal, autoescape=True)
+        condition = column != operand
     elif op == "gt":
-        condition = column > literal
+        condition = column > operand
     elif op == "ge":
-        condition = column >= literal
+        condition = column >= operand
     elif op == "lt":
-        condition = column < literal
+        condition = column < operand
     elif op == "le":
-        condition = column <= literal
+        condition = column <= operand
     else:  # pragma: no cover - the evaluator has already refused other operators
         raise InvalidFilter(f'unknown operator "{op}"')
     # An absent attribute satisfies no comparison (two-valued logic under ``not``).
@@ -180,12 +291,12 @@ def _compare(target: Target, op: str, value: Literal) -> ColumnElement[bool]:
 
 
 class FilterCompiler:
-    """Compiles filters and sort keys for one resource type and one organisation."""
+    """Compiles filters and sort keys for one resource type, for any organisation: the
+    statements it builds take the organisation as the parameter ``org_id``."""
 
-    def __init__(self, rt: ResourceType, storage: ResourceStorage, org_id: int) -> None:
+    def __init__(self, rt: ResourceType, storage: ResourceStorage) -> None:
         self.rt = rt
         self.storage = storage
-        self.org_id = org_id
         self.model = storage.model
 
     # -- targets -------------------------------------------------------------------------
@@ -224,25 +335,39 @@ class FilterCompiler:
 
     # -- compilation ---------------------------------------------------------------------
 
-    def compile(self, expr: Expr) -> ColumnElement[bool]:
-        """The SQL condition for ``expr``; refused exactly when the evaluator refuses it."""
+    def check(self, expr: Expr) -> None:
+        """Refuse ``expr`` exactly when the evaluator refuses it (unknown attribute, operator
+        the type does not support, literal of the wrong type or a dateTime that does not
+        parse): per request, as these depend on the literals, not only on the shape."""
         compile_filter(self.rt, expr)
-        return self._compile(expr)
 
-    def _compile(self, expr: Expr) -> ColumnElement[bool]:
+    def prepare(self, shape: Expr) -> PreparedFilter:
+        """The condition of a checked filter's shape (see :func:`shape_of`)."""
+        binder = _Binder()
+        condition = self._compile(shape, binder)
+        return PreparedFilter(condition, tuple(binder.binders))
+
+    def compile(self, expr: Expr) -> tuple[ColumnElement[bool], dict[str, Any]]:
+        """``expr`` checked and compiled, with its slots' parameters (not ``org_id``)."""
+        self.check(expr)
+        shape, values = shape_of(expr)
+        prepared = self.prepare(shape)
+        return prepared.condition, prepared.parameters(values)
+
+    def _compile(self, expr: Expr, binder: _Binder) -> ColumnElement[bool]:
         if isinstance(expr, And):
-            return and_(self._compile(expr.left), self._compile(expr.right))
+            return and_(self._compile(expr.left, binder), self._compile(expr.right, binder))
         if isinstance(expr, Or):
-            return or_(self._compile(expr.left), self._compile(expr.right))
+            return or_(self._compile(expr.left, binder), self._compile(expr.right, binder))
         if isinstance(expr, Not):
-            return not_(self._compile(expr.expr))
+            return not_(self._compile(expr.expr, binder))
         if isinstance(expr, ValuePath):
-            return self._exists(self._resolve(expr.path), expr.filter)
+            return self._exists(self._resolve(expr.path), expr.filter, binder)
         resolved = self._resolve(expr.path)
         attribute = resolved.attribute
         assert attribute is not None
         if attribute.multi_valued:
-            return self._multi_valued(resolved, expr)
+            return self._multi_valued(resolved, expr, binder)
         if attribute.is_complex and resolved.sub is None:
             # only ``pr`` / ``eq null`` / ``ne null`` reach here (the evaluator refuses others)
             present = or_(
@@ -261,15 +386,17 @@ class FilterCompiler:
         target = self._target(resolved, expr.path)
         if isinstance(expr, Present):
             return _present(target)
-        return _compare(target, expr.op, expr.value)
+        return _compare(target, expr.op, expr.value, binder)
 
-    def _multi_valued(self, resolved: ResolvedPath, expr: Compare | Present) -> ColumnElement[bool]:
+    def _multi_valued(
+        self, resolved: ResolvedPath, expr: Compare | Present, binder: _Binder
+    ) -> ColumnElement[bool]:
         """``emails.value co "x"`` / ``emails co "x"``: some element matches."""
         attribute = resolved.attribute
         assert attribute is not None
         whole = resolved.sub is None and (isinstance(expr, Present) or expr.value is None)
         if whole:  # ``emails pr``, ``emails eq null``: whether there is any element at all
-            any_element = self._exists(resolved, None)
+            any_element = self._exists(resolved, None, binder)
             if isinstance(expr, Present) or expr.op == "ne":
                 return any_element
             return not_(any_element)
@@ -279,9 +406,11 @@ class FilterCompiler:
             if isinstance(expr, Present)
             else Compare(AttrPath(sub_name), expr.op, expr.value)
         )
-        return self._exists(resolved, inner)
+        return self._exists(resolved, inner, binder)
 
-    def _exists(self, resolved: ResolvedPath, inner: Expr | None) -> ColumnElement[bool]:
+    def _exists(
+        self, resolved: ResolvedPath, inner: Expr | None, binder: _Binder
+    ) -> ColumnElement[bool]:
         child = self.storage.child
         attribute = resolved.attribute
         assert child is not None
@@ -289,12 +418,12 @@ class FilterCompiler:
         row = aliased(child.model)
         conditions = [
             getattr(row, child.parent_fk) == getattr(self.model, self.storage.pk_column),
-            row.org_id == self.org_id,
+            row.org_id == bindparam("org_id"),
         ]
         if child.key_column is not None:
             conditions.append(getattr(row, child.key_column) == _child_key(resolved))
         if inner is not None:
-            conditions.append(_ElementCompiler(row, child, attribute).compile(inner))
+            conditions.append(_ElementCompiler(row, child, attribute, binder).compile(inner))
         return exists().where(*conditions)
 
     # -- sorting -------------------------------------------------------------------------
@@ -349,10 +478,13 @@ class FilterCompiler:
 class _ElementCompiler:
     """Compiles the filter inside ``attr[...]`` against one child row."""
 
-    def __init__(self, row: Any, child: ChildStorage, attribute: Attribute) -> None:
+    def __init__(
+        self, row: Any, child: ChildStorage, attribute: Attribute, binder: _Binder
+    ) -> None:
         self._row = row
         self._child = child
         self._attribute = attribute
+        self._binder = binder
 
     def _target(self, path: AttrPath) -> Target:
         attribute = self._attribute
@@ -382,4 +514,4 @@ class _ElementCompiler:
         target = self._target(expr.path)
         if isinstance(expr, Present):
             return _present(target)
-        return _compare(target, expr.op, expr.value)
+        return _compare(target, expr.op, expr.value, self._binder)

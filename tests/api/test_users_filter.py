@@ -10,11 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from flask import Flask
+from sqlalchemy import event
 
 from scim_server.scim.filter import parse_filter
 from scim_server.scim.filter_eval import matches
 from scim_server.scim.schema import default_registry
-from tests.conftest import Api, StatementCounter
+from scim_server.store.db import Database
+from tests.conftest import Api, StatementCounter, make_tenant
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -239,3 +242,59 @@ def test_search_endpoints_take_a_search_request(api: Api, people: list[dict[str,
             "bjensen@acme.com",
         ]
         assert set(result["Resources"][0]) == {"schemas", "id", "userName"}
+
+
+# --- one filter shape, many requests (issue #7): statements are built once per shape ------------
+
+
+def test_one_filter_shape_serves_every_value_and_every_organisation(
+    app: Flask, database: Database
+) -> None:
+    """Requests of one shape share their statements; each binds its own values and its own
+    organisation, so no answer leaks a value or a user of another request."""
+    first, second = (Api(app.test_client(), make_tenant(database)) for _ in range(2))
+    for api, mine in ((first, "first"), (second, "second")):
+        api.create_user("shared@acme.com", emails=[{"value": f"{mine}@acme.com", "type": "work"}])
+        api.create_user(f"{mine}_only@acme.com", title=f"{mine} 50%")
+    for _ in range(2):  # the second pass runs every shape remembered
+        for api, mine, other in ((first, "first", "second"), (second, "second", "first")):
+            names = [
+                r["userName"]
+                for r in api.list_users(filter='userName eq "shared@acme.com"')["Resources"]
+            ]
+            assert names == ["shared@acme.com"]
+            own = api.list_users(filter=f'userName eq "{mine}_only@acme.com"')
+            assert [r["userName"] for r in own["Resources"]] == [f"{mine}_only@acme.com"]
+            assert (
+                api.list_users(filter=f'userName eq "{other}_only@acme.com"')["totalResults"] == 0
+            )
+            by_email = api.list_users(filter=f'emails[type eq "work" and value sw "{mine}"]')
+            assert [r["userName"] for r in by_email["Resources"]] == ["shared@acme.com"]
+            assert api.list_users(filter=f'emails.value co "{other}"')["totalResults"] == 0
+            titled = api.list_users(filter=f'title co "{mine} 5"', sortBy="userName")
+            assert [r["userName"] for r in titled["Resources"]] == [f"{mine}_only@acme.com"]
+            assert api.list_users(filter='title co "0%"', count=1)["totalResults"] == 1
+            assert api.list_users(filter='title co "_"')["totalResults"] == 0
+
+
+def test_requests_of_one_filter_shape_run_one_prebuilt_statement(
+    api: Api, database: Database, people: list[dict[str, Any]]
+) -> None:
+    """A ``userName eq`` lookup (what Okta sends before every create) runs the statement built
+    for its shape, not one built per request: only its value is bound anew."""
+    executed: list[Any] = []
+
+    def remember(conn: Any, clauseelement: Any, *args: Any) -> None:
+        executed.append(clauseelement)
+
+    event.listen(database.engine, "before_execute", remember)
+    try:
+        api.list_users(filter='userName eq "bjensen@acme.com"')
+        first = list(executed)
+        executed.clear()
+        api.list_users(filter='userName eq "jsmith@acme.com"')
+        second = list(executed)
+    finally:
+        event.remove(database.engine, "before_execute", remember)
+    assert len(first) == len(second)
+    assert all(a is b for a, b in zip(first, second, strict=True)), "a statement was built anew"
