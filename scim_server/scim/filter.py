@@ -412,23 +412,26 @@ def parse_patch_path(text: str) -> PatchPath:
         )
     if not text.strip():
         raise InvalidPath('"path" is empty')
-    if len(text) <= _MAX_REMEMBERED_PATH and "[" not in text:
-        return _attribute_path(text)
+    # by template, as filters are (see above): the dialect rules and the PATCH engine each
+    # parse an operation's path, five parses per operation, and a group's members[value eq
+    # "..."] removals are one shape with a new id each time
+    split = _split_strings(text)
+    if split is not None:
+        try:
+            path = _patch_path_template(split[0])
+        except (InvalidPath, SCIMParserError, ValueError):
+            pass  # refused: parsed again as sent below, so the detail quotes the client's text
+        else:
+            if path.value_filter is None:
+                return path
+            return PatchPath(path.attr, _filled(path.value_filter, split[1]), path.sub)
     return _parsed_patch_path(text)
-
-
-#: Longest path remembered: attribute paths are short; a value-filter path carries client
-#: values (member ids) and is never remembered.
-_MAX_REMEMBERED_PATH = 256
 
 
 @functools.lru_cache(maxsize=512)
-def _attribute_path(text: str) -> PatchPath:
-    """A path without a value filter, remembered (immutable; attribute names only, never an
-    attribute's value, so no user data is kept across requests): the dialect rules and the
-    PATCH engine each parse an operation's path, five parses per operation without it.
-    Refusals are not remembered."""
-    return _parsed_patch_path(text)
+def _patch_path_template(template: str) -> PatchPath:
+    """The parse of a path's template, remembered (refusals are not)."""
+    return _parsed_patch_path(template)
 
 
 def _parsed_patch_path(text: str) -> PatchPath:

@@ -652,6 +652,47 @@ def test_filters_of_one_shape_keep_their_own_values(text: str) -> None:
     assert parse_filter(changed) != first
 
 
+def _path_as_sent(text: str) -> object:
+    try:
+        return filter_module._parsed_patch_path(text)
+    except InvalidPath as refusal:
+        return refusal.detail
+
+
+def _path(text: str) -> object:
+    try:
+        return parse_patch_path(text)
+    except InvalidPath as refusal:
+        return refusal.detail
+
+
+_PATH_PIECES = st.one_of(
+    _STRINGS,
+    st.sampled_from(
+        (
+            f"members|members[value eq|emails[type eq|]|[|].value|.display|value|eq|and|or|"
+            f"not|pr|(|)|.|name.givenName|{ENTERPRISE}:manager|{ENTERPRISE}:|true|12"
+        ).split("|")
+    ),
+)
+
+
+@given(st.lists(_PATH_PIECES, min_size=1, max_size=7), st.sampled_from([" ", ""]))
+def test_a_template_path_parse_equals_the_parse_of_the_path(pieces: list[str], glue: str) -> None:
+    text = glue.join(pieces)
+    if not text.strip():
+        return
+    assert _path(text) == _path_as_sent(text)
+
+
+def test_value_filter_paths_of_one_shape_keep_their_own_values() -> None:
+    for member in ("a", "b", "]", '\\"'):
+        text = f'members[value eq "{member}"]'
+        assert parse_patch_path(text) == PatchPath(
+            P("members"), eq("value", json.loads(f'"{member}"'))
+        )
+
+
 # --- PATCH paths (RFC 7644 §3.5.2) ---------------------------------------------------------------
 
 
