@@ -29,10 +29,7 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from typing import TYPE_CHECKING, Any
 
 from scim_server.scim.errors import ExpiredCursor, InvalidCursor
 from scim_server.scim.filter_ast import AttrPath, Expr
@@ -46,6 +43,9 @@ MAX_CURSOR_LENGTH = 8192
 _UNRESERVED = re.compile(r"[A-Za-z0-9._~-]*")
 
 SortValue = str | int | float | bool | datetime | None
+
+if TYPE_CHECKING:  # pragma: no cover
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,13 @@ def _unb64(text: str) -> bytes:
 
 def _sealer(settings: CursorSettings) -> AESGCM:
     """AES-256-GCM under a key derived from the secret for this one use (the secret itself may
-    be any length of at least 32 characters)."""
+    be any length of at least 32 characters).
+
+    ``cryptography`` is imported here, on the first cursor, not with the app: it is 7.5 MiB of
+    resident memory per process (its Rust extension and OpenSSL), and Okta and Entra page with
+    ``startIndex``, so most deployments never load it."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     return AESGCM(hmac.new(settings.secret, b"scim-server cursor v2", hashlib.sha256).digest())
 
 
@@ -132,6 +138,8 @@ def decode(settings: CursorSettings, scope: bytes, text: str, now: float) -> Pos
         raise InvalidCursor(_INVALID) from None
     if len(sealed) < _NONCE_BYTES + _TAG_BYTES:
         raise InvalidCursor(_INVALID)
+    from cryptography.exceptions import InvalidTag  # on the first cursor: see _sealer
+
     try:
         opened = _sealer(settings).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], scope)
     except InvalidTag:
