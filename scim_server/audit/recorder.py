@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError
 
-from scim_server.audit.chain import append, append_all
+from scim_server.audit.chain import append_rows
 from scim_server.audit.events import EventDraft
 from scim_server.store.db import Database
 from scim_server.store.errors import database_unavailable
@@ -101,8 +101,8 @@ class EventRecorder:
 
     def _write_batch(self, batch: list[_Waiting]) -> None:
         try:
-            with self._database.transaction(write=True) as session:
-                append_all(session, [waiting.draft for waiting in batch])
+            with self._database.connection(write=True) as connection:
+                append_rows(connection, [waiting.draft for waiting in batch])
         except Exception as error:
             for waiting in batch:
                 waiting.draft.recorded = False
@@ -119,8 +119,8 @@ class EventRecorder:
 
     def _write_alone(self, waiting: _Waiting) -> None:
         try:
-            with self._database.transaction(write=True) as session:
-                append(session, waiting.draft)
+            with self._database.connection(write=True) as connection:
+                append_rows(connection, [waiting.draft])
         except Exception as error:
             waiting.draft.recorded = False
             waiting.error = error
