@@ -16,7 +16,7 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from scim_server.scim.errors import (
     Uniqueness,
 )
 from scim_server.scim.filter import parse_patch_path
-from scim_server.scim.filter_ast import AttrPath, Compare, Expr, Or
+from scim_server.scim.filter_ast import Compare, Expr, Or
 from scim_server.scim.filter_eval import compile_element_filter
 from scim_server.scim.listing import ListQuery
 from scim_server.scim.patch import Operation, apply_operations, parse_operations
@@ -43,7 +43,6 @@ from scim_server.services.resources import Page, check_if_match, etag_of, iso
 from scim_server.store import groups as store
 from scim_server.store.db import Database
 from scim_server.store.errors import unique_violation
-from scim_server.store.filters import FilterCompiler, PreparedFilter
 from scim_server.store.models import Group
 from scim_server.store.types import utcnow
 
@@ -458,39 +457,22 @@ def delete_group(
     _record(ctx, group, previous, None, (), removed, changed, dict(removed))
 
 
-def _group_listing(
-    compiler: FilterCompiler,
-    prepared: PreparedFilter | None,
-    sort_by: AttrPath | None,
-    descending: bool,
-) -> paging.Listing:
-    """The statements of one kind of ``/Groups`` list request."""
-    conditions = [Group.org_id == bindparam("org_id")]
-    if prepared is not None:
-        conditions.append(prepared.condition)
-    key = compiler.sort_key(sort_by) if sort_by is not None else None
-    matching = select(Group).where(*conditions)
-    if key is not None:
-        ordered = matching.order_by(
-            key.desc().nulls_last() if descending else key.asc().nulls_last(),
-            Group.pk.desc() if descending else Group.pk.asc(),
-        )
-    else:
-        ordered = matching.order_by(Group.pk)
-    return paging.Listing(
-        matching=matching,
-        page=paging.ordered_page(ordered),
-        count=select(func.count()).select_from(Group).where(*conditions),
-        key=key,
-        key_nullable=sort_by is None or compiler.sort_key_nullable(sort_by),
-        filter=prepared,
+@functools.cache
+def _group_list_source() -> paging.ListSource:
+    """What ``/Groups`` list requests select."""
+    return paging.ListSource(
+        columns=(Group,),
+        pk=Group.pk,
+        conditions=(Group.org_id == bindparam("org_id"),),
     )
 
 
 def list_groups(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
     rt = group_type(ctx)
     projection = parse_projection(rt, query.attributes, query.excluded_attributes)
-    listing, parameters = paging.prepared_listing(rt, store.GROUP_STORAGE, query, _group_listing)
+    listing, parameters = paging.prepared_listing(
+        rt, store.GROUP_STORAGE, _group_list_source(), query
+    )
     parameters["org_id"] = ctx.principal.org_id
 
     def render_page(page: Sequence[Group]) -> list[dict[str, Any]]:

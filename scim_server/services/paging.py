@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from scim_server.scim import cursor
@@ -89,17 +89,53 @@ class _Remembered:
 _remembered = _Remembered(_LISTINGS)
 
 
-def prepared_listing(
-    rt: ResourceType,
-    storage: ResourceStorage,
-    query: ListQuery,
-    build: Callable[[FilterCompiler, PreparedFilter | None, AttrPath | None, bool], Listing],
-) -> tuple[Listing, dict[str, Any]]:
-    """The listing of ``query``'s kind, and the request's own parameters but ``org_id``.
+@dataclass(frozen=True)
+class ListSource:
+    """What one resource type's list requests select: ``columns``, from the rows of ``pk``'s
+    table that meet ``conditions`` (which bind ``org_id``)."""
 
-    ``build(compiler, filter, sort_by, descending)`` makes the statements on first use. The
-    filter is checked on every request (refusals depend on its literals, a dateTime's format
-    for one), then only its literals are bound.
+    columns: tuple[Any, ...]
+    pk: InstrumentedAttribute[int]
+    conditions: tuple[ColumnElement[bool], ...]
+
+
+def _build_listing(
+    source: ListSource,
+    compiler: FilterCompiler,
+    prepared: PreparedFilter | None,
+    sort_by: AttrPath | None,
+    descending: bool,
+) -> Listing:
+    conditions = [*source.conditions]
+    if prepared is not None:
+        conditions.append(prepared.condition)
+    key = compiler.sort_key(sort_by) if sort_by is not None else None
+    pk = source.pk
+    matching = select(*source.columns).where(*conditions)
+    if key is not None:
+        ordered = matching.order_by(
+            key.desc().nulls_last() if descending else key.asc().nulls_last(),
+            pk.desc() if descending else pk.asc(),
+        )
+    else:
+        ordered = matching.order_by(pk)
+    return Listing(
+        matching=matching,
+        page=ordered.offset(bindparam("offset")).limit(bindparam("limit")),
+        count=select(func.count()).select_from(pk.class_).where(*conditions),
+        key=key,
+        key_nullable=sort_by is None or compiler.sort_key_nullable(sort_by),
+        filter=prepared,
+    )
+
+
+def prepared_listing(
+    rt: ResourceType, storage: ResourceStorage, source: ListSource, query: ListQuery
+) -> tuple[Listing, dict[str, Any]]:
+    """The listing of ``query``'s kind, built on first use, and the request's parameters.
+
+    The filter is checked on every request (refusals depend on its literals, a dateTime's
+    format for one); then only its literals and the organisation are bound.
     """
     shape: Expr | None = None
     values: tuple[Any, ...] = ()
@@ -108,19 +144,15 @@ def prepared_listing(
         compiler.check(query.filter)
         shape, values = shape_of(query.filter)
 
-    def make() -> Listing:
+    def build() -> Listing:
         prepared = compiler.prepare(shape) if shape is not None else None
-        return build(compiler, prepared, query.sort_by, query.descending)
+        return _build_listing(source, compiler, prepared, query.sort_by, query.descending)
 
-    listing = _remembered.get(rt, (build, shape, query.sort_by, query.descending), make)
+    # the source by identity: its conditions are SQL expressions, whose == builds SQL; sources
+    # are built once per process (functools.cache), so their ids stay theirs
+    listing = _remembered.get(rt, (id(source), shape, query.sort_by, query.descending), build)
     parameters = listing.filter.parameters(values) if listing.filter is not None else {}
     return listing, parameters
-
-
-def ordered_page(statement: Select[Any]) -> Select[Any]:
-    """``statement`` (ordered) limited to the page named by the ``offset`` and ``limit``
-    parameters."""
-    return statement.offset(bindparam("offset")).limit(bindparam("limit"))
 
 
 def index_page(

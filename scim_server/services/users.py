@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import Select, bindparam, delete, func, select
+from sqlalchemy import Select, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -45,7 +45,6 @@ from scim_server.audit.events import document_changes
 from scim_server.policy import domains, lifecycle, temporary
 from scim_server.policy.domains import DomainSettings
 from scim_server.scim.errors import Conflict, InvalidValue, NotFound, Uniqueness
-from scim_server.scim.filter_ast import AttrPath
 from scim_server.scim.listing import ListQuery
 from scim_server.scim.patch import apply_patch
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
@@ -68,7 +67,6 @@ from scim_server.services.lifecycle import UserSettings, load_user_settings
 from scim_server.services.resources import Page, check_if_match, iso
 from scim_server.store.access import json_value, user_with_access
 from scim_server.store.errors import unique_violation
-from scim_server.store.filters import FilterCompiler, PreparedFilter
 from scim_server.store.groups import touch_groups_of_user
 from scim_server.store.models import GroupMember, User, UserAccess
 from scim_server.store.types import utcnow
@@ -619,40 +617,21 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
     guards.check_user_left(session, ctx, user, loaded.access[0], user.data, None)
 
 
-def _user_listing(
-    compiler: FilterCompiler,
-    prepared: PreparedFilter | None,
-    sort_by: AttrPath | None,
-    descending: bool,
-) -> paging.Listing:
-    """The statements of one kind of ``/Users`` list request. Pages select primary keys only
-    and ``_rendered_page`` reads their users with the prebuilt statement."""
-    conditions = [User.org_id == bindparam("org_id"), User.deleted_at.is_(None)]
-    if prepared is not None:
-        conditions.append(prepared.condition)
-    key = compiler.sort_key(sort_by) if sort_by is not None else None
-    matching = select(User.pk).where(*conditions)
-    if key is not None:
-        ordered = matching.order_by(
-            key.desc().nulls_last() if descending else key.asc().nulls_last(),
-            User.pk.desc() if descending else User.pk.asc(),
-        )
-    else:
-        ordered = matching.order_by(User.pk)
-    return paging.Listing(
-        matching=matching,
-        page=paging.ordered_page(ordered),
-        count=select(func.count()).select_from(User).where(*conditions),
-        key=key,
-        key_nullable=sort_by is None or compiler.sort_key_nullable(sort_by),
-        filter=prepared,
+@functools.cache
+def _user_list_source() -> paging.ListSource:
+    """``/Users`` pages select primary keys only; ``_rendered_page`` reads their users with a
+    prebuilt statement."""
+    return paging.ListSource(
+        columns=(User.pk,),
+        pk=User.pk,
+        conditions=(User.org_id == bindparam("org_id"), User.deleted_at.is_(None)),
     )
 
 
 def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
     rt = user_type(ctx)
     projection: Projection = parse_projection(rt, query.attributes, query.excluded_attributes)
-    listing, parameters = paging.prepared_listing(rt, USER_STORAGE, query, _user_listing)
+    listing, parameters = paging.prepared_listing(rt, USER_STORAGE, _user_list_source(), query)
     parameters["org_id"] = ctx.principal.org_id
 
     def render_rows(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -588,10 +589,11 @@ def _parsed_as_sent(text: str) -> object:
         return f"invalid filter {filter_module._located(problem, text)}"
 
 
-def _parsed(text: str) -> object:
+def _outcome(parse: Callable[[str], object], text: str) -> object:
+    """What ``parse`` gives for ``text``: the tree, or the refusal's detail."""
     try:
-        return parse_filter(text)
-    except InvalidFilter as refusal:
+        return parse(text)
+    except (InvalidFilter, InvalidPath) as refusal:
         return refusal.detail
 
 
@@ -629,7 +631,7 @@ def test_a_template_parse_equals_the_parse_of_the_text(pieces: list[str], glue: 
     text = glue.join(pieces)
     if not text.strip() or "\x00" in text:
         return
-    assert _parsed(text) == _parsed_as_sent(text)
+    assert _outcome(parse_filter, text) == _parsed_as_sent(text)
 
 
 @pytest.mark.parametrize(
@@ -652,20 +654,6 @@ def test_filters_of_one_shape_keep_their_own_values(text: str) -> None:
     assert parse_filter(changed) != first
 
 
-def _path_as_sent(text: str) -> object:
-    try:
-        return filter_module._parsed_patch_path(text)
-    except InvalidPath as refusal:
-        return refusal.detail
-
-
-def _path(text: str) -> object:
-    try:
-        return parse_patch_path(text)
-    except InvalidPath as refusal:
-        return refusal.detail
-
-
 _PATH_PIECES = st.one_of(
     _STRINGS,
     st.sampled_from(
@@ -682,7 +670,7 @@ def test_a_template_path_parse_equals_the_parse_of_the_path(pieces: list[str], g
     text = glue.join(pieces)
     if not text.strip():
         return
-    assert _path(text) == _path_as_sent(text)
+    assert _outcome(parse_patch_path, text) == _outcome(filter_module._parsed_patch_path, text)
 
 
 def test_value_filter_paths_of_one_shape_keep_their_own_values() -> None:
