@@ -331,16 +331,17 @@ def parse_filter(text: str) -> Expr:
 # LALR parser was a fifth of such a request. A filter is parsed once per *template*: its text with
 # every string literal replaced by a numbered placeholder; the request's strings are then put back
 # into a copy of the remembered tree. A template holds attribute names, operators and the
-# non-string literals only, never a value, so nothing one organisation searches for is kept or can
-# be timed by another. Anything the template parse refuses is parsed again as sent, so the
-# refusal quotes the client's own text.
+# non-string literals only (numbers, true, false, null), never a string, so the names and ids one
+# organisation searches for are not kept and cannot be timed by another. Anything the template
+# parse refuses is parsed again as sent, so the refusal quotes the client's own text.
 
 # A string literal exactly as the lexer's COMP_VALUE reads it. A '"' outside a string is no
 # token of the grammar, so scanning left to right finds the lexer's strings and nothing else.
 _STRING_LITERAL = re.compile(r'"(?:[^"\\]|\\.)*"')
 
-# Placeholders begin with NUL, which parse_filter refuses in a filter's text: no literal of the
-# template can be anything but a placeholder.
+# Placeholders begin with NUL. Every string literal of the text is replaced, so every string
+# literal of a template is a placeholder; a NUL outside a string does not lex, in the template as
+# in the text, and the text is then parsed again as sent for its refusal.
 _PLACEHOLDER = "\x00"
 
 #: Templates remembered (attribute names and operators only; see above).

@@ -42,6 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql import operators
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -243,9 +244,16 @@ class _Binder:
     def __init__(self) -> None:
         self.binders: list[tuple[str, int, Callable[[Any], Any]]] = []
 
-    def bind(self, slot: Slot, convert: Callable[[Any], Any]) -> BindParameter[Any]:
+    def bind(
+        self, slot: Slot, convert: Callable[[Any], Any], compared_with: ColumnElement[Any]
+    ) -> BindParameter[Any]:
         name = _slot_name(slot.index)
         self.binders.append((name, slot.index, convert))
+        if slot.kind in (int, float):
+            # typed as a literal of its kind would be: an untyped parameter takes the column's
+            # type, and PostgreSQL then casts 200.6 to the integer 201 (``status eq 200.6``)
+            kind = compared_with.type.coerce_compared_value(operators.eq, slot.kind())
+            return bindparam(name, type_=kind)
         return bindparam(name)
 
 
@@ -268,7 +276,7 @@ def _compare(
                 column = codepoint_order(column)
         if op in {"co", "sw", "ew"}:  # string attributes only: the evaluator refuses others
             convert = _then(convert, _like_pattern(op))
-        operand = binder.bind(value, convert)
+        operand = binder.bind(value, convert, column)
     condition: ColumnElement[bool]
     if op in {"co", "sw", "ew"}:
         condition = column.like(operand, escape=_LIKE_ESCAPE)

@@ -11,7 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-from scim_server.store.db import SQLiteWriteQueue
+from sqlalchemy import event
+
+from scim_server.store.db import Database, SQLiteWriteQueue
 
 
 def _someone_else_can_write(lock_path: Path) -> bool:
@@ -89,3 +91,37 @@ def test_a_lock_file_that_cannot_be_opened_leaves_writes_to_sqlite(tmp_path: Pat
     with queue.turn():
         entered = True
     assert entered
+
+
+def test_a_write_on_a_bare_connection_takes_the_turn_and_begins_immediate(tmp_path: Path) -> None:
+    """``Database.connection(write=True)`` (the audit recorder's) writes as ``transaction``
+    does: in the queue's turn, in a ``BEGIN IMMEDIATE`` transaction, rolled back on error."""
+    database = Database(f"sqlite:///{tmp_path / 'scim.db'}")
+    lock = tmp_path / "scim.db-writelock"
+    begun: list[str] = []
+    event.listen(
+        database.engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *args: begun.append(statement),
+    )
+    try:
+        with database.connection(write=True) as connection:
+            connection.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            assert not _someone_else_can_write(lock)
+        assert _someone_else_can_write(lock)
+        assert begun[0] == "BEGIN IMMEDIATE"
+        begun.clear()
+        with database.connection(write=False) as connection:
+            connection.exec_driver_sql("SELECT count(*) FROM t")
+            assert _someone_else_can_write(lock)
+        assert begun[0] == "BEGIN"
+        try:
+            with database.connection(write=True) as connection:
+                connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+                raise RuntimeError("the batch fails")
+        except RuntimeError:
+            pass
+        with database.connection(write=False) as connection:
+            assert connection.exec_driver_sql("SELECT count(*) FROM t").scalar() == 0
+    finally:
+        database.dispose()
