@@ -471,9 +471,8 @@ def list_groups(session: Session, ctx: RequestContext, query: ListQuery) -> Page
     rt = group_type(ctx)
     projection = parse_projection(rt, query.attributes, query.excluded_attributes)
     listing, parameters = paging.prepared_listing(
-        rt, store.GROUP_STORAGE, _group_list_source(), query
+        rt, store.GROUP_STORAGE, _group_list_source(), query, ctx.principal.org_id
     )
-    parameters["org_id"] = ctx.principal.org_id
 
     def render_page(page: Sequence[Group]) -> list[dict[str, Any]]:
         """Heads of the page's groups, their members (when projected) in one streamed query."""
@@ -492,8 +491,7 @@ def list_groups(session: Session, ctx: RequestContext, query: ListQuery) -> Page
             query,
             listing,
             parameters,
-            pk=Group.pk,
-            render=lambda rows: render_page([row[0] for row in rows]),
+            lambda rows: render_page([row[0] for row in rows]),
         )
     total, rows = paging.index_page(session, query, listing, parameters)
     resources = render_page([row[0] for row in rows])

@@ -18,10 +18,9 @@ costs the same whatever the table's size.
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,6 +52,8 @@ class Listing:
     key: ColumnElement[Any] | None
     key_nullable: bool
     filter: PreparedFilter | None
+    #: the primary key, the last of the keyset order
+    pk: InstrumentedAttribute[int]
 
 
 #: Listings remembered per process. A key holds a resource type, a filter's shape (attribute
@@ -61,32 +62,21 @@ class Listing:
 _LISTINGS = 256
 
 
-class _Remembered:
-    """A small thread-safe LRU of built listings; a build that raises is not remembered."""
+class _Same:
+    """A cache key that is its object's identity (resource types, storages and sources hold
+    SQL expressions or dicts, whose ``==`` and hash would be wrong or costly); it holds the
+    object, so while the key is remembered its id cannot be another object's."""
 
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._items: OrderedDict[Hashable, tuple[object, Listing]] = OrderedDict()
-        self._lock = threading.Lock()
+    __slots__ = ("obj",)
 
-    def get(self, owner: object, key: Hashable, build: Callable[[], Listing]) -> Listing:
-        # keyed by the owner's identity, which the entry holds so the id is never reused for
-        # another object while remembered
-        full = (id(owner), key)
-        with self._lock:
-            found = self._items.get(full)
-            if found is not None and found[0] is owner:
-                self._items.move_to_end(full)
-                return found[1]
-        built = build()
-        with self._lock:
-            self._items[full] = (owner, built)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return built
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
 
+    def __hash__(self) -> int:
+        return id(self.obj)
 
-_remembered = _Remembered(_LISTINGS)
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.obj is self.obj
 
 
 @dataclass(frozen=True)
@@ -126,33 +116,45 @@ def _build_listing(
         key=key,
         key_nullable=sort_by is None or compiler.sort_key_nullable(sort_by),
         filter=prepared,
+        pk=pk,
     )
 
 
 def prepared_listing(
-    rt: ResourceType, storage: ResourceStorage, source: ListSource, query: ListQuery
+    rt: ResourceType, storage: ResourceStorage, source: ListSource, query: ListQuery, org_id: int
 ) -> tuple[Listing, dict[str, Any]]:
-    """The listing of ``query``'s kind, built on first use, and the request's parameters.
+    """The listing of ``query``'s kind, built on first use, and the request's parameters
+    (``org_id`` and the filter's).
 
     The filter is checked on every request (refusals depend on its literals, a dateTime's
     format for one); then only its literals and the organisation are bound.
     """
     shape: Expr | None = None
     values: tuple[Any, ...] = ()
-    compiler = FilterCompiler(rt, storage)
     if query.filter is not None:
-        compiler.check(query.filter)
+        FilterCompiler(rt, storage).check(query.filter)
         shape, values = shape_of(query.filter)
-
-    def build() -> Listing:
-        prepared = compiler.prepare(shape) if shape is not None else None
-        return _build_listing(source, compiler, prepared, query.sort_by, query.descending)
-
-    # the source by identity: its conditions are SQL expressions, whose == builds SQL; sources
-    # are built once per process (functools.cache), so their ids stay theirs
-    listing = _remembered.get(rt, (id(source), shape, query.sort_by, query.descending), build)
+    listing = _listing(
+        _Same(rt), _Same(storage), _Same(source), shape, query.sort_by, query.descending
+    )
     parameters = listing.filter.parameters(values) if listing.filter is not None else {}
+    parameters["org_id"] = org_id
     return listing, parameters
+
+
+@functools.lru_cache(maxsize=_LISTINGS)
+def _listing(
+    rt: _Same,
+    storage: _Same,
+    source: _Same,
+    shape: Expr | None,
+    sort_by: AttrPath | None,
+    descending: bool,
+) -> Listing:
+    """Built on first use and remembered; a build that raises (a bad sortBy) is not."""
+    compiler = FilterCompiler(rt.obj, storage.obj)
+    prepared = compiler.prepare(shape) if shape is not None else None
+    return _build_listing(source.obj, compiler, prepared, sort_by, descending)
 
 
 def index_page(
@@ -179,8 +181,6 @@ def cursor_page(
     query: ListQuery,
     listing: Listing,
     parameters: dict[str, Any],
-    *,
-    pk: InstrumentedAttribute[int],
     render: Callable[[Sequence[Sequence[Any]]], list[dict[str, Any]]],
 ) -> Page:
     """One cursor page of ``listing``; ``render`` gets the rows as ``listing.matching`` selects
@@ -200,7 +200,7 @@ def cursor_page(
     page = keyset.seek(
         listing.matching,
         key=key,
-        pk=pk,
+        pk=listing.pk,
         descending=descending,
         after=after,
         limit=query.count + 1,

@@ -631,8 +631,9 @@ def _user_list_source() -> paging.ListSource:
 def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
     rt = user_type(ctx)
     projection: Projection = parse_projection(rt, query.attributes, query.excluded_attributes)
-    listing, parameters = paging.prepared_listing(rt, USER_STORAGE, _user_list_source(), query)
-    parameters["org_id"] = ctx.principal.org_id
+    listing, parameters = paging.prepared_listing(
+        rt, USER_STORAGE, _user_list_source(), query, ctx.principal.org_id
+    )
 
     def render_rows(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
         """The page's users, read by primary key with the prebuilt statement."""
@@ -640,9 +641,7 @@ def list_users(session: Session, ctx: RequestContext, query: ListQuery) -> Page:
         return [apply_projection(rt, document, projection) for document in documents]
 
     if query.cursor is not None:
-        return paging.cursor_page(
-            session, ctx, "User", query, listing, parameters, pk=User.pk, render=render_rows
-        )
+        return paging.cursor_page(session, ctx, "User", query, listing, parameters, render_rows)
     total, rows = paging.index_page(session, query, listing, parameters)
     resources = render_rows(rows)
     return Page(total=total, start_index=query.start_index, resources=resources)
