@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
+    Integer,
     String,
     and_,
     bindparam,
@@ -111,7 +112,7 @@ def _slot_name(index: int) -> str:
 class PreparedFilter:
     """The SQL condition of a filter shape, with its parameters: ``org_id``, and one per slot,
     whose value ``binders[i]`` makes of the request's ``i``-th literal (lower-cased when the
-    attribute is not ``caseExact``, a LIKE pattern for ``co``/``sw``/``ew``, ...)."""
+    attribute is not ``caseExact``, then a LIKE pattern for ``co``/``sw``/``ew``, ...)."""
 
     condition: ColumnElement[bool]
     binders: tuple[tuple[str, int, Callable[[Any], Any]], ...]
@@ -161,6 +162,38 @@ def _codepoint_default(element: codepoint_order, compiler: SQLCompiler, **kw: An
 @compiles(codepoint_order, "postgresql")
 def _codepoint_postgresql(element: codepoint_order, compiler: SQLCompiler, **kw: Any) -> str:
     return f'({compiler.process(element.clauses, **kw)}) COLLATE "C"'
+
+
+class text_position(FunctionElement[int]):
+    """Where ``needle`` first occurs in ``haystack``, by code point (1-based, 0 when absent).
+
+    ``co`` on a ``caseExact`` attribute needs it: SQLite's LIKE folds ASCII case."""
+
+    type = Integer()
+    inherit_cache = True
+
+
+@compiles(text_position)
+def _text_position_default(element: text_position, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"strpos({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(text_position, "sqlite")
+def _text_position_sqlite(element: text_position, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"instr({compiler.process(element.clauses, **kw)})"
+
+
+def _case_exact_match(op: str, column: ColumnElement[Any], value: Any) -> ColumnElement[bool]:
+    """``co``/``sw``/``ew`` comparing case, the same on both databases (not LIKE: SQLite's folds
+    ASCII case, and no pattern escaping is needed)."""
+    if op == "co":
+        return text_position(column, value) > 0
+    if op == "sw":
+        part = func.substr(column, 1, func.length(value))
+    else:  # the tail as long as ``value``: shorter than ``value`` when the column is
+        part = func.substr(column, func.length(column) - func.length(value) + 1)
+    condition: ColumnElement[bool] = part == value
+    return condition
 
 
 @dataclass(frozen=True)
@@ -264,6 +297,8 @@ def _compare(
         return not_(_present(target)) if op == "eq" else _present(target)
     column: ColumnElement[Any] = target.expr
     operand: Any = value  # true / false are part of the shape
+    # ``co``/``sw``/``ew`` take string attributes only: the evaluator refuses others
+    like = op in {"co", "sw", "ew"} and not target.case_exact
     if isinstance(value, Slot):
         convert: Callable[[Any], Any] = _same
         if value.kind is str and target.type == "dateTime" and target.is_column:
@@ -274,12 +309,14 @@ def _compare(
                 convert = _lower
             if op in {"gt", "ge", "lt", "le"}:
                 column = codepoint_order(column)
-        if op in {"co", "sw", "ew"}:  # string attributes only: the evaluator refuses others
+        if like:
             convert = _then(convert, _like_pattern(op))
         operand = binder.bind(value, convert, column)
     condition: ColumnElement[bool]
-    if op in {"co", "sw", "ew"}:
+    if like:
         condition = column.like(operand, escape=_LIKE_ESCAPE)
+    elif op in {"co", "sw", "ew"}:
+        condition = _case_exact_match(op, column, operand)
     elif op == "eq":
         condition = column == operand
     elif op == "ne":

@@ -106,6 +106,18 @@ FILTERS = [
     'userName gt "b"',
     'title lt "a"',
     'emails.value ne "alice@acme.com"',
+    # externalId and id are caseExact: co / sw / ew compare case too (SQLite's LIKE would not)
+    'externalId co "EXT"',
+    'externalId sw "Ext"',
+    'externalId ew "T-1"',
+    'externalId sw "ext"',
+    'externalId ew "-2"',
+    'externalId co "t-"',
+    'externalId co ""',
+    'externalId ew ""',
+    'externalId sw "ext-10"',
+    'id co "A"',
+    'not (externalId sw "EXT")',
 ]
 
 
@@ -298,3 +310,4 @@ def test_requests_of_one_filter_shape_run_one_prebuilt_statement(
         event.remove(database.engine, "before_execute", remember)
     assert len(first) == len(second)
     assert all(a is b for a, b in zip(first, second, strict=True)), "a statement was built anew"
+
