@@ -14,7 +14,7 @@ import base64
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from scim_server.audit.chain import SEALED_FIELDS, canonical_fields
 from scim_server.scim.errors import InvalidValue
 from scim_server.scim.filter import parse_filter
 from scim_server.scim.schema import Registry, ResourceType
-from scim_server.store.filters import FilterCompiler, ResourceStorage
+from scim_server.store.filters import FilterCompiler, ResourceStorage, execution_options
 from scim_server.store.models import AuditEvent
 
 EXPORT_FORMATS = ("csv", "jsonl")
@@ -91,24 +91,33 @@ def decode_cursor(cursor: str) -> int:
     raise InvalidValue(f'"cursor" {cursor[:64]!r} is not a cursor this server issued')
 
 
-def _conditions(
-    registry: Registry, org_id: int, filter_text: str | None
-) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
-    """The conditions of a query, and the parameters its statement binds."""
-    conditions: list[ColumnElement[bool]] = [AuditEvent.org_id == bindparam("org_id")]
-    parameters: dict[str, Any] = {"org_id": org_id}
+@dataclass
+class _Query:
+    conditions: list[ColumnElement[bool]]
+    #: what the statement binds
+    parameters: dict[str, Any]
+    #: what it executes with (``store.filters.execution_options``)
+    options: Mapping[str, Any]
+
+
+def _query(registry: Registry, org_id: int, filter_text: str | None) -> _Query:
+    query = _Query(
+        [AuditEvent.org_id == bindparam("org_id")], {"org_id": org_id}, execution_options(None)
+    )
     if filter_text:
         compiler = FilterCompiler(event_type(registry), AUDIT_STORAGE)
-        condition, values = compiler.compile(parse_filter(filter_text))
-        conditions.append(condition)
-        parameters.update(values)
-    return conditions, parameters
+        expr = parse_filter(filter_text)
+        condition, values = compiler.compile(expr)
+        query.conditions.append(condition)
+        query.parameters.update(values)
+        query.options = execution_options(expr)
+    return query
 
 
 def check_filter(registry: Registry, org_id: int, filter_text: str | None) -> None:
     """Raise the 400 a bad filter deserves (syntax, unknown attribute, bad literal) now, before
     a streamed export has sent its first byte."""
-    _conditions(registry, org_id, filter_text)
+    _query(registry, org_id, filter_text)
 
 
 @dataclass(frozen=True)
@@ -127,12 +136,13 @@ def search(
     count: int,
 ) -> EventPage:
     """One page of events in sequence order, after ``cursor``."""
-    conditions, parameters = _conditions(registry, org_id, filter_text)
+    query = _query(registry, org_id, filter_text)
     if cursor:
-        conditions.append(AuditEvent.seq > decode_cursor(cursor))
+        query.conditions.append(AuditEvent.seq > decode_cursor(cursor))
     rows = session.scalars(
-        select(AuditEvent).where(*conditions).order_by(AuditEvent.seq).limit(count + 1),
-        parameters,
+        select(AuditEvent).where(*query.conditions).order_by(AuditEvent.seq).limit(count + 1),
+        query.parameters,
+        execution_options=query.options,
     ).all()
     page = rows[:count]
     more = len(rows) > count
@@ -146,14 +156,14 @@ def stream(
     session: Session, registry: Registry, org_id: int, filter_text: str | None
 ) -> Iterator[AuditEvent]:
     """Every matching event in sequence order, fetched from the database in batches."""
-    conditions, parameters = _conditions(registry, org_id, filter_text)
-    query = (
+    query = _query(registry, org_id, filter_text)
+    statement = (
         select(AuditEvent)
-        .where(*conditions)
+        .where(*query.conditions)
         .order_by(AuditEvent.seq)
         .execution_options(yield_per=EXPORT_BATCH)
     )
-    for event in session.scalars(query, parameters):
+    for event in session.scalars(statement, query.parameters, execution_options=query.options):
         yield event
         session.expunge(event)  # nothing keeps exported rows alive
 

@@ -311,7 +311,10 @@ def parse_filter(text: str) -> Expr:
     split = _split_strings(text)
     if split is not None:
         try:
-            return _filled(_parse_template(split[0]), split[1])
+            template = split[0]
+            if len(template) > _REMEMBERED_TEMPLATE_LENGTH:
+                return _filled(_parse_template.__wrapped__(template), split[1])
+            return _filled(_parse_template(template), split[1])
         except (_SyntaxProblem, InvalidFilter, SCIMParserError, ValueError):
             pass  # refused: parsed again as sent below, so the detail quotes the client's text
     try:
@@ -346,6 +349,11 @@ _PLACEHOLDER = "\x00"
 
 #: Templates remembered (attribute names and operators only; see above).
 _TEMPLATES = 256
+
+#: The longest template remembered. A longer one (dozens of comparisons: no IdP sends it) is
+#: parsed for its request alone, so distinct large filters cannot fill the cache with trees of
+#: a hundred kilobytes each.
+_REMEMBERED_TEMPLATE_LENGTH = 1024
 
 
 def _split_strings(text: str) -> tuple[str, tuple[str, ...]] | None:
@@ -419,7 +427,11 @@ def parse_patch_path(text: str) -> PatchPath:
     split = _split_strings(text)
     if split is not None:
         try:
-            path = _patch_path_template(split[0])
+            template = split[0]
+            if len(template) > _REMEMBERED_TEMPLATE_LENGTH:
+                path = _parsed_patch_path(template)
+            else:
+                path = _patch_path_template(template)
         except (InvalidPath, SCIMParserError, ValueError):
             pass  # refused: parsed again as sent below, so the detail quotes the client's text
         else:

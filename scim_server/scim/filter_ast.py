@@ -72,6 +72,17 @@ class ValuePath:
 Expr = Compare | Present | And | Or | Not | ValuePath
 
 
+def comparisons(expr: Expr) -> int:
+    """How many comparisons (``pr`` included) ``expr`` holds: the measure of its size."""
+    if isinstance(expr, Compare | Present):
+        return 1
+    if isinstance(expr, And | Or):
+        return comparisons(expr.left) + comparisons(expr.right)
+    if isinstance(expr, Not):
+        return comparisons(expr.expr)
+    return comparisons(expr.filter)
+
+
 @dataclass(frozen=True)
 class PatchPath:
     """A PATCH ``path`` (RFC 7644 §3.5.2): ``attrPath`` or ``valuePath[.subAttr]``.

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +34,14 @@ from scim_server.scim.schema import ResourceType
 from scim_server.services.context import RequestContext
 from scim_server.services.resources import Page
 from scim_server.store import keyset
-from scim_server.store.filters import FilterCompiler, PreparedFilter, ResourceStorage, shape_of
+from scim_server.store.filters import (
+    FilterCompiler,
+    PreparedFilter,
+    ResourceStorage,
+    execution_options,
+    shape_of,
+    worth_remembering,
+)
 
 
 @dataclass(frozen=True)
@@ -54,12 +61,15 @@ class Listing:
     filter: PreparedFilter | None
     #: the primary key, the last of the keyset order
     pk: InstrumentedAttribute[int]
+    #: what every statement of the listing runs with (``store.filters.execution_options``)
+    options: Mapping[str, Any]
 
 
 #: Listings remembered per process. A key holds a resource type, a filter's shape (attribute
 #: names, operators, no value: see ``store.filters.shape_of``) and a sort, never an
-#: organisation's data.
-_LISTINGS = 256
+#: organisation's data. IdPs and auditors use a handful of shapes; a client making up shapes
+#: only recycles these (``bench/filter_memory.py``).
+_LISTINGS = 64
 
 
 class _Same:
@@ -95,6 +105,7 @@ def _build_listing(
     prepared: PreparedFilter | None,
     sort_by: AttrPath | None,
     descending: bool,
+    options: Mapping[str, Any],
 ) -> Listing:
     conditions = [*source.conditions]
     if prepared is not None:
@@ -117,6 +128,7 @@ def _build_listing(
         key_nullable=sort_by is None or compiler.sort_key_nullable(sort_by),
         filter=prepared,
         pk=pk,
+        options=options,
     )
 
 
@@ -134,9 +146,20 @@ def prepared_listing(
     if query.filter is not None:
         FilterCompiler(rt, storage).check(query.filter)
         shape, values = shape_of(query.filter)
-    listing = _listing(
-        _Same(rt), _Same(storage), _Same(source), shape, query.sort_by, query.descending
-    )
+    if shape is not None and not worth_remembering(shape):  # built for this request alone
+        compiler = FilterCompiler(rt, storage)
+        listing = _build_listing(
+            source,
+            compiler,
+            compiler.prepare(shape),
+            query.sort_by,
+            query.descending,
+            execution_options(shape),
+        )
+    else:
+        listing = _listing(
+            _Same(rt), _Same(storage), _Same(source), shape, query.sort_by, query.descending
+        )
     parameters = listing.filter.parameters(values) if listing.filter is not None else {}
     parameters["org_id"] = org_id
     return listing, parameters
@@ -154,7 +177,12 @@ def _listing(
     """Built on first use and remembered; a build that raises (a bad sortBy) is not."""
     compiler = FilterCompiler(rt.obj, storage.obj)
     prepared = compiler.prepare(shape) if shape is not None else None
-    return _build_listing(source.obj, compiler, prepared, sort_by, descending)
+    options = execution_options(shape)
+    return _build_listing(source.obj, compiler, prepared, sort_by, descending, options)
+
+
+def _count(session: Session, listing: Listing, parameters: dict[str, Any]) -> int:
+    return session.scalar(listing.count, parameters, execution_options=listing.options) or 0
 
 
 def index_page(
@@ -165,13 +193,13 @@ def index_page(
 ) -> tuple[int, list[Any]]:
     """``totalResults`` and the rows of the ``startIndex`` page of ``listing``."""
     if query.count <= 0:  # count=0 asks for the total alone (RFC 7644 §3.4.2.4)
-        return session.scalar(listing.count, parameters) or 0, []
+        return _count(session, listing, parameters), []
     skipped = query.start_index - 1
     page = {**parameters, "offset": skipped, "limit": query.count}
-    rows = list(session.execute(listing.page, page))
+    rows = list(session.execute(listing.page, page, execution_options=listing.options))
     if len(rows) < query.count and (rows or skipped == 0):
         return skipped + len(rows), rows
-    return session.scalar(listing.count, parameters) or 0, rows
+    return _count(session, listing, parameters), rows
 
 
 def cursor_page(
@@ -206,11 +234,11 @@ def cursor_page(
         limit=query.count + 1,
         nullable=listing.key_nullable,
     )
-    rows = list(session.execute(page, parameters))
+    rows = list(session.execute(page, parameters, execution_options=listing.options))
     more = len(rows) > query.count
     total = None
     if after is None:  # the first page of a walk says how many there are
-        total = len(rows) if not more else (session.scalar(listing.count, parameters) or 0)
+        total = len(rows) if not more else _count(session, listing, parameters)
     rows = rows[: query.count]
     next_cursor = None
     if more and rows:

@@ -23,8 +23,9 @@ on both databases (``COLLATE "C"`` on PostgreSQL; SQLite's default), whatever th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import (
@@ -46,6 +47,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.util import LRUCache
 
 from scim_server.scim.errors import InvalidFilter
 from scim_server.scim.filter_ast import (
@@ -58,6 +60,7 @@ from scim_server.scim.filter_ast import (
     Or,
     Present,
     ValuePath,
+    comparisons,
 )
 from scim_server.scim.filter_eval import ResolvedPath, compile_filter, resolve_attr_path
 from scim_server.scim.schema import Attribute, ResourceType
@@ -77,6 +80,36 @@ class Slot:
 
     index: int
     kind: type
+
+
+#: The largest filter (in comparisons) whose statements are worth remembering. A larger one is
+#: built and compiled for its request alone: the statements of a filter of 150 comparisons held
+#: about 2.5 MB, so a client sending distinct large filters grew a worker by 1.5 GB in 600
+#: requests. IdPs look up by one or two attributes (``bench/filter_memory.py``).
+REMEMBERED_COMPARISONS = 4
+
+#: Compiled statements of the shapes remembered, apart from the engine's cache, which then
+#: holds only statements the code builds (a set of bounded size). One compiled for a filter of
+#: four comparisons held about 100 KB, and the engine's cache (500 entries, pruned at 750) let
+#: one client's made-up shapes grow a worker by 73 MB.
+_COMPILED_SHAPES: LRUCache[Any, Any] = LRUCache(128)
+
+
+def worth_remembering(expr: Expr) -> bool:
+    """Whether statements built for ``expr`` may be kept for later requests."""
+    return comparisons(expr) <= REMEMBERED_COMPARISONS
+
+
+def execution_options(expr: Expr | None) -> Mapping[str, Any]:
+    """The options of a statement filtered by ``expr`` (None: unfiltered): compiled into the
+    shapes' own cache, or for its request alone when ``expr`` is large."""
+    if expr is not None and not worth_remembering(expr):
+        return _FOR_ONE_REQUEST
+    return _IN_SHAPES_CACHE
+
+
+_FOR_ONE_REQUEST: Mapping[str, Any] = MappingProxyType({"compiled_cache": None})
+_IN_SHAPES_CACHE: Mapping[str, Any] = MappingProxyType({"compiled_cache": _COMPILED_SHAPES})
 
 
 def shape_of(expr: Expr) -> tuple[Expr, tuple[Literal, ...]]:

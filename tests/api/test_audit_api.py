@@ -14,6 +14,7 @@ import pytest
 from flask import Flask
 
 from scim_server.services import tokens
+from scim_server.store import filters
 from scim_server.store.db import Database
 from tests.api.audit_support import (
     ERROR,
@@ -145,6 +146,37 @@ def test_numbers_compare_as_numbers_whatever_the_column_type(
     found = auditor.events(f'operation sw "user." and status {comparison}')
     assert _seqs(found) == expected
     assert expected or operator in {"eq", "le"}  # the history has statuses on both sides
+
+
+def test_a_large_filter_is_answered_but_its_statement_is_not_kept(
+    auditor: Auditor, database: Database, history: dict[str, Any]
+) -> None:
+    """An auditor's filter of many comparisons is compiled for its query alone (the statement
+    of one held megabytes), for pages and exports alike; small ones are remembered in the
+    filter shapes' own cache, not the engine's."""
+    engine_cache = database.engine._compiled_cache
+    assert engine_cache is not None
+    shapes_cache = filters._COMPILED_SHAPES
+    smith_id = history["smith"]["id"]
+    absent = " or ".join(f'resourceId eq "absent-{n}"' for n in range(30))
+
+    def large(attribute: str) -> str:
+        return f'({attribute} co "user.delete" or {absent}) and resourceId eq "{smith_id}"'
+
+    auditor.events(large("detail"))  # compiles what every query runs
+    before = len(engine_cache), len(shapes_cache)
+    for attribute in ("operation", "userAgent"):
+        found = auditor.events(large(attribute))
+        expected = ["user.delete"] if attribute == "operation" else []
+        assert [e["operation"] for e in found] == expected
+        exported = auditor.get(filter=large(attribute), format="jsonl")
+        assert exported.status_code == 200
+        assert len(exported.get_data(as_text=True).splitlines()) == len(expected)
+        assert (len(engine_cache), len(shapes_cache)) == before, "a large filter was kept"
+    shapes_cache.clear()
+    auditor.events('operation eq "user.create" and userAgent pr')
+    assert len(shapes_cache) == 1
+    assert len(engine_cache) == before[0]
 
 
 def test_a_filter_matching_nothing_is_an_empty_page(auditor: Auditor, history: Any) -> None:

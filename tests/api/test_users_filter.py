@@ -16,6 +16,7 @@ from sqlalchemy import event
 from scim_server.scim.filter import parse_filter
 from scim_server.scim.filter_eval import matches
 from scim_server.scim.schema import default_registry
+from scim_server.store import filters
 from scim_server.store.db import Database
 from tests.conftest import Api, StatementCounter, make_tenant
 
@@ -311,3 +312,39 @@ def test_requests_of_one_filter_shape_run_one_prebuilt_statement(
     assert len(first) == len(second)
     assert all(a is b for a, b in zip(first, second, strict=True)), "a statement was built anew"
 
+
+def _large_filter(first_attribute: str, comparisons: int) -> str:
+    """A filter of ``comparisons`` comparisons whose shape is new for each ``first_attribute``."""
+    terms = [f'{first_attribute} co "jensen"']
+    terms += [f'userName eq "absent-{n}@acme.com"' for n in range(comparisons - 2)]
+    terms.append('emails[type eq "home" and value ew "example"]')
+    return " or ".join(terms)
+
+
+def test_a_large_filter_is_answered_but_its_statements_are_not_kept(
+    api: Api, database: Database, people: list[dict[str, Any]]
+) -> None:
+    """Statements of a filter of many comparisons held megabytes each, so a client sending
+    distinct ones could grow a worker without bound: they are compiled for their request alone.
+    Small shapes are remembered in a cache of their own, so made-up shapes cannot fill the
+    engine's. (Both are SQLAlchemy LRU caches; no public API tells their size.)"""
+    engine_cache = database.engine._compiled_cache
+    assert engine_cache is not None
+    shapes_cache = filters._COMPILED_SHAPES
+    rt = default_registry().resource_type("User")
+
+    def answer(filter_text: str) -> list[str]:
+        expected = sorted(p["id"] for p in people if matches(rt, parse_filter(filter_text), p))
+        result = api.list_users(filter=filter_text)
+        assert sorted(r["id"] for r in result["Resources"]) == expected
+        return expected
+
+    answer(_large_filter("displayName", 40))  # compiles what every list request runs
+    before = len(engine_cache), len(shapes_cache)
+    for attribute in ("userName", "name.familyName", "title"):
+        assert answer(_large_filter(attribute, 40))  # bjensen, and Alice by her home email
+        assert (len(engine_cache), len(shapes_cache)) == before, "a large filter was kept"
+    shapes_cache.clear()
+    answer('nickName co "x" and title sw "y"')  # a small shape is remembered, in its own cache
+    assert len(shapes_cache) == 1
+    assert len(engine_cache) == before[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -788,3 +789,38 @@ def test_patch_path_length_limit() -> None:
 def test_non_string_patch_path() -> None:
     with pytest.raises(InvalidPath):
         parse_patch_path(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("parse", "as_sent", "remembered", "small", "large"),
+    [
+        (
+            parse_filter,
+            _parsed_as_sent,
+            filter_module._parse_template,
+            'title eq "a" and nickName sw "b"',
+            " or ".join(f'title eq "{n}" and nickName ne "{n}"' for n in range(40)),
+        ),
+        (
+            parse_patch_path,
+            filter_module._parsed_patch_path,
+            filter_module._patch_path_template,
+            'emails[type eq "a" and value sw "b"]',
+            "emails[" + " or ".join(f'value eq "{n}" and type ne "{n}"' for n in range(40)) + "]",
+        ),
+    ],
+)
+def test_only_small_templates_are_remembered(
+    parse: Callable[[str], object],
+    as_sent: Callable[[str], object],
+    remembered: Any,
+    small: str,
+    large: str,
+) -> None:
+    """A long template (no IdP sends one) is parsed for its request alone: distinct long
+    filters would otherwise fill the cache with large trees. The short ones IdPs send stay."""
+    remembered.cache_clear()
+    assert parse(large) == as_sent(large)
+    assert remembered.cache_info().currsize == 0
+    assert parse(small) == as_sent(small)
+    assert remembered.cache_info().currsize == 1
