@@ -179,6 +179,29 @@ def test_a_large_filter_is_answered_but_its_statement_is_not_kept(
     assert len(engine_cache) == before[0]
 
 
+@pytest.mark.parametrize(
+    ("text", "matches_user_events"),
+    [
+        ('operation sw "user."', True),
+        ('operation sw "USER."', False),  # operation is caseExact
+        ('operation ew "DELETE"', False),
+        ('operation co "elet"', True),
+        ('userName co "SMITH"', True),  # userName is not
+    ],
+)
+def test_case_exact_attributes_compare_case_in_pages_and_exports(
+    auditor: Auditor, history: Any, text: str, matches_user_events: bool
+) -> None:
+    found = auditor.events(text)
+    assert bool(found) == matches_user_events
+    assert all(e["operation"].startswith("user.") for e in found)
+    exported = auditor.get(filter=text, format="jsonl")
+    assert exported.status_code == 200
+    assert [json.loads(line)["seq"] for line in exported.get_data(as_text=True).splitlines()] == [
+        e["seq"] for e in found
+    ]
+
+
 def test_a_filter_matching_nothing_is_an_empty_page(auditor: Auditor, history: Any) -> None:
     body = auditor.page(filter='operation eq "group.create"')
     assert body["Resources"] == []

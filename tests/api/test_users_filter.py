@@ -348,3 +348,75 @@ def test_a_large_filter_is_answered_but_its_statements_are_not_kept(
     answer('nickName co "x" and title sw "y"')  # a small shape is remembered, in its own cache
     assert len(shapes_cache) == 1
     assert len(engine_cache) == before[0]
+
+
+# --- caseExact attributes wherever they are stored: co / sw / ew compare case --------------------
+
+CASE_EXACT_PEOPLE: list[dict[str, Any]] = [
+    {
+        "userName": "u1@acme.com",
+        "externalId": "Straße-Ünï",
+        ENTERPRISE: {"manager": {"value": "MgrABC"}},
+        "profileUrl": "https://Example.com/u1",
+        "photos": [{"value": "https://img.example.com/A.PNG", "type": "photo"}],
+    },
+    {
+        "userName": "u2@acme.com",
+        "externalId": "strasse-ünï",
+        ENTERPRISE: {"manager": {"value": "mgrabc"}},
+        "profileUrl": "https://example.com/u2",
+        "photos": [{"value": "https://img.example.com/a.png", "type": "photo"}],
+    },
+    {"userName": "u3@acme.com", "externalId": "emoji-😀x", "profileUrl": ""},
+    {"userName": "u4@acme.com"},
+]
+
+CASE_EXACT_FILTERS = [
+    'externalId sw "Straße"',
+    'externalId ew "Ünï"',
+    'externalId co "😀"',
+    'externalId ew "-😀X"',
+    f'{ENTERPRISE}:manager.value co "ABC"',  # in the JSON document
+    f'{ENTERPRISE}:manager.value sw "mgr"',
+    f'not ({ENTERPRISE}:manager.value ew "abc")',
+    'profileUrl sw "https://E"',
+    'profileUrl ew ""',
+    'photos.value ew ".PNG"',  # in the child table
+    'photos[value co "/A."]',
+    'photos[not (value co "/A.")]',
+]
+
+
+@pytest.mark.parametrize("filter_text", CASE_EXACT_FILTERS)
+def test_co_sw_ew_compare_case_on_case_exact_attributes_wherever_stored(
+    api: Api, filter_text: str
+) -> None:
+    """SQLite's LIKE folds ASCII case: before 4f280e2 these matched both spellings there."""
+    people = [api.create_user(**person) for person in CASE_EXACT_PEOPLE]
+    rt = default_registry().resource_type("User")
+    expected = sorted(p["id"] for p in people if matches(rt, parse_filter(filter_text), p))
+    result = api.list_users(filter=filter_text)
+    assert sorted(r["id"] for r in result["Resources"]) == expected
+
+
+def test_group_member_values_compare_case(api: Api) -> None:
+    """``members.value`` is caseExact: an id's letters in upper case are another id."""
+    user = api.create_user("member@acme.com")
+    group = api.post(
+        "/Groups",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Members",
+            "members": [{"value": user["id"]}],
+        },
+    ).get_json()
+    letters = next(i for i, c in enumerate(user["id"]) if c.isalpha())
+    part = user["id"][letters : letters + 6]
+    for text, found in (
+        (f'members.value co "{part}"', True),
+        (f'members.value co "{part.upper()}"', False),
+        (f'members.value sw "{user["id"][:8].upper()}"', user["id"][:8].upper() == user["id"][:8]),
+        (f'members[value ew "{user["id"][-6:]}"]', True),
+    ):
+        body = api.get("/Groups", query_string={"filter": text}).get_json()
+        assert [g["id"] for g in body["Resources"]] == ([group["id"]] if found else []), text
