@@ -47,6 +47,7 @@ from scim_server.scim.filter_ast import (
     Present,
     ValuePath,
 )
+from scim_server.scim.wire import escaped, lone_surrogate
 
 #: Longest filter accepted (characters). A filter is compiled into one SQL statement; a bound keeps
 #: a single request from building an arbitrarily large query. DESIGN §7 (limits).
@@ -128,9 +129,17 @@ class _Lexer(SCIMLexer):  # type: ignore[misc]
     @_(r'"(?:[^"\\]|\\.)*"')
     def COMP_VALUE(self, t: Any) -> Any:
         try:
-            t.value = json.loads(t.value, strict=False)
+            value = json.loads(t.value, strict=False)
         except ValueError:
             raise _SyntaxProblem(f"invalid string {_quoted(t.value)}", t.index) from None
+        found = lone_surrogate(value)
+        if found is not None:
+            raise _SyntaxProblem(
+                f"string {_quoted(t.value)} holds {escaped(found)}, half of a UTF-16 surrogate "
+                "pair, which is no character (RFC 8259 §8.2)",
+                t.index,
+            )
+        t.value = value
         return t
 
     def error(self, t: Any) -> NoReturn:
@@ -369,6 +378,8 @@ def _split_strings(text: str) -> tuple[str, tuple[str, ...]] | None:
     try:
         decoded = tuple(json.loads(value, strict=False) for value in values)
     except ValueError:
+        return None
+    if any(lone_surrogate(value) is not None for value in decoded):
         return None
     return template, decoded
 

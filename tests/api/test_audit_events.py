@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from tests.api.audit_support import (
     database_fails_on,
     events_from,
     request_id,
+    run_cli,
     system_events,
 )
 from tests.conftest import USER_SCHEMA, Api, make_tenant, patch_body, store_snapshot
@@ -532,3 +534,29 @@ def test_other_organisations_never_see_each_others_events(
             text("SELECT count(*) FROM audit_events WHERE org_id = :o"), {"o": other.org_id}
         )
     assert count == 1
+
+
+def test_a_refusal_quoting_half_a_surrogate_pair_is_still_recorded(
+    api: Api, database: Database, auditor: Auditor
+) -> None:
+    """An Entra app role is JSON inside a string; one holding ``\\ud800`` decodes to half a
+    UTF-16 pair, which the refusal's detail quotes. The event is stored with the escape written
+    out (neither database stores the half character); it used to be lost with a logged error."""
+    role = json.dumps({"value": "Admin\\ud800"})  # the escape as text, decoded by the server
+    rid = request_id("half")
+    response = api.post(
+        "/Users",
+        {"schemas": [USER_SCHEMA], "userName": "half@example.com", "roles": [{"value": role}]},
+        headers={"X-Request-Id": rid},
+    )
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["scimType"] == "invalidValue"
+    event = auditor.one(rid)
+    assert (event["operation"], event["outcome"], event["status"]) == (
+        "user.create",
+        "refused",
+        400,
+    )
+    assert "Admin\\ud800" in event["detail"]
+    verified = run_cli(database, "audit", "verify", "--org", api.tenant.slug, "--json")
+    assert verified.exit_code == 0, verified.stdout

@@ -283,3 +283,64 @@ def test_nul_in_a_filter_or_an_id_is_a_clean_4xx(api: Api) -> None:
     )
     assert_error(api.get("/Users/%00"), 404, None)
     assert_error(api.get("/Users/not-a-uuid"), 404, None, "not-a-uuid")
+
+
+# A JSON escape of half a UTF-16 surrogate pair ("\ud800") is valid JSON syntax that encodes no
+# character (RFC 8259 §8.2); neither database can store it. It used to be a 500.
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        ('{"schemas": ["%s"], "userName": "a\\ud800@example.com"}', "userName"),
+        (
+            '{"schemas": ["%s"], "userName": "b@example.com", "name": {"givenName": "\\udfff"}}',
+            "name.givenName",
+        ),
+        (
+            '{"schemas": ["%s"], "userName": "c@example.com", "emails": [{"value": "x@y.z"}, '
+            '{"value": "c@example.com", "display": "\\ud83d"}]}',
+            "emails[1].display",
+        ),
+    ],
+)
+def test_a_lone_surrogate_in_a_body_is_invalid_value_and_writes_nothing(
+    api: Api, database: Database, seeded: dict[str, Any], body: str, where: str
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    response = api.request(
+        "POST", "/Users", data=(body % USER_SCHEMA).encode(), content_type="application/scim+json"
+    )
+    assert_error(response, 400, "invalidValue", where, "surrogate")
+    patch = (
+        '{"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": '
+        '[{"op": "replace", "path": "displayName", "value": "Seed \\ud800"}]}'
+    )
+    response = api.request(
+        "PATCH", f"/Users/{seeded['id']}", data=patch.encode(), content_type="application/scim+json"
+    )
+    assert_error(response, 400, "invalidValue", "Operations[0].value", "surrogate")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_a_whole_surrogate_pair_is_one_character(api: Api) -> None:
+    body = '{"schemas": ["%s"], "userName": "pair@example.com", "displayName": "\\ud83d\\ude00"}'
+    response = api.request(
+        "POST", "/Users", data=(body % USER_SCHEMA).encode(), content_type="application/scim+json"
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    assert response.get_json()["displayName"] == "\U0001f600"
+    found = api.list_users(filter='displayName eq "\\ud83d\\ude00"')
+    assert [r["userName"] for r in found["Resources"]] == ["pair@example.com"]
+
+
+@pytest.mark.parametrize("literal", ['"\\ud800"', '"a\\udfffb"', '"\\ud83d"'])
+def test_a_lone_surrogate_in_a_filter_or_a_path_is_refused(
+    api: Api, database: Database, seeded: dict[str, Any], literal: str
+) -> None:
+    for text in (f"userName eq {literal}", f"emails[value sw {literal}]"):
+        response = api.get("/Users", query_string={"filter": text})
+        assert_error(response, 400, "invalidFilter", literal, "surrogate")
+    before = store_snapshot(database, api.tenant.org_id)
+    patch = patch_body({"op": "remove", "path": f"emails[value eq {literal}]"})
+    response = api.patch(f"/Users/{seeded['id']}", patch)
+    assert_error(response, 400, "invalidPath", literal, "surrogate")
+    assert store_snapshot(database, api.tenant.org_id) == before
