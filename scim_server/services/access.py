@@ -166,6 +166,7 @@ def recompute_access(
     *,
     ignore_roles: Collection[int] = (),
     ignore_access_groups: Collection[int] = (),
+    unless_unmapped: Collection[policy.GroupRef] | None = None,
 ) -> dict[int, tuple[Access, Access]]:
     """Recompute and store the effective access of users of ``org_id``; return what changed.
 
@@ -177,6 +178,13 @@ def recompute_access(
     them) were already gone. A caller deleting them recomputes first and deletes after, so the
     ``before`` side still names what is being taken away.
 
+    ``unless_unmapped``: the identities (before and after) of the one IdP group whose members
+    changed. When no mapping matches any of them, the change grants and takes nothing (a group
+    counts for access only through mappings), so nothing is recomputed: a push to a department
+    group of 10,000 no mapping names skips five statements per request. The mappings are read
+    under the rules lock, so a mapping created concurrently either sees these members or is
+    seen here.
+
     Cost: a constant number of statements, whatever the size of the users' groups and, when
     ``user_pks`` is given, of the organisation (three more per 5000 users given): the roles with
     the default role, and the mappings, once; then per chunk of users their direct roles, their
@@ -187,6 +195,24 @@ def recompute_access(
     if not chunks:
         return {}
     _lock_for_recompute(session, org_id, None)
+    mappings = [
+        policy.GroupMapping(policy.match_kind(kind), value, role_pk, group_pk)
+        for kind, value, role_pk, group_pk in session.execute(
+            select(
+                GroupMapping.match_kind,
+                GroupMapping.match_value,
+                GroupMapping.role_pk,
+                GroupMapping.access_group_pk,
+            ).where(GroupMapping.org_id == org_id)
+        )
+        if role_pk not in ignore_roles and group_pk not in ignore_access_groups
+    ]
+    if unless_unmapped is not None and not any(
+        policy.mapping_matches(mapping, group.display_name, group.external_id)
+        for mapping in mappings
+        for group in unless_unmapped
+    ):
+        return {}
     default_of_org = (
         select(Organization.default_role_pk).where(Organization.id == org_id).scalar_subquery()
     )
@@ -202,18 +228,6 @@ def recompute_access(
     # the default role is a role: an organisation without roles has no default either
     live_roles = {pk: role for pk, role in all_roles.items() if pk not in ignore_roles}
     default_role = live_roles.get(default_pk) if default_pk is not None else None
-    mappings = [
-        policy.GroupMapping(policy.match_kind(kind), value, role_pk, group_pk)
-        for kind, value, role_pk, group_pk in session.execute(
-            select(
-                GroupMapping.match_kind,
-                GroupMapping.match_value,
-                GroupMapping.role_pk,
-                GroupMapping.access_group_pk,
-            ).where(GroupMapping.org_id == org_id)
-        )
-        if role_pk not in ignore_roles and group_pk not in ignore_access_groups
-    ]
 
     pending: list[tuple[int, tuple[int | None, list[int]] | None, tuple[int | None, list[int]]]]
     pending = []

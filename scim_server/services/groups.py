@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from scim_server.audit.events import document_changes
+from scim_server.policy import access as policy
 from scim_server.scim.errors import (
     InvalidValue,
     Mutability,
@@ -226,11 +227,19 @@ def _record(
 
 
 def _recompute(
-    session: Session, ctx: RequestContext, user_pks: list[int]
+    session: Session, ctx: RequestContext, user_pks: list[int], *documents: dict[str, Any]
 ) -> dict[int, tuple[Any, Any]]:
+    """The access of ``user_pks``, whose membership of the group changed, recomputed unless no
+    mapping names the group as any of ``documents`` (before and after) describes it."""
     if not user_pks:
         return {}
-    return access.recompute_access(session, ctx.principal.org_id, sorted(set(user_pks)))
+    identities = [
+        policy.GroupRef(str(doc.get("displayName") or ""), doc.get("externalId"))
+        for doc in documents
+    ]
+    return access.recompute_access(
+        session, ctx.principal.org_id, sorted(set(user_pks)), unless_unmapped=identities
+    )
 
 
 # -- use cases ---------------------------------------------------------------------------------
@@ -264,7 +273,7 @@ def create_group(session: Session, ctx: RequestContext, body: Any) -> RenderedGr
     session.add(group)
     _write(session, ctx, group, doc)
     added = store.add_members(session, group, members)
-    changed = _recompute(session, ctx, [pk for pk, _ in added])
+    changed = _recompute(session, ctx, [pk for pk, _ in added], doc)
     _record(ctx, group, None, doc, added, (), changed, {pk: uid for pk, uid in added})
     return RenderedGroup(render_head(ctx, group), etag_of(group.version), group.pk)
 
@@ -297,7 +306,7 @@ def replace_group(
     affected = [pk for pk, _ in added + removed]
     if renamed:
         affected += store.member_user_pks(session, group)
-    changed = _recompute(session, ctx, affected)
+    changed = _recompute(session, ctx, affected, previous, doc)
     ids = {pk: uid for pk, uid in added + removed} | {pk: uid for uid, pk in members.items()}
     _record(ctx, group, previous, doc, added, removed, changed, ids)
     return RenderedGroup(render_head(ctx, group), etag_of(group.version), group.pk)
@@ -438,7 +447,7 @@ def patch_group(
     affected = [pk for pk, _ in added + removed]
     if renamed:
         affected += store.member_user_pks(session, group)
-    changed = _recompute(session, ctx, affected)
+    changed = _recompute(session, ctx, affected, previous, doc)
     _record(ctx, group, previous, doc, added, removed, changed, dict(added + removed))
     return RenderedGroup(render_head(ctx, group), etag_of(group.version), group.pk)
 
@@ -453,7 +462,7 @@ def delete_group(
     previous = group.data
     session.delete(group)
     session.flush()
-    changed = _recompute(session, ctx, [pk for pk, _ in removed])
+    changed = _recompute(session, ctx, [pk for pk, _ in removed], previous)
     _record(ctx, group, previous, None, (), removed, changed, dict(removed))
 
 

@@ -36,9 +36,12 @@ BUDGET = {
     "get user": 1 + 3 + 1,
     # the page's keys (shorter than asked for, it says the total: no COUNT) and its users
     "filter eq": 1 + 3 + 2,
-    # the group (locked), the 100 users, one INSERT, the version; the recomputation of the 100
-    # members' access: rules lock, roles, mappings, users locked, direct roles, stored access
-    "add 100 members": 1 + 3 + 10,
+    # the group (locked), the 100 users, one INSERT, the version; the rules lock and the
+    # mappings, none of which names the group: nobody's access can change, none is recomputed
+    "add 100 members": 1 + 3 + 6,
+    # ... to a group a mapping names: the 100 members' access is recomputed (roles, users
+    # locked, direct roles, their groups, stored access) and written (one upsert)
+    "add 100 members to a mapped group": 1 + 3 + 12,
     # the group alone
     "get group without members": 1 + 3 + 1,
     # the organisation's settings (held), INSERT of the user, of its index rows (one statement
@@ -112,6 +115,24 @@ def test_membership_patch_of_100_costs_the_same_on_10_and_1000_members(
     assert len(on_big) == len(on_small), _explain(on_big)
     members = api.get(f"/Groups/{big['id']}", query_string={"attributes": "members.value"})
     assert len(members.get_json()["members"]) == 1_100
+
+
+def test_membership_patch_of_a_mapped_group_recomputes_the_members_access(
+    api: Api, database: Database, count_statements: StatementCounter
+) -> None:
+    """The same push to a group a mapping names: the members' access is recomputed, and
+    granted, in the same request."""
+    mapped = _group_with(api, database, "Editors-EU", 10)
+    with database.transaction(write=True) as session:
+        org = session.get(Organization, api.tenant.org_id)
+        assert org is not None
+        access.add_mapping(session, org, group_prefix="editors", role="Editor")
+    newcomers = [api.create_user(f"ed{n}@acme.com")["id"] for n in range(100)]
+    body = patch_body({"op": "add", "path": "members", "value": [{"value": i} for i in newcomers]})
+    statements = _measure(count_statements, lambda: api.patch(f"/Groups/{mapped['id']}", body))
+    assert len(statements) == BUDGET["add 100 members to a mapped group"], _explain(statements)
+    shown = api.get(f"/Users/{newcomers[-1]}").get_json()
+    assert shown[ACCESS]["role"] == "Editor"
 
 
 def test_get_group_without_members(

@@ -348,6 +348,40 @@ def test_renaming_a_group_so_it_no_longer_matches_removes_the_grant(
     assert role_of(read(api, user["id"])) == "Editor"
 
 
+def test_a_membership_change_grants_by_every_name_the_group_has_before_and_after(
+    api: Api, database: Database
+) -> None:
+    """Access is recomputed when a mapping names the group as it was or as it becomes (renamed
+    in the same PATCH as its members change, or matched by externalId), and only then: joining
+    a group no mapping names changes nobody's access."""
+    slug = api.tenant.slug
+    cli(database, "mapping", "add", "--org", slug, "--group-prefix", "eng-", "--role", "Editor")
+    cli(database, "mapping", "add", "--org", slug, "--group-external-id", "X-9", "--role", "Editor")
+    first, second, third = (api.create_user(f"m{n}@acme.com")["id"] for n in range(3))
+    group = create_group(api, "Sales", [first])
+    assert role_of(read(api, first)) is None
+    body = patch_body(
+        {"op": "replace", "path": "displayName", "value": "ENG-sales"},
+        {"op": "add", "path": "members", "value": [{"value": second}]},
+    )
+    assert api.patch(f"/Groups/{group['id']}", body).status_code in (200, 204)
+    assert [role_of(read(api, u)) for u in (first, second)] == ["Editor", "Editor"]
+    body = patch_body(
+        {"op": "replace", "path": "displayName", "value": "Sales"},
+        {"op": "remove", "path": f'members[value eq "{first}"]'},
+    )
+    assert api.patch(f"/Groups/{group['id']}", body).status_code in (200, 204)
+    assert [role_of(read(api, u)) for u in (first, second)] == [None, None]
+    by_external_id = create_group(api, "Anything", externalId="X-9")
+    assert api.patch(f"/Groups/{by_external_id['id']}", members_op("add", third)).status_code in (
+        200,
+        204,
+    )
+    assert role_of(read(api, third)) == "Editor"
+    assert api.delete(f"/Groups/{by_external_id['id']}").status_code == 204
+    assert role_of(read(api, third)) is None
+
+
 def test_deleting_a_mapped_group_removes_the_grant(api: Api, database: Database) -> None:
     standing_admin(api)
     cli(database, "org", "update", api.tenant.slug, "--default-role", "Collaborator")
