@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from scim_server.audit.events import MAX_DETAIL, EventDraft, redact
-from scim_server.scim.wire import lone_surrogate
+from scim_server.scim.wire import storable, unstorable
 from scim_server.store.models import AuditChain, AuditEvent
 from scim_server.store.types import utcnow
 
@@ -192,16 +192,12 @@ def _seal(draft: EventDraft, seq: int, prev_hash: str) -> dict[str, Any]:
         "prev_hash": prev_hash,
     }
     for name, value in row.items():
-        if isinstance(value, str) and lone_surrogate(value) is not None:
-            row[name] = _storable(value)
+        # a detail quoting a client's NUL or half surrogate (an id in a URL, an Entra role) must
+        # not make the event itself impossible to store or hash: written as its escape
+        if isinstance(value, str) and unstorable(value) is not None:
+            row[name] = storable(value)
     row["hash"] = event_hash({**row, "time": _time_text(row["time"])})
     return row
-
-
-def _storable(text: str) -> str:
-    """``text`` with each lone surrogate written as its escape (``\\ud800``): a detail quoting a
-    client's malformed text must not make the event itself impossible to store or hash."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)

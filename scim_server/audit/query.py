@@ -18,12 +18,13 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, select
+from sqlalchemy import BigInteger, ColumnElement, bindparam, select
 from sqlalchemy.orm import Session
 
 from scim_server.audit.chain import SEALED_FIELDS, canonical_fields
 from scim_server.scim.errors import InvalidValue
 from scim_server.scim.filter import parse_filter
+from scim_server.scim.listing import MAX_INTEGER
 from scim_server.scim.schema import Registry, ResourceType
 from scim_server.store.filters import FilterCompiler, ResourceStorage, execution_options
 from scim_server.store.models import AuditEvent
@@ -84,7 +85,7 @@ def decode_cursor(cursor: str) -> int:
         padded = cursor + "=" * (-len(cursor) % 4)
         text = base64.urlsafe_b64decode(padded.encode()).decode()
         kind, _, value = text.partition(":")
-        if kind == "seq" and value.isdigit():
+        if kind == "seq" and value.isdigit() and int(value) <= MAX_INTEGER:
             return int(value)
     except (ValueError, UnicodeDecodeError):
         pass
@@ -138,7 +139,9 @@ def search(
     """One page of events in sequence order, after ``cursor``."""
     query = _query(registry, org_id, filter_text)
     if cursor:
-        query.conditions.append(AuditEvent.seq > decode_cursor(cursor))
+        # BIGINT, as the filter's integers: seq is an INTEGER column on PostgreSQL
+        query.conditions.append(AuditEvent.seq > bindparam("after", type_=BigInteger()))
+        query.parameters["after"] = decode_cursor(cursor)
     rows = session.scalars(
         select(AuditEvent).where(*query.conditions).order_by(AuditEvent.seq).limit(count + 1),
         query.parameters,

@@ -40,7 +40,7 @@ from scim_server.scim.listing import (
 )
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
 from scim_server.scim.schema import Registry, ResourceType
-from scim_server.scim.wire import compact_json, escaped, lone_surrogate
+from scim_server.scim.wire import compact_json, escaped, unstorable, unstorable_named
 from scim_server.services import bulk as bulk_service
 from scim_server.services import groups, search, users
 from scim_server.services.context import RequestContext
@@ -184,31 +184,32 @@ def json_body(limit: int | None = None, too_large: Exception | None = None) -> A
         raise InvalidSyntax(f"the request body is not valid JSON: {error}") from None
     if _depth(body) > MAX_JSON_DEPTH:
         raise too_deep
-    if b"\\u" in raw:  # only an escape can make a surrogate: strict UTF-8 has none
-        _refuse_lone_surrogates(body)
+    if b"\\u" in raw:  # only an escape makes NUL or a surrogate: strict JSON and UTF-8 have none
+        _refuse_unstorable(body)
     return body
 
 
-def _refuse_lone_surrogates(body: Any) -> None:
-    """400 for a string (``invalidValue``, as for NUL) or a member name (``invalidSyntax``)
-    holding a lone surrogate (``scim.wire.lone_surrogate``), naming where it is."""
+def _refuse_unstorable(body: Any) -> None:
+    """400 for a string (``invalidValue``, as validation refuses NUL) or a member name
+    (``invalidSyntax``) holding what no database stores (``scim.wire.unstorable``), naming
+    where it is."""
     stack: list[tuple[Any, str]] = [(body, "")]
     while stack:
         value, where = stack.pop()
         if isinstance(value, str):
-            found = lone_surrogate(value)
+            found = unstorable(value)
             if found is not None:
                 raise InvalidValue(
                     f"the request body's {where or 'value'} {escaped(value)} holds "
-                    f"{escaped(found)}, half of a UTF-16 surrogate pair, which is no character "
-                    "(RFC 8259 §8.2): send the whole pair or the character itself"
+                    f"{unstorable_named(found)}"
                 )
         elif isinstance(value, dict):
             for key, child in value.items():
-                if lone_surrogate(key) is not None:
+                found = unstorable(key)
+                if found is not None:
                     raise InvalidSyntax(
-                        f"the request body's member name {escaped(key)} holds half of a "
-                        "UTF-16 surrogate pair, which is no character (RFC 8259 §8.2)"
+                        f"the request body's member name {escaped(key)} holds "
+                        f"{unstorable_named(found)}"
                     )
                 stack.append((child, f"{where}.{key}" if where else key))
         elif isinstance(value, list):

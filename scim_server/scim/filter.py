@@ -47,7 +47,7 @@ from scim_server.scim.filter_ast import (
     Present,
     ValuePath,
 )
-from scim_server.scim.wire import escaped, lone_surrogate
+from scim_server.scim.wire import unstorable, unstorable_named
 
 #: Longest filter accepted (characters). A filter is compiled into one SQL statement; a bound keeps
 #: a single request from building an arbitrarily large query. DESIGN §7 (limits).
@@ -132,12 +132,12 @@ class _Lexer(SCIMLexer):  # type: ignore[misc]
             value = json.loads(t.value, strict=False)
         except ValueError:
             raise _SyntaxProblem(f"invalid string {_quoted(t.value)}", t.index) from None
-        found = lone_surrogate(value)
+        # a raw NUL is a template's placeholder (a client's text with one is refused first);
+        # a template's strings are checked when they are split out (``_split_strings``)
+        found = None if "\x00" in t.value else unstorable(value)
         if found is not None:
             raise _SyntaxProblem(
-                f"string {_quoted(t.value)} holds {escaped(found)}, half of a UTF-16 surrogate "
-                "pair, which is no character (RFC 8259 §8.2)",
-                t.index,
+                f"string {_quoted(t.value)} holds {unstorable_named(found)}", t.index
             )
         t.value = value
         return t
@@ -379,7 +379,7 @@ def _split_strings(text: str) -> tuple[str, tuple[str, ...]] | None:
         decoded = tuple(json.loads(value, strict=False) for value in values)
     except ValueError:
         return None
-    if any(lone_surrogate(value) is not None for value in decoded):
+    if any(unstorable(value) is not None for value in decoded):
         return None
     return template, decoded
 
@@ -432,6 +432,8 @@ def parse_patch_path(text: str) -> PatchPath:
         )
     if not text.strip():
         raise InvalidPath('"path" is empty')
+    if "\x00" in text:
+        raise InvalidPath('"path" contains the NUL character (U+0000), which no value has')
     # by template, as filters are (see above): the dialect rules and the PATCH engine each
     # parse an operation's path, five parses per operation, and a group's members[value eq
     # "..."] removals are one shape with a new id each time

@@ -48,7 +48,7 @@ from scim_server.scim.filter_ast import (
     ValuePath,
 )
 from scim_server.scim.schema import Attribute, ResourceType, Schema
-from scim_server.scim.validate import parse_datetime
+from scim_server.scim.validate import DateTimeOutOfRange, parse_datetime
 
 Predicate = Callable[[Any], bool]
 
@@ -399,6 +399,10 @@ def _value_test(attr: Attribute, shown: str, op: str, value: Literal) -> Callabl
             )
         try:
             instant = parse_datetime(value)
+        except DateTimeOutOfRange:
+            raise InvalidFilter(
+                f'"{shown} {op}": {_shown(value)} is {DateTimeOutOfRange.RULE}'
+            ) from None
         except ValueError:
             raise InvalidFilter(
                 f'"{shown} {op}": {_shown(value)} is not a dateTime with time zone '

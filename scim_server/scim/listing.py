@@ -10,6 +10,7 @@ for the first page). The two cannot be mixed; under a cursor ``count`` must be 1
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,17 +62,22 @@ class Limits:
     max_filter_length: int
 
 
+#: The largest ``startIndex`` (and audit cursor position) taken: what both databases' BIGINT
+#: hold; a larger one overflowed its bound parameter (a 500). A start past the last resource is
+#: an empty page, however far.
+MAX_INTEGER = 2**63 - 1
+
+
 def _as_int(name: str, raw: Any) -> int:
-    if isinstance(raw, bool):
-        raise InvalidValue(f'"{name}" must be an integer, got {raw!r}')
-    if isinstance(raw, int):
-        return raw
+    value = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
     if isinstance(raw, str):
-        try:
-            return int(raw.strip())
-        except ValueError:
-            pass
-    raise InvalidValue(f'"{name}" must be an integer, got {raw!r}')
+        with contextlib.suppress(ValueError):
+            value = int(raw.strip())
+    if value is None:
+        raise InvalidValue(f'"{name}" must be an integer, got {raw!r}')
+    if value > MAX_INTEGER:
+        raise InvalidValue(f'"{name}" is {value}; the largest this server takes is {MAX_INTEGER}')
+    return value
 
 
 def _as_attribute_list(name: str, raw: Any) -> str | None:

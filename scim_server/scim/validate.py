@@ -23,7 +23,7 @@ import copy
 import math
 import re
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from scim_server.scim.errors import InvalidSyntax, InvalidValue, Mutability
@@ -117,6 +117,13 @@ def parse_resource(
     return doc
 
 
+class DateTimeOutOfRange(ValueError):
+    """A well-formed dateTime whose instant falls outside the years 0001 to 9999 in UTC (stored
+    and compared in UTC, it is no instant Python or either database can hold)."""
+
+    RULE = "out of range: in UTC it must fall in the years 0001 to 9999"
+
+
 def parse_datetime(value: str) -> datetime:
     """Parse an RFC 7643 §2.3.5 dateTime (xsd:dateTime with a time zone) to an aware datetime.
 
@@ -125,7 +132,12 @@ def parse_datetime(value: str) -> datetime:
     """
     if not _DATETIME.fullmatch(value):
         raise ValueError(f"not an xsd:dateTime with time zone: {value!r}")
-    return datetime.fromisoformat(value)
+    parsed = datetime.fromisoformat(value)
+    try:
+        parsed.astimezone(UTC)
+    except OverflowError:
+        raise DateTimeOutOfRange(f"{value!r} is {DateTimeOutOfRange.RULE}") from None
+    return parsed
 
 
 # --- structure ----------------------------------------------------------------------------------
@@ -269,6 +281,10 @@ def _single_value(attr: Attribute, value: object, path: str, owner: str) -> Any:
             raise _wrong_type(path, _EXPECTED[kind], value)
         try:
             parse_datetime(value)
+        except DateTimeOutOfRange:
+            raise InvalidValue(
+                f"attribute {_shown(path)} {_shown(value)} is {DateTimeOutOfRange.RULE}"
+            ) from None
         except ValueError:
             raise InvalidValue(
                 f"attribute {_shown(path)} must be an xsd:dateTime with time zone "

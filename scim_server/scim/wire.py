@@ -19,12 +19,15 @@ def compact_json(value: Any) -> str:
     return _COMPACT.encode(value)
 
 
-def lone_surrogate(text: str) -> str | None:
-    """The first lone UTF-16 surrogate in ``text``, or None.
+def unstorable(text: str) -> str | None:
+    """The first character of ``text`` that no database stores, or None: NUL (PostgreSQL's text
+    cannot hold it), or a lone UTF-16 surrogate.
 
-    A JSON escape such as ``"\\ud800"`` is valid syntax that encodes half a character (RFC 8259
-    §8.2): Python decodes it to a surrogate, which neither database stores and no UTF-8 response
-    can carry, so it must be refused as the client's mistake before it reaches either."""
+    Both come from JSON escapes (``"\\u0000"``, ``"\\ud800"``): valid syntax, but a surrogate
+    alone encodes half a character (RFC 8259 §8.2) and no UTF-8 response can carry it. They must
+    be refused as the client's mistake before they reach a database (a 500 otherwise)."""
+    if "\x00" in text:
+        return "\x00"
     if text.isascii():
         return None
     try:
@@ -32,6 +35,22 @@ def lone_surrogate(text: str) -> str | None:
     except UnicodeEncodeError as error:
         return text[error.start]
     return None
+
+
+def unstorable_named(character: str) -> str:
+    """What :func:`unstorable` found, for an error detail."""
+    if character == "\x00":
+        return "the NUL character (U+0000), which no value may hold"
+    return (
+        f"{escaped(character)}, half of a UTF-16 surrogate pair, which is no character "
+        "(RFC 8259 §8.2)"
+    )
+
+
+def storable(text: str) -> str:
+    """``text`` with what :func:`unstorable` finds written as its JSON escape (``\\u0000``,
+    ``\\ud800``): for quoting a client's malformed text where it must be stored."""
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def escaped(text: str) -> str:

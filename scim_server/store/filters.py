@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     BindParameter,
     ColumnElement,
     Integer,
@@ -70,6 +71,12 @@ _STRING_TYPES = frozenset({"string", "reference", "binary"})
 
 # The escape character of LIKE patterns built from a filter's string.
 _LIKE_ESCAPE = "/"
+
+
+#: Integers a BIGINT parameter holds. A literal beyond (RFC 7643 sets no bound) is a slot of
+#: kind float: it compares as a number with any stored integer, where a BIGINT parameter would
+#: overflow (a 500).
+_BIGINT = range(-(2**63), 2**63)
 
 
 @dataclass(frozen=True)
@@ -122,7 +129,8 @@ def shape_of(expr: Expr) -> tuple[Expr, tuple[Literal, ...]]:
             value = node.value
             if isinstance(value, str | int | float) and not isinstance(value, bool):
                 values.append(value)
-                return Compare(node.path, node.op, Slot(len(values) - 1, type(value)))  # type: ignore[arg-type]
+                kind = float if isinstance(value, int) and value not in _BIGINT else type(value)
+                return Compare(node.path, node.op, Slot(len(values) - 1, kind))  # type: ignore[arg-type]
             return node
         if isinstance(node, And):
             return And(walk(node.left), walk(node.right))
@@ -315,7 +323,11 @@ class _Binder:
     ) -> BindParameter[Any]:
         name = _slot_name(slot.index)
         self.binders.append((name, slot.index, convert))
-        if slot.kind in (int, float):
+        if slot.kind is int:
+            # BIGINT, not the column's type: an INTEGER parameter made PostgreSQL refuse
+            # ``status eq 2147483648`` (out of range) where it simply matches nothing
+            return bindparam(name, type_=BigInteger())
+        if slot.kind is float:
             # typed as a literal of its kind would be: an untyped parameter takes the column's
             # type, and PostgreSQL then casts 200.6 to the integer 201 (``status eq 200.6``)
             kind = compared_with.type.coerce_compared_value(operators.eq, slot.kind())
@@ -334,6 +346,8 @@ def _compare(
     like = op in {"co", "sw", "ew"} and not target.case_exact
     if isinstance(value, Slot):
         convert: Callable[[Any], Any] = _same
+        if value.kind is float:
+            convert = float  # an integer past BIGINT too (see ``shape_of``)
         if value.kind is str and target.type == "dateTime" and target.is_column:
             convert = _datetime_bound  # the evaluator has checked that it parses
         if value.kind is str and target.type in _STRING_TYPES:

@@ -202,6 +202,31 @@ def test_case_exact_attributes_compare_case_in_pages_and_exports(
     ]
 
 
+def test_integers_past_the_column_or_bigint_compare_as_numbers(
+    auditor: Auditor, history: Any
+) -> None:
+    """``status`` is an INTEGER column on PostgreSQL: a larger literal used to overflow its
+    parameter (a 500) where it simply matches nothing; so did one past BIGINT, on both."""
+    assert auditor.events(f"status eq {2**31}") == []
+    everything = _seqs(auditor.events())
+    assert _seqs(auditor.events(f"seq lt {2**62}"))[: len(everything)] == everything
+    # past BIGINT (RFC 7643 sets integers no bound) a literal still compares as a number
+    assert auditor.events(f"seq gt {2**63}") == []
+    assert auditor.events(f"status lt -{2**64}") == []
+    assert _seqs(auditor.events(f"seq lt {2**70}"))[: len(everything)] == everything
+
+
+def test_a_cursor_past_any_event_is_an_empty_page_and_past_bigint_is_refused(
+    auditor: Auditor, history: Any
+) -> None:
+    far = base64.urlsafe_b64encode(f"seq:{2**31}".encode()).decode().rstrip("=")
+    assert auditor.page(cursor=far)["Resources"] == []
+    beyond = base64.urlsafe_b64encode(f"seq:{2**63}".encode()).decode().rstrip("=")
+    response = auditor.get(cursor=beyond)
+    assert response.status_code == 400, response.get_data(as_text=True)
+    assert response.get_json()["scimType"] == "invalidValue"
+
+
 def test_a_filter_matching_nothing_is_an_empty_page(auditor: Auditor, history: Any) -> None:
     body = auditor.page(filter='operation eq "group.create"')
     assert body["Resources"] == []

@@ -560,3 +560,18 @@ def test_a_refusal_quoting_half_a_surrogate_pair_is_still_recorded(
     assert "Admin\\ud800" in event["detail"]
     verified = run_cli(database, "audit", "verify", "--org", api.tenant.slug, "--json")
     assert verified.exit_code == 0, verified.stdout
+
+
+def test_a_request_naming_a_nul_is_recorded_with_the_nul_written_out(
+    api: Api, database: Database, auditor: Auditor
+) -> None:
+    """PostgreSQL's text cannot hold NUL; a 404 for ``/Users/%00`` quotes the id it did not
+    find, and its event used to be lost with a logged error."""
+    rid = request_id("nul")
+    response = api.get("/Users/a%00b", headers={"X-Request-Id": rid})
+    assert response.status_code == 404
+    event = auditor.one(rid)
+    assert (event["operation"], event["status"]) == ("user.read", 404)
+    assert "a\\u0000b" in (event["detail"] or "") + (event["resourceId"] or "")
+    verified = run_cli(database, "audit", "verify", "--org", api.tenant.slug, "--json")
+    assert verified.exit_code == 0, verified.stdout

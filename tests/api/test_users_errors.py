@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from scim_server.store.db import Database
 from tests.conftest import USER_SCHEMA, Api, patch_body, store_snapshot
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
 
 def assert_error(response: Any, status: int, scim_type: str | None, *detail_words: str) -> None:
@@ -343,4 +345,72 @@ def test_a_lone_surrogate_in_a_filter_or_a_path_is_refused(
     patch = patch_body({"op": "remove", "path": f"emails[value eq {literal}]"})
     response = api.patch(f"/Users/{seeded['id']}", patch)
     assert_error(response, 400, "invalidPath", literal, "surrogate")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+# --- inputs a fuzzer found answered 500: each is the client's mistake, or no mistake at all ------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'meta.lastModified gt "0001-01-01T00:00:00+00:01"',  # before year 1 once in UTC
+        'meta.created lt "9999-12-31T23:59:59-00:01"',  # after year 9999 once in UTC
+    ],
+)
+def test_a_date_time_outside_the_years_1_to_9999_in_utc_is_invalid_filter(
+    api: Api, seeded: dict[str, Any], text: str
+) -> None:
+    for path in ("/Users", "/Groups"):
+        response = api.get(path, query_string={"filter": text})
+        assert_error(response, 400, "invalidFilter", "out of range", "0001 to 9999")
+    # the same instant inside the range is a comparison like any other
+    assert api.list_users(filter='meta.lastModified gt "0001-01-01T01:00:00+01:00"')["Resources"]
+
+
+def test_a_date_time_outside_the_years_1_to_9999_in_a_body_is_invalid_value(
+    api: Api, database: Database, seeded: dict[str, Any]
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    expires = "urn:ietf:params:scim:schemas:extension:access:2.0:User:accessExpiresAt"
+    body = patch_body({"op": "replace", "path": expires, "value": "9999-12-31T23:00:00-05:00"})
+    assert_error(api.patch(f"/Users/{seeded['id']}", body), 400, "invalidValue", "out of range")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_integers_beyond_bigint_are_refused_and_those_within_compare(
+    api: Api, seeded: dict[str, Any]
+) -> None:
+    too_large = str(2**63)
+    assert_error(api.get("/Users", query_string={"startIndex": too_large}), 400, "invalidValue")
+    search = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}
+    response = api.post("/Users/.search", {**search, "startIndex": 2**74})
+    assert_error(response, 400, "invalidValue", "startIndex")
+    # a start beyond the last user is an empty page, however far
+    far = api.list_users(startIndex=str(2**63 - 1))
+    assert (far["Resources"], far["totalResults"]) == ([], 1)
+
+
+@pytest.mark.parametrize("literal", ['"\\u0000"', '"a\\u0000b"'])
+def test_an_escaped_nul_in_a_filter_or_a_member_value_is_refused(
+    api: Api, database: Database, seeded: dict[str, Any], literal: str
+) -> None:
+    """PostgreSQL's text cannot hold NUL: the escape used to reach it and answer 500."""
+    for text in (
+        f"userName eq {literal}",
+        f"externalId co {literal}",
+        f"emails[type eq {literal}]",
+    ):
+        response = api.get("/Users", query_string={"filter": text})
+        assert_error(response, 400, "invalidFilter", "NUL")
+    group = api.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "G"}).get_json()
+    before = store_snapshot(database, api.tenant.org_id)
+    value = json.loads(literal)
+    for operation in (
+        {"op": "add", "path": "members", "value": [{"value": value}]},
+        {"op": "remove", "path": "members", "value": [{"value": value}]},
+        {"op": "add", "value": {"members": [{"value": value}]}},
+    ):
+        response = api.patch(f"/Groups/{group['id']}", patch_body(operation))
+        assert_error(response, 400, "invalidValue", "NUL", "Operations[0]")
     assert store_snapshot(database, api.tenant.org_id) == before
