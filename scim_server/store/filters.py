@@ -23,6 +23,7 @@ on both databases (``COLLATE "C"`` on PostgreSQL; SQLite's default), whatever th
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -178,6 +179,14 @@ def _like_pattern(op: str) -> Callable[[Any], str]:
 
 def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return lambda value: second(first(value))
+
+
+def _as_float(value: Any) -> float:
+    """A float slot's value; an integer past what a float holds compares as an infinity."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _same(value: Any) -> Any:
@@ -347,7 +356,7 @@ def _compare(
     if isinstance(value, Slot):
         convert: Callable[[Any], Any] = _same
         if value.kind is float:
-            convert = float  # an integer past BIGINT too (see ``shape_of``)
+            convert = _as_float  # an integer past BIGINT too (see ``shape_of``)
         if value.kind is str and target.type == "dateTime" and target.is_column:
             convert = _datetime_bound  # the evaluator has checked that it parses
         if value.kind is str and target.type in _STRING_TYPES:

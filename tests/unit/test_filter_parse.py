@@ -535,7 +535,9 @@ def test_non_string_filter() -> None:
 # --- properties ----------------------------------------------------------------------------------
 
 
-@given(st.text(st.characters(exclude_characters="\x00")), st.booleans())  # NUL: refused
+@given(
+    st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00")), st.booleans()
+)  # refused: NUL, half pairs
 def test_any_string_round_trips_through_json_escaping(value: str, ascii_only: bool) -> None:
     text = f"userName eq {json.dumps(value, ensure_ascii=ascii_only)}"
     assert parse_filter(text) == eq("userName", value)
