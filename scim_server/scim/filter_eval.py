@@ -110,6 +110,11 @@ class ResolvedPath:
         return self.sub or self.attribute
 
 
+def _a(word: str) -> str:
+    """``word`` with its indefinite article: "an integer", "a string"."""
+    return f"{'an' if word[:1] in {'a', 'e', 'i', 'o', 'u'} else 'a'} {word}"
+
+
 def resolve_attr_path(
     rt: ResourceType,
     path: AttrPath,
@@ -148,7 +153,7 @@ def resolve_attr_path(
         if not attribute.is_complex:
             raise error(
                 f"unknown attribute {shown}: {attribute.name} has no sub-attributes "
-                f"(it is a {attribute.type})"
+                f"(it is {_a(attribute.type)})"
             )
         sub = attribute.sub(path.sub)
         if sub is None:
@@ -204,7 +209,7 @@ def compile_element_filter(attribute: Attribute, expr: Expr) -> Predicate:
     """
     if not attribute.is_complex:
         raise InvalidFilter(
-            f'a value filter needs a complex attribute; "{attribute.name}" is a {attribute.type}'
+            f'a value filter needs a complex attribute; "{attribute.name}" is {_a(attribute.type)}'
         )
     return _compile(_ElementScope(attribute), expr)
 
@@ -258,7 +263,7 @@ class _ResourceScope:
         if not attribute.is_complex or resolved.sub is not None:
             raise InvalidFilter(
                 f'"{node.path}[...]": a value filter needs a complex attribute, '
-                f"and {attribute.name} is a {attribute.type}"
+                f"and {attribute.name} is {_a(attribute.type)}"
             )
         inner = _compile(_ElementScope(attribute), node.filter)
         values = _attr_values(_container(resolved), attribute.name)
@@ -371,7 +376,7 @@ def _value_test(attr: Attribute, shown: str, op: str, value: Literal) -> Callabl
         return string_test
     if op in _SUBSTRING:
         raise InvalidFilter(
-            f'"{shown} {op}": {op} applies to string attributes only, and {attr.name} is a {kind}'
+            f'"{shown} {op}": {op} applies to string attributes only, and {attr.name} is {_a(kind)}'
         )
     if kind == "boolean":
         if op in _ORDERING:
@@ -498,7 +503,7 @@ def _sub_names(attr: Attribute) -> str:
 
 def _wrong_literal(shown: str, attr: Attribute, value: Literal, expected: str) -> InvalidFilter:
     return InvalidFilter(
-        f'"{shown}" is a {attr.type} attribute: compare it with {expected}, '
+        f'"{shown}" is {_a(attr.type)} attribute: compare it with {expected}, '
         f"not {_literal_text(value)}"
     )
 

@@ -266,6 +266,12 @@ def test_a_bad_filter_is_400_invalid_filter_for_pages_and_exports(
     assert event["scimType"] == "invalidFilter"
 
 
+def test_a_refusal_names_the_attribute_type_with_its_article(auditor: Auditor) -> None:
+    response = auditor.get(filter='status co "20"')
+    assert response.status_code == 400
+    assert "status is an integer" in response.get_json()["detail"]
+
+
 def test_walking_all_pages_with_a_cursor_has_no_duplicates_or_gaps(
     auditor: Auditor, history: Any
 ) -> None:
