@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -38,6 +39,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+#: The provisioning log's keys and sequence numbers (one per request ever answered): BIGINT on
+#: PostgreSQL; INTEGER on SQLite, which holds 64 bits and keeps a primary key the rowid.
+_BIGINT = BigInteger().with_variant(Integer, "sqlite")
 
 
 class Base(DeclarativeBase):
@@ -255,7 +261,7 @@ class AuditChain(Base):
     __tablename__ = "audit_chains"
 
     org_id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
-    last_seq: Mapped[int] = mapped_column(Integer, default=0)
+    last_seq: Mapped[int] = mapped_column(_BIGINT, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
 
 
@@ -267,9 +273,9 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_events"
 
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pk: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
     org_id: Mapped[int] = mapped_column(Integer)
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(_BIGINT)
     time: Mapped[datetime] = mapped_column(UTCDateTime())
     actor_type: Mapped[str] = mapped_column(String(16))
     actor: Mapped[str | None] = mapped_column(String(64))

@@ -11,6 +11,7 @@ from sqlalchemy import exc, inspect, text
 
 from scim_server.store.db import Database
 from scim_server.store.models import Base
+from tests.conftest import Api
 
 #: SQLAlchemy reflects ``lower(user_name) COLLATE "C"`` without its COLLATE, so autogenerate
 #: always sees it changed; test_expression_indexes_exist checks its definition instead.
@@ -65,3 +66,25 @@ def test_postgresql_connections_always_plan_with_the_real_parameters(database: D
         return
     with database.engine.connect() as connection:
         assert connection.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+
+
+def test_the_provisioning_log_counts_past_32_bits(api: Api, database: Database) -> None:
+    """One event per request answered: ``audit_events.pk`` and a chain's ``seq`` must not stop
+    at 2**31 - 1 (INTEGER on PostgreSQL before migration 0008)."""
+    far = 2**31 + 5
+    with database.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_chains SET last_seq = :far WHERE org_id = :org"),
+            {"far": far, "org": api.tenant.org_id},
+        )
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT setval('audit_events_pk_seq', :far)"), {"far": far})
+    assert api.get("/Users").status_code == 200  # a read writes its event
+    with database.engine.connect() as connection:
+        pk, seq = connection.execute(
+            text("SELECT pk, seq FROM audit_events WHERE org_id = :org ORDER BY seq DESC"),
+            {"org": api.tenant.org_id},
+        ).first()
+    assert seq == far + 1
+    if database.engine.dialect.name == "postgresql":
+        assert pk == far + 1
