@@ -534,7 +534,7 @@ class FilterCompiler:
         try:
             resolved = self._resolve(path)
         except InvalidFilter as error:
-            raise InvalidFilter(error.detail.replace("filter", "sortBy")) from None
+            raise InvalidFilter(error.detail.replace("a filter", "sortBy")) from None
         attribute = resolved.attribute
         assert attribute is not None
         if attribute.multi_valued:
@@ -558,7 +558,10 @@ class FilterCompiler:
             )
         if attribute.is_complex and resolved.sub is None:
             raise InvalidFilter(f'cannot sort by "{path}": name one of its sub-attributes')
-        target = self._target(resolved, path)
+        try:
+            target = self._target(resolved, path)
+        except InvalidFilter as error:
+            raise InvalidFilter(error.detail.replace("a filter", "sortBy")) from None
         if target.type in _STRING_TYPES:
             expr = target.expr if target.case_exact else func.lower(target.expr)
             return codepoint_order(expr)

@@ -414,3 +414,13 @@ def test_an_escaped_nul_in_a_filter_or_a_member_value_is_refused(
         response = api.patch(f"/Groups/{group['id']}", patch_body(operation))
         assert_error(response, 400, "invalidValue", "NUL", "Operations[0]")
     assert store_snapshot(database, api.tenant.org_id) == before
+
+
+@pytest.mark.parametrize("sort_by", ["meta.version", "meta.location", "groups"])
+def test_an_attribute_that_cannot_sort_is_refused_naming_sort_by(
+    api: Api, seeded: dict[str, Any], sort_by: str
+) -> None:
+    """The refusal reused the filter's wording ("cannot be used in a filter") for a sortBy."""
+    response = api.get("/Users", query_string={"sortBy": sort_by})
+    assert_error(response, 400, "invalidFilter", f'"{sort_by}" cannot be used in sortBy')
+    assert "filter" not in response.get_json()["detail"]
