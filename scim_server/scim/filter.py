@@ -321,9 +321,10 @@ def parse_filter(text: str) -> Expr:
     if split is not None:
         try:
             template = split[0]
+            parse: Callable[[str], Expr] = _parse_template
             if len(template) > _REMEMBERED_TEMPLATE_LENGTH:
-                return _filled(_parse_template.__wrapped__(template), split[1])
-            return _filled(_parse_template(template), split[1])
+                parse = _parse_template.__wrapped__
+            return _filled(parse(template), split[1])
         except (_SyntaxProblem, InvalidFilter, SCIMParserError, ValueError):
             pass  # refused: parsed again as sent below, so the detail quotes the client's text
     try:
@@ -441,10 +442,10 @@ def parse_patch_path(text: str) -> PatchPath:
     if split is not None:
         try:
             template = split[0]
+            parse: Callable[[str], PatchPath] = _patch_path_template
             if len(template) > _REMEMBERED_TEMPLATE_LENGTH:
-                path = _parsed_patch_path(template)
-            else:
-                path = _patch_path_template(template)
+                parse = _patch_path_template.__wrapped__
+            path = parse(template)
         except (InvalidPath, SCIMParserError, ValueError):
             pass  # refused: parsed again as sent below, so the detail quotes the client's text
         else:

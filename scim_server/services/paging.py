@@ -146,20 +146,11 @@ def prepared_listing(
     if query.filter is not None:
         FilterCompiler(rt, storage).check(query.filter)
         shape, values = shape_of(query.filter)
-    if shape is not None and not worth_remembering(shape):  # built for this request alone
-        compiler = FilterCompiler(rt, storage)
-        listing = _build_listing(
-            source,
-            compiler,
-            compiler.prepare(shape),
-            query.sort_by,
-            query.descending,
-            execution_options(shape),
-        )
-    else:
-        listing = _listing(
-            _Same(rt), _Same(storage), _Same(source), shape, query.sort_by, query.descending
-        )
+    remembered = shape is None or worth_remembering(shape)
+    build = _listing if remembered else _listing.__wrapped__  # a large one: this request alone
+    listing = build(
+        _Same(rt), _Same(storage), _Same(source), shape, query.sort_by, query.descending
+    )
     parameters = listing.filter.parameters(values) if listing.filter is not None else {}
     parameters["org_id"] = org_id
     return listing, parameters
@@ -174,7 +165,8 @@ def _listing(
     sort_by: AttrPath | None,
     descending: bool,
 ) -> Listing:
-    """Built on first use and remembered; a build that raises (a bad sortBy) is not."""
+    """Built on first use and remembered; a build that raises (a bad sortBy) is not. A large
+    filter's is built through ``_listing.__wrapped__``, for its request alone."""
     compiler = FilterCompiler(rt.obj, storage.obj)
     prepared = compiler.prepare(shape) if shape is not None else None
     options = execution_options(shape)

@@ -532,9 +532,12 @@ class FilterCompiler:
     def sort_key(self, path: AttrPath) -> ColumnElement[Any]:
         """``sortBy`` (RFC 7644 §3.4.2.3): multi-valued attributes sort by their primary value."""
         try:
-            resolved = self._resolve(path)
-        except InvalidFilter as error:
+            return self._sort_key(path)
+        except InvalidFilter as error:  # the attribute checks speak of filters: this is sortBy
             raise InvalidFilter(error.detail.replace("a filter", "sortBy")) from None
+
+    def _sort_key(self, path: AttrPath) -> ColumnElement[Any]:
+        resolved = self._resolve(path)
         attribute = resolved.attribute
         assert attribute is not None
         if attribute.multi_valued:
@@ -558,10 +561,7 @@ class FilterCompiler:
             )
         if attribute.is_complex and resolved.sub is None:
             raise InvalidFilter(f'cannot sort by "{path}": name one of its sub-attributes')
-        try:
-            target = self._target(resolved, path)
-        except InvalidFilter as error:
-            raise InvalidFilter(error.detail.replace("a filter", "sortBy")) from None
+        target = self._target(resolved, path)
         if target.type in _STRING_TYPES:
             expr = target.expr if target.case_exact else func.lower(target.expr)
             return codepoint_order(expr)
