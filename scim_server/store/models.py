@@ -225,7 +225,8 @@ class UserAttributeValue(Base):
 
     __tablename__ = "user_attribute_values"
 
-    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # BIGINT on PostgreSQL: replaced rows use up keys of a sequence all organisations share
+    pk: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     user_pk: Mapped[int] = mapped_column(ForeignKey("users.pk", ondelete="CASCADE"))
     attribute: Mapped[str] = mapped_column(String(64))

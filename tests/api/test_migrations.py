@@ -88,3 +88,41 @@ def test_the_provisioning_log_counts_past_32_bits(api: Api, database: Database) 
     assert seq == far + 1
     if database.engine.dialect.name == "postgresql":
         assert pk == far + 1
+
+
+def test_multi_valued_attributes_count_past_32_bits(api: Api, database: Database) -> None:
+    """Every create and every changed multi-valued attribute takes new ``user_attribute_values``
+    keys from one sequence for all organisations: they must not stop at 2**31 - 1 (INTEGER on
+    PostgreSQL before migration 0009)."""
+    far = 2**31 + 5
+    first = api.create_user("first@example.com", emails=[{"value": "first@example.com"}])
+    with database.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT setval('user_attribute_values_pk_seq', :far)"), {"far": far}
+            )
+        else:  # SQLite's next rowid is the largest one plus one
+            connection.execute(
+                text(
+                    "UPDATE user_attribute_values SET pk = :far"
+                    " WHERE pk = (SELECT max(pk) FROM user_attribute_values)"
+                ),
+                {"far": far},
+            )
+    emails = [{"value": "second@example.com", "primary": True}, {"value": "s@example.com"}]
+    second = api.create_user("second@example.com", emails=emails)
+    with database.engine.connect() as connection:
+        keys = (
+            connection.execute(
+                text(
+                    "SELECT pk FROM user_attribute_values WHERE org_id = :org AND value LIKE 's%'"
+                ),
+                {"org": api.tenant.org_id},
+            )
+            .scalars()
+            .all()
+        )
+    assert sorted(keys) == [far + 1, far + 2]
+    found = api.list_users(filter='emails.value eq "s@example.com"')
+    assert [user["id"] for user in found["Resources"]] == [second["id"]]
+    assert api.get(f"/Users/{first['id']}").get_json()["emails"][0]["value"] == "first@example.com"
