@@ -130,6 +130,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--profile", action="store_true", help="cProfile one pass by CPU time")
+    parser.add_argument("--dump", help="with --profile: also write the raw profile to this file")
     parser.add_argument("--sort", default="cumulative")
     args = parser.parse_args()
     default = {"page": 150, "cursor": 150, "patch": 800, "put": 800, "create": 800}
@@ -144,6 +145,8 @@ def main() -> None:
             send(i)
         profile.disable()
         pstats.Stats(profile).sort_stats(args.sort).print_stats(40)
+        if args.dump:
+            profile.dump_stats(args.dump)
         return
     best = float("inf")
     for _ in range(args.passes):

@@ -21,6 +21,10 @@ max_requests_jitter = 1_000
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("SCIM_LOG_LEVEL", "info").lower()
+# gunicorn's largest request line short of unlimited (its default, 4094 bytes, answered a GET
+# with a filter of SCIM_MAX_FILTER_LENGTH characters with its own HTML 414); nginx's default
+# header buffer is the same 8 KiB. Longer queries belong in POST /.search (RFC 7644 §3.4.3).
+limit_request_line = 8190
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
 
 

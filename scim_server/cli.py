@@ -25,7 +25,7 @@ from scim_server.scim.schema import ACCESS_USER, default_registry
 from scim_server.services import access, audit_log, connections, lifecycle, organizations, tokens
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
-from scim_server.store.models import Connection, Organization, User
+from scim_server.store.models import SYSTEM_CHAIN, Connection, Organization, User
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 DEFAULT_PORT = 8000
@@ -1248,24 +1248,48 @@ def audit() -> None:
     """The provisioning log: query, export, verify, prune."""
 
 
+def _chain_options(function: Any) -> Any:
+    """``--org SLUG``, or ``--system`` for the log of requests that belong to no organisation."""
+    function = click.option(
+        "--system",
+        is_flag=True,
+        help="The server's own log instead: requests no organisation can be told of "
+        "(unknown tokens, requests without one).",
+    )(function)
+    return click.option("--org", "org_slug", help="Organisation slug.")(function)
+
+
+def _chain(database: Database, org_slug: str | None, system: bool) -> tuple[int, str | None]:
+    """The chain a command works on, and the organisation's slug (None for the system log)."""
+    if system == (org_slug is not None):
+        raise click.UsageError("give either --org SLUG or --system")
+    if system:
+        return SYSTEM_CHAIN, None
+    return _organization_id(database, org_slug or "")
+
+
+def _log_name(slug: str | None) -> str:
+    return "the system log" if slug is None else f"the audit log of {slug}"
+
+
 @audit.command("verify")
-@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@_chain_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def audit_verify(org_slug: str, as_json: bool) -> None:
+def audit_verify(org_slug: str | None, system: bool, as_json: bool) -> None:
     """Recompute the hash chain; exit 1 and name the first broken link if it does not hold."""
     database = _database()
-    org_id, _ = _organization_id(database, org_slug)
+    org_id, slug = _chain(database, org_slug, system)
     result = audit_log.verify_chain(database, org_id)
     if as_json:
-        click.echo(json.dumps({"org": org_slug, **result.to_dict()}))
+        click.echo(json.dumps({"org": slug, **result.to_dict()}))
     elif result.broken is None:
         click.echo(
-            f"audit log of {org_slug} verified: {result.events} events "
+            f"{_log_name(slug)} verified: {result.events} events "
             f"(seq {result.first_seq}..{result.last_seq})"
         )
     else:
         click.echo(
-            f"audit log of {org_slug} is BROKEN at seq {result.broken.seq}: {result.broken.reason}"
+            f"{_log_name(slug)} is BROKEN at seq {result.broken.seq}: {result.broken.reason}"
         )
     if result.broken is not None:
         sys.exit(1)
@@ -1275,17 +1299,19 @@ def _query_options(function: Any) -> Any:
     function = click.option("--filter", "filter_text", help='e.g. operation eq "user.delete"')(
         function
     )
-    return click.option("--org", "org_slug", required=True, help="Organisation slug.")(function)
+    return _chain_options(function)
 
 
 @audit.command("query")
 @_query_options
 @click.option("--count", default=100, show_default=True, help="Events per page.")
 @click.option("--cursor", help="Continue after the page that printed this cursor.")
-def audit_query(org_slug: str, filter_text: str | None, count: int, cursor: str | None) -> None:
+def audit_query(
+    org_slug: str | None, system: bool, filter_text: str | None, count: int, cursor: str | None
+) -> None:
     """Print matching events as JSON lines; the next page's cursor goes to stderr."""
     database = _database()
-    org_id, _ = _organization_id(database, org_slug)
+    org_id, _ = _chain(database, org_slug, system)
     try:
         page = audit_log.page_events(
             database,
@@ -1309,10 +1335,12 @@ def audit_query(org_slug: str, filter_text: str | None, count: int, cursor: str 
     "--format", "fmt", type=click.Choice(EXPORT_FORMATS), default="csv", show_default=True
 )
 @click.option("--output", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
-def audit_export(org_slug: str, filter_text: str | None, fmt: str, output: str | None) -> None:
+def audit_export(
+    org_slug: str | None, system: bool, filter_text: str | None, fmt: str, output: str | None
+) -> None:
     """Export matching events as CSV or JSON Lines, streamed."""
     database = _database()
-    org_id, _ = _organization_id(database, org_slug)
+    org_id, _ = _chain(database, org_slug, system)
     try:
         chunks = audit_log.export_events(database, default_registry(), org_id, filter_text, fmt)
     except ScimError as error:
@@ -1323,14 +1351,14 @@ def audit_export(org_slug: str, filter_text: str | None, fmt: str, output: str |
 
 
 @audit.command("prune")
-@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@_chain_options
 @click.option(
     "--before",
     required=True,
     help="Remove events recorded before this date or time (UTC), e.g. 2026-01-01.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def audit_prune(org_slug: str, before: str, as_json: bool) -> None:
+def audit_prune(org_slug: str | None, system: bool, before: str, as_json: bool) -> None:
     """Remove old events, leaving a checkpoint event so `audit verify` still passes."""
     try:
         moment = datetime.fromisoformat(before.replace("Z", "+00:00"))
@@ -1341,11 +1369,11 @@ def audit_prune(org_slug: str, before: str, as_json: bool) -> None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     database = _database()
-    org_id, _ = _organization_id(database, org_slug)
+    org_id, slug = _chain(database, org_slug, system)
     draft = _cli_event("audit.prune", org_id, detail=f"before {moment.isoformat()}")
     result = audit_log.prune_events(database, draft, moment)
     summary = {
-        "org": org_slug,
+        "org": slug,
         "pruned": result.pruned,
         "cut_seq": result.cut_seq,
         "checkpoint_seq": result.checkpoint_seq,
@@ -1354,7 +1382,8 @@ def audit_prune(org_slug: str, before: str, as_json: bool) -> None:
         click.echo(json.dumps(summary))
     else:
         click.echo(
-            f"pruned {result.pruned} events of {org_slug} recorded before {moment.isoformat()}; "
+            f"pruned {result.pruned} events of {_log_name(slug)} recorded before "
+            f"{moment.isoformat()}; "
             f"checkpoint is event {result.checkpoint_seq}"
         )
 
@@ -1398,6 +1427,16 @@ def demo(host: str, port: int, no_serve: bool) -> None:
         organization = session.scalar(select(Organization).where(Organization.slug == "demo"))
         if organization is None:
             organization = tokens.create_organization(session, "demo", "Demo organisation")
+            append(
+                session,
+                _cli_event(
+                    "org.create",
+                    organization.id,
+                    resource_type="Organization",
+                    resource_id=organization.slug,
+                    changes={"slug": [None, organization.slug], "name": [None, organization.name]},
+                ),
+            )
         created, token = tokens.create_connection(
             session, organization, "demo connection", "generic"
         )

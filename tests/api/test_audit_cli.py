@@ -19,6 +19,8 @@ from scim_server.store.db import Database
 from tests.api.audit_support import (
     Auditor,
     all_event_rows_as_text,
+    client_address,
+    request_id,
     run_cli,
     unique_slug,
 )
@@ -211,3 +213,71 @@ def test_audit_commands_name_an_unknown_organisation(database: Database) -> None
         result = run_cli(database, "audit", command, "--org", "no-such-org")
         assert result.exit_code == 1
         assert "no organisation 'no-such-org'" in result.output
+
+
+def _unknown_token_request(app: Flask) -> str:
+    """A request with a well-formed token nobody issued: its event belongs to no organisation.
+    Returns its request id."""
+    rid = request_id("stranger")
+    response = app.test_client().get(
+        "/scim/v2/Users",
+        headers={"Authorization": f"Bearer {tokens.new_token()}", "X-Request-Id": rid},
+        environ_base={"REMOTE_ADDR": client_address()},
+    )
+    assert response.status_code == 401
+    return rid
+
+
+def test_the_system_log_answers_query_export_and_verify(app: Flask, database: Database) -> None:
+    """An admin whose IdP's test connection gets a 401 for an unknown token finds the event in
+    the system log (README, troubleshooting), not in any organisation's."""
+    rid = _unknown_token_request(app)
+    by_rid = f'requestId eq "{rid}"'
+
+    result = run_cli(database, "audit", "query", "--system", "--filter", by_rid)
+    assert result.exit_code == 0, result.output
+    [event] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (event["operation"], event["status"], event["outcome"]) == (
+        "auth.failed",
+        401,
+        "refused",
+    )
+
+    result = run_cli(
+        database, "audit", "export", "--system", "--filter", by_rid, "--format", "jsonl"
+    )
+    assert result.exit_code == 0, result.output
+    assert [json.loads(line)["requestId"] for line in result.stdout.splitlines()] == [rid]
+
+    result = run_cli(database, "audit", "verify", "--system", "--json")
+    assert result.exit_code == 0, result.output
+    verified = json.loads(result.stdout)
+    assert verified["org"] is None
+    assert verified["broken"] is None
+    assert verified["events"] >= 1
+
+
+def test_the_system_log_can_be_pruned_and_still_verifies(app: Flask, database: Database) -> None:
+    """Requests without a known token are never attributable to an organisation, so the system
+    log grows with the internet's noise: an operator prunes it like any other."""
+    rid = _unknown_token_request(app)
+    result = run_cli(database, "audit", "prune", "--system", "--before", "2999-01-01", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["org"] is None
+    assert summary["pruned"] >= 1
+    gone = run_cli(database, "audit", "query", "--system", "--filter", f'requestId eq "{rid}"')
+    assert gone.exit_code == 0
+    assert gone.stdout == ""
+    result = run_cli(database, "audit", "verify", "--system")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("the system log verified")
+
+
+def test_audit_commands_take_one_log(database: Database, tenant_with_history: Tenant) -> None:
+    both = ("--org", tenant_with_history.slug, "--system")
+    for command in ("verify", "query", "export"):
+        for options in ((), both):
+            result = run_cli(database, "audit", command, *options)
+            assert result.exit_code == 2, (command, options, result.output)
+            assert "give either --org SLUG or --system" in result.output

@@ -63,3 +63,28 @@ def test_human_output_shows_url_and_token_once(database: Database) -> None:
     assert code == 0
     assert "SCIM base URL: http://localhost:8000/scim/v2" in out
     assert "Bearer token:  scim_" in out
+
+
+def test_demo_sets_up_an_audited_organisation_whose_printed_token_works(
+    database: Database, app: Flask
+) -> None:
+    """The README's first quick-start command (`make run` runs `scim-server demo`): each run
+    prints a new working token; the organisation and its connections are in its log."""
+    printed = []
+    for _ in range(2):
+        code, out = _run(database, "demo", "--no-serve")
+        assert code == 0, out
+        [token] = [line.split()[-1] for line in out.splitlines() if "Bearer token:" in line]
+        printed.append(token)
+    assert printed[0] != printed[1]
+    for token in printed:  # a second run does not end the first run's token
+        response = app.test_client().get(
+            "/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert response.status_code == 200, response.get_json()
+    code, out = _run(database, "audit", "query", "--org", "demo", "--filter", 'actorType eq "cli"')
+    assert code == 0, out
+    operations = [json.loads(line)["operation"] for line in out.splitlines()]
+    assert operations == ["org.create", "connection.create", "connection.create"]
+    code, out = _run(database, "audit", "verify", "--org", "demo")
+    assert code == 0, out
