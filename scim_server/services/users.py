@@ -67,7 +67,7 @@ from scim_server.services.lifecycle import UserSettings, load_user_settings
 from scim_server.services.resources import Page, check_if_match, iso
 from scim_server.store.access import json_value, user_with_access
 from scim_server.store.errors import unique_violation
-from scim_server.store.groups import touch_groups_of_user
+from scim_server.store.groups import lock_groups_of_user, touch_groups_of_user
 from scim_server.store.models import GroupMember, User, UserAccess
 from scim_server.store.types import utcnow
 from scim_server.store.users import USER_STORAGE, seat_domain, write_user
@@ -287,12 +287,16 @@ def _check_id(ctx: RequestContext, user_id: str) -> None:
 
 
 def _load_for_write(
-    session: Session, ctx: RequestContext, user_id: str
+    session: Session, ctx: RequestContext, user_id: str, *, with_groups: bool = False
 ) -> tuple[LoadedUser, UserSettings]:
     """The user, locked, and the organisation's settings, held: the organisation first, then
-    the user (see ``access.hold_rules``), the settings read by the statement that holds them."""
+    (``with_groups``, for a write that changes them) the user's groups, then the user; see
+    ``access.hold_rules`` and ``lock_groups_of_user``. The settings are read by the statement
+    that holds them."""
     _check_id(ctx, user_id)
     settings = load_user_settings(session, ctx.principal.org_id, hold=True)
+    if with_groups:
+        lock_groups_of_user(session, ctx.principal.org_id, user_id)
     return _load(session, ctx, user_id, for_update=True), settings
 
 
@@ -586,7 +590,7 @@ def patch_user(
 
 
 def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: str | None) -> None:
-    loaded, settings = _load_for_write(session, ctx, user_id)
+    loaded, settings = _load_for_write(session, ctx, user_id, with_groups=True)
     user = loaded.user
     guards.require_owner(session, ctx, "User", user)
     check_if_match(if_match, _current_tag(loaded))

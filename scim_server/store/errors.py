@@ -48,3 +48,13 @@ def database_unavailable(error: DBAPIError) -> bool:
         return isinstance(error, OperationalError)
     text = str(error.orig).lower()
     return "database is locked" in text or "unable to open database" in text
+
+
+#: SQLSTATEs of a transaction the database aborted to let a concurrent one finish: a deadlock
+#: victim (40P01) or a serialization failure (40001). Running it again resolves it.
+_LOST_TO_A_CONCURRENT_WRITE = frozenset({"40001", "40P01"})
+
+
+def lost_to_a_concurrent_write(error: DBAPIError) -> bool:
+    """Whether the database aborted the transaction only because of another one (PostgreSQL)."""
+    return getattr(error.orig, "sqlstate", None) in _LOST_TO_A_CONCURRENT_WRITE

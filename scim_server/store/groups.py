@@ -226,6 +226,33 @@ def groups_of_users(
     return found
 
 
+_GROUPS_OF_USER_FOR_UPDATE = (
+    select(Group.pk)
+    .where(
+        Group.pk.in_(
+            select(GroupMember.group_pk)
+            .join(User, User.pk == GroupMember.user_pk)
+            .where(User.org_id == bindparam("org_id"), User.id == bindparam("user_id"))
+        )
+    )
+    .order_by(Group.pk)
+    .with_for_update(of=Group)
+)
+
+
+def lock_groups_of_user(session: Session, org_id: int, user_id: str) -> None:
+    """Lock, in key order, the groups a user belongs to, before the user itself is locked.
+
+    A group write locks its group first and its members' users after; a user's delete changes
+    its groups too (``touch_groups_of_user``), so it must take them in the same order, or the
+    two wait for each other (PostgreSQL aborts one as a deadlock: a 503 for the IdP). Key order
+    keeps two deletes of members of the same groups apart as well. A group that gains the user
+    after this lock was taken committed before the delete could lock the user.
+    """
+    if session.get_bind().dialect.name != "sqlite":  # SQLite: one writer at a time already
+        session.execute(_GROUPS_OF_USER_FOR_UPDATE, {"org_id": org_id, "user_id": user_id})
+
+
 def touch_groups_of_user(session: Session, user_pk: int) -> list[str]:
     """New version and lastModified for every group the user belongs to, before the user goes
     (its memberships leave by ON DELETE CASCADE): a client's cached ETag of such a group must

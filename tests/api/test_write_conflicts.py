@@ -1,0 +1,133 @@
+"""A write that PostgreSQL aborts for a concurrent transaction's sake (a deadlock victim) is run
+again, so the IdP gets its answer, not a 503 for a conflict that was never its own; the audit
+log holds one event for the request, the answer's. SQLite runs one writer at a time: the same
+situation there is a write that waits for another, and it must get its answer too."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from werkzeug.test import TestResponse
+
+from scim_server.store.db import Database
+from tests.conftest import Api, StatementCounter
+
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+def _delete_in_background(
+    api: Api, user_id: str, rid: str
+) -> tuple[threading.Thread, dict[str, Any]]:
+    answer: dict[str, TestResponse] = {}
+
+    def send() -> None:
+        answer["response"] = api.delete(f"/Users/{user_id}", headers={"X-Request-Id": rid})
+
+    thread = threading.Thread(target=send, daemon=True)
+    thread.start()
+    return thread, answer
+
+
+def _wait_for_a_lock_wait(database: Database, timeout: float = 10.0) -> None:
+    """Until some other session of the test database waits for a lock."""
+    deadline = time.monotonic() + timeout
+    with database.engine.connect() as observer:
+        while time.monotonic() < deadline:
+            waiting = observer.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                    " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                )
+            ).scalar_one()
+            observer.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the DELETE never waited for the lock held against it")
+
+
+def _events_of(database: Database, rid: str) -> list[tuple[str, int]]:
+    with database.engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT operation, status FROM audit_events WHERE request_id = :rid"),
+            {"rid": rid},
+        )
+        return [(operation, status) for operation, status in rows]
+
+
+def test_a_delete_that_meets_locks_taken_in_the_opposite_order_gets_its_answer(
+    api: Api, database: Database
+) -> None:
+    user = api.create_user(f"victim-{uuid.uuid4().hex[:8]}@example.com")
+    rid = f"conflict-{uuid.uuid4().hex[:12]}"
+    if database.is_sqlite:
+        path = database.engine.url.database
+        assert path is not None
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        thread, answer = _delete_in_background(api, user["id"], rid)
+        time.sleep(0.5)  # the DELETE waits for the write lock meanwhile
+        holder.execute("COMMIT")
+        holder.close()
+    else:
+        # Another transaction holds the user, then asks for the organisation the DELETE already
+        # holds (shared) while it waits for the user: a cycle PostgreSQL breaks by aborting the
+        # DELETE after deadlock_timeout (1 s; 10 s for the holder, so the DELETE is the victim).
+        engine = create_engine(database.url)
+        try:
+            with engine.connect() as holder:
+                holder.execute(text("SET LOCAL deadlock_timeout = '10s'"))
+                holder.execute(
+                    text("SELECT pk FROM users WHERE id = :id FOR KEY SHARE"), {"id": user["id"]}
+                )
+                thread, answer = _delete_in_background(api, user["id"], rid)
+                _wait_for_a_lock_wait(database)
+                holder.execute(
+                    text("SELECT id FROM organizations WHERE id = :org FOR UPDATE"),
+                    {"org": api.tenant.org_id},
+                )  # returns once the DELETE has been aborted
+                holder.commit()
+        finally:
+            engine.dispose()
+    thread.join(timeout=30)
+    response = answer["response"]
+    assert response.status_code == 204, response.get_json()
+    assert api.get(f"/Users/{user['id']}").status_code == 404
+    assert _events_of(database, rid) == [("user.delete", 204)]
+
+
+def test_a_delete_locks_the_users_groups_before_the_user(
+    api: Api, database: Database, count_statements: StatementCounter
+) -> None:
+    """Group writes lock their group, then its members; a user's delete, which changes the
+    user's groups, takes them in the same order (PostgreSQL; SQLite has one writer)."""
+    user = api.create_user(f"member-{uuid.uuid4().hex[:8]}@example.com")
+    group = api.post(
+        "/Groups",
+        {
+            "schemas": [GROUP_SCHEMA],
+            "displayName": f"g-{uuid.uuid4().hex[:8]}",
+            "members": [{"value": user["id"]}],
+        },
+    )
+    created = group.get_json()  # read the streamed body: it ends the request
+    assert group.status_code == 201, created
+    count_statements.statements.clear()
+    assert api.delete(f"/Users/{user['id']}").status_code == 204
+    locks = [
+        " ".join(s.split())
+        for s in count_statements.statements
+        if "FOR UPDATE" in s and s.lstrip().startswith("SELECT")
+    ]
+    if database.is_sqlite:
+        assert locks == []
+        return
+    groups = next(n for n, s in enumerate(locks) if s.startswith("SELECT groups.pk FROM groups"))
+    users = next(n for n, s in enumerate(locks) if "FROM users" in s and "FOR UPDATE OF users" in s)
+    assert groups < users, locks
+    assert api.get(f"/Groups/{created['id']}").get_json().get("members") is None
