@@ -36,7 +36,12 @@ from scim_server.scim.errors import Conflict, InvalidValue
 from scim_server.scim.schema import ACCESS_USER
 from scim_server.services import guards
 from scim_server.services.errors import ServiceError
-from scim_server.store.access import in_values, upsert_user_access
+from scim_server.store.access import (
+    exclusive_rules_turn,
+    in_values,
+    shared_rules_turn,
+    upsert_user_access,
+)
 from scim_server.store.models import (
     AccessGroup,
     Group,
@@ -121,7 +126,11 @@ def lock_rules(session: Session, org_id: int) -> None:
     half-way and leave a user with access that matches neither. On SQLite the write
     transaction already excludes every other writer.
     """
-    session.execute(select(Organization.id).where(Organization.id == org_id).with_for_update())
+    session.execute(
+        select(Organization.id)
+        .where(Organization.id == org_id, exclusive_rules_turn(Organization.id))
+        .with_for_update()
+    )
 
 
 def hold_rules(session: Session, org_id: int) -> None:
@@ -133,7 +142,9 @@ def hold_rules(session: Session, org_id: int) -> None:
     the write reads settings no concurrent ``org update`` is changing.
     """
     session.execute(
-        select(Organization.id).where(Organization.id == org_id).with_for_update(read=True)
+        select(Organization.id)
+        .where(Organization.id == org_id, shared_rules_turn(Organization.id))
+        .with_for_update(read=True)
     )
 
 

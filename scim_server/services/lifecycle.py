@@ -43,6 +43,7 @@ from scim_server.policy.domains import DomainSettings
 from scim_server.scim.errors import Forbidden
 from scim_server.services.errors import ServiceError
 from scim_server.services.tokens import hash_token
+from scim_server.store.access import shared_rules_turn
 from scim_server.store.models import Invitation, Organization, User, UserApiKey
 from scim_server.store.types import utcnow
 
@@ -82,7 +83,9 @@ def _settings_query(*, hold: bool) -> Select[*tuple[Any, ...]]:
         Organization.timezone,
         Organization.default_role_pk,
     ).where(Organization.id == bindparam("org_id"))
-    return query.with_for_update(read=True) if hold else query
+    if not hold:
+        return query
+    return query.where(shared_rules_turn(Organization.id)).with_for_update(read=True)
 
 
 def load_user_settings(session: Session, org_id: int, *, hold: bool = False) -> UserSettings:

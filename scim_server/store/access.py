@@ -29,6 +29,54 @@ from scim_server.store.models import AccessGroup, Group, GroupMember, Role, User
 
 #: Rows per INSERT statement: well under both databases' bound-parameter limits.
 UPSERT_BATCH = 1000
+#: Namespace of the rules advisory locks (PostgreSQL), the organisation id being the other key.
+RULES_LOCK_NAMESPACE = 0x7275
+
+
+class _RulesTurn(FunctionElement[bool]):
+    """A condition on the organisation's row that first waits its turn at the organisation's
+    rules (PostgreSQL), in a fair queue.
+
+    Every user write holds the organisation row ``FOR SHARE`` and an admin's change of rules or
+    settings takes it ``FOR UPDATE``; with row locks alone a stream of writes starved the admin
+    (measured: an ``org update`` waited 89 s, until the IdP's traffic stopped), because a new
+    sharer joins the current ones without queueing behind a waiting ``FOR UPDATE``. Advisory
+    locks queue in order, so each side takes one here first.
+
+    As a condition of the statement that reads and locks the row it costs no statement and it
+    runs first: the scan's filter sits below the row lock. A row an admin changed while this
+    waited is still read as committed, since a locking read follows the row to its newest
+    version. SQLite runs one writer at a time: the condition is true.
+    """
+
+    type = Boolean()
+    inherit_cache = True
+    exclusive = False
+
+
+class shared_rules_turn(_RulesTurn):
+    """Wait while an admin changes the rules; any number of writes share them."""
+
+    inherit_cache = True
+
+
+class exclusive_rules_turn(_RulesTurn):
+    """Wait for the writes that hold the rules to end, ahead of any that come later."""
+
+    inherit_cache = True
+    exclusive = True
+
+
+@compiles(_RulesTurn)
+def _rules_turn_elsewhere(element: _RulesTurn, compiler: SQLCompiler, **kw: Any) -> str:
+    return "1 = 1"
+
+
+@compiles(_RulesTurn, "postgresql")
+def _rules_turn_postgresql(element: _RulesTurn, compiler: SQLCompiler, **kw: Any) -> str:
+    function = "pg_advisory_xact_lock" if element.exclusive else "pg_advisory_xact_lock_shared"
+    org_id = compiler.process(element.clauses, **kw)
+    return f"{function}({RULES_LOCK_NAMESPACE}, {org_id}) IS NOT NULL"
 
 
 class _json_function(FunctionElement[Any]):

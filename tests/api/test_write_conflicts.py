@@ -11,9 +11,11 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import create_engine, text
 from werkzeug.test import TestResponse
 
+from scim_server.services import access
 from scim_server.store.db import Database
 from tests.conftest import Api, StatementCounter
 
@@ -131,3 +133,37 @@ def test_a_delete_locks_the_users_groups_before_the_user(
     users = next(n for n, s in enumerate(locks) if "FROM users" in s and "FOR UPDATE OF users" in s)
     assert groups < users, locks
     assert api.get(f"/Groups/{created['id']}").get_json().get("members") is None
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_admin_change_of_rules_is_not_starved_by_user_writes(
+    api: Api, database: Database
+) -> None:
+    """PostgreSQL: an admin's change of the organisation's rules waits for the user writes in
+    progress, and writes that arrive after it wait for it; with row locks alone each new write
+    joined the current ones and a busy IdP kept the admin waiting until its traffic stopped.
+    (SQLite runs one writer at a time: no such queue to jump.)"""
+    org = api.tenant.org_id
+    finished: dict[str, float] = {}
+
+    def admin_change() -> None:
+        with database.transaction(write=True) as session:
+            access.lock_rules(session, org)
+        finished["admin"] = time.monotonic()
+
+    def user_write() -> None:
+        api.create_user(f"later-{uuid.uuid4().hex[:8]}@example.com")
+        finished["write"] = time.monotonic()
+
+    with database.transaction(write=True) as in_progress:
+        access.hold_rules(in_progress, org)  # a user write in progress
+        admin = threading.Thread(target=admin_change, daemon=True)
+        admin.start()
+        _wait_for_a_lock_wait(database)
+        later = threading.Thread(target=user_write, daemon=True)
+        later.start()
+        later.join(timeout=1.0)
+        assert later.is_alive(), "a write that came after the admin went ahead of it"
+    admin.join(timeout=30)
+    later.join(timeout=30)
+    assert finished["admin"] < finished["write"]
