@@ -16,78 +16,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
-from support import ROOT, provision, scratch_database
-
-SCIM = "application/scim+json"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _server(env: dict[str, str], workers: int) -> Iterator[str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "scim_server.cli",
-            "serve",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-        ],
-        env={**env, "SCIM_LOG_LEVEL": "warning"},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=1):
-                break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit("the server did not start") from None
-            time.sleep(0.1)
-    try:
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def _send(method: str, url: str, token: str, body: object | None = None) -> tuple[int, bytes]:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method=method,
-        headers={"Authorization": f"Bearer {token}", "Content-Type": SCIM},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            return int(response.status), response.read()
-    except urllib.error.HTTPError as error:
-        return int(error.code), error.read()
+from support import provision, scratch_database, send, serve
 
 
 def main() -> None:
@@ -97,15 +30,19 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if args.members < 5 * args.batch:
+        parser.error(
+            "--members must be at least 5 batches: the figures compare the first five and last five"
+        )
 
     with scratch_database(args.postgres, "bench_groups") as url:
         env = {**os.environ, "SCIM_DATABASE_URL": url}
         token = provision(env)
-        with _server(env, args.workers) as base:
+        with serve(env, args.workers) as base:
             scim = f"{base}/scim/v2"
 
             def create(i: int) -> str:
-                status, body = _send(
+                status, body = send(
                     "POST",
                     f"{scim}/Users",
                     token,
@@ -123,7 +60,7 @@ def main() -> None:
                 user_ids = list(pool.map(create, range(args.members)))
             setup_seconds = time.perf_counter() - started
 
-            status, body = _send(
+            status, body = send(
                 "POST",
                 f"{scim}/Groups",
                 token,
@@ -143,11 +80,11 @@ def main() -> None:
                     "Operations": [{"op": "add", "path": "members", "value": members}],
                 }
                 began = time.perf_counter()
-                status, body = _send("PATCH", f"{scim}/Groups/{group_id}", token, patch)
+                status, body = send("PATCH", f"{scim}/Groups/{group_id}", token, patch)
                 timings.append(time.perf_counter() - began)
                 assert status in (200, 204), body
 
-            status, body = _send("GET", f"{scim}/Groups/{group_id}?attributes=members.value", token)
+            status, body = send("GET", f"{scim}/Groups/{group_id}?attributes=members.value", token)
             assert status == 200
             assert len(json.loads(body)["members"]) == args.members
 
