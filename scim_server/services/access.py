@@ -121,15 +121,18 @@ def _chunks(user_pks: Collection[int] | None) -> list[list[int] | None]:
 def lock_rules(session: Session, org_id: int) -> None:
     """Take the organisation's rules (mappings, roles, default role) for a change of them.
 
-    ``FOR UPDATE`` on the organisation row: every recomputation holds the same row ``FOR
-    SHARE`` (below), so a mapping change and a membership change never read each other's state
-    half-way and leave a user with access that matches neither. On SQLite the write
-    transaction already excludes every other writer.
+    The organisation's rules lock alone, then its row ``FOR NO KEY UPDATE``: every
+    recomputation holds the rules shared and the row ``FOR SHARE`` (below), so a mapping change
+    and a membership change never read each other's state half-way and leave a user with
+    access that matches neither. ``NO KEY``: a write that inserted a row referencing the
+    organisation (a new group: its foreign key holds the row ``FOR KEY SHARE``) and then waits
+    for the rules must not also hold up the admin, or the two would deadlock. On SQLite the
+    write transaction already excludes every other writer.
     """
     session.execute(
         select(Organization.id)
-        .where(Organization.id == org_id, exclusive_rules_turn(Organization.id))
-        .with_for_update()
+        .where(Organization.id == org_id, exclusive_rules_turn(org_id))
+        .with_for_update(key_share=True)
     )
 
 
@@ -143,7 +146,7 @@ def hold_rules(session: Session, org_id: int) -> None:
     """
     session.execute(
         select(Organization.id)
-        .where(Organization.id == org_id, shared_rules_turn(Organization.id))
+        .where(Organization.id == org_id, shared_rules_turn(org_id))
         .with_for_update(read=True)
     )
 

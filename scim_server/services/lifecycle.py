@@ -85,7 +85,7 @@ def _settings_query(*, hold: bool) -> Select[*tuple[Any, ...]]:
     ).where(Organization.id == bindparam("org_id"))
     if not hold:
         return query
-    return query.where(shared_rules_turn(Organization.id)).with_for_update(read=True)
+    return query.where(shared_rules_turn(bindparam("org_id"))).with_for_update(read=True)
 
 
 def load_user_settings(session: Session, org_id: int, *, hold: bool = False) -> UserSettings:

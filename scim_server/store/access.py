@@ -46,7 +46,10 @@ class _RulesTurn(FunctionElement[bool]):
     As a condition of the statement that reads and locks the row it costs no statement and it
     runs first: the scan's filter sits below the row lock. A row an admin changed while this
     waited is still read as committed, since a locking read follows the row to its newest
-    version. SQLite runs one writer at a time: the condition is true.
+    version. Its argument is the organisation id *as bound*, never the column: a sequential
+    scan (the planner's choice once the small table has statistics) evaluates the filter on
+    every row it reads, and with the column it locked every organisation's rules. SQLite runs
+    one writer at a time: the condition is true.
     """
 
     type = Boolean()

@@ -12,12 +12,13 @@ import uuid
 from typing import Any
 
 import pytest
+from flask import Flask
 from sqlalchemy import create_engine, text
 from werkzeug.test import TestResponse
 
 from scim_server.services import access
 from scim_server.store.db import Database
-from tests.conftest import Api, StatementCounter
+from tests.conftest import Api, StatementCounter, make_tenant
 
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
@@ -167,3 +168,53 @@ def test_an_admin_change_of_rules_is_not_starved_by_user_writes(
     admin.join(timeout=30)
     later.join(timeout=30)
     assert finished["admin"] < finished["write"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_an_admin_change_of_rules_waits_for_its_own_organisation_only(
+    app: Flask, api: Api, database: Database
+) -> None:
+    """The rules lock is the organisation's: another organisation's writes go on while an admin
+    changes this one's rules, whatever plan PostgreSQL picks for the organisations table (a
+    sequential scan, once it has statistics, reads every organisation's row)."""
+    other = Api(app.test_client(), make_tenant(database, "other"))
+    with database.engine.begin() as connection:
+        connection.execute(text("ANALYZE organizations"))
+    with database.transaction(write=True) as admin:
+        access.lock_rules(admin, api.tenant.org_id)
+        write = threading.Thread(
+            target=other.create_user, args=(f"elsewhere-{uuid.uuid4().hex[:8]}@example.com",)
+        )
+        write.start()
+        write.join(timeout=10)
+        assert not write.is_alive(), "another organisation's write waited for this one's admin"
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_rules_change_and_a_write_that_references_the_organisation_both_finish(
+    api: Api, database: Database
+) -> None:
+    """A group created with members inserts its row (the foreign key holds the organisation row
+    FOR KEY SHARE) before it takes the rules to recompute access; an admin's change of rules
+    taken in between must wait its turn, not deadlock with it."""
+    org = api.tenant.org_id
+    outcome: dict[str, BaseException | None] = {}
+
+    def admin_change() -> None:
+        try:
+            with database.transaction(write=True) as session:
+                access.lock_rules(session, org)
+            outcome["admin"] = None
+        except BaseException as error:
+            outcome["admin"] = error
+
+    with database.transaction(write=True) as writer:
+        writer.execute(
+            text("SELECT id FROM organizations WHERE id = :org FOR KEY SHARE"), {"org": org}
+        )
+        admin = threading.Thread(target=admin_change, daemon=True)
+        admin.start()
+        admin.join(timeout=1.5)  # it takes the rules; it must not need the row the writer holds
+        access.hold_rules(writer, org)  # waits for the admin's change to commit
+    admin.join(timeout=30)
+    assert outcome == {"admin": None}
