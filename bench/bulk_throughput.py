@@ -21,8 +21,7 @@ import time
 from typing import Any
 
 # the server, database and CLI helpers of the group benchmark (run from bench/, as its sibling)
-from group_build import _send, _server
-from support import provision, scratch_database
+from support import provision, scratch_database, send, serve
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -33,7 +32,7 @@ def _bulk(
     scim: str, token: str, operations: list[dict[str, Any]]
 ) -> tuple[float, list[dict[str, Any]]]:
     began = time.perf_counter()
-    status, body = _send(
+    status, body = send(
         "POST", f"{scim}/Bulk", token, {"schemas": [BULK], "Operations": operations}
     )
     seconds = time.perf_counter() - began
@@ -53,7 +52,7 @@ def main() -> None:
     with scratch_database(args.postgres, "bench_bulk") as url:
         env = {**os.environ, "SCIM_DATABASE_URL": url}
         token = provision(env)
-        with _server(env, 2) as base:
+        with serve(env, 2) as base:
             scim = f"{base}/scim/v2"
             posts = [
                 {
@@ -84,7 +83,7 @@ def main() -> None:
 
             began = time.perf_counter()
             for i in range(n):
-                status, body = _send(
+                status, body = send(
                     "POST",
                     f"{scim}/Users",
                     token,

@@ -38,20 +38,16 @@ import http.client
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import time
 import urllib.parse
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.orm import Session
-from support import ROOT, provision, scratch_database
+from support import provision, scratch_database, serve
 
 from scim_server.services.access import recompute_access
 from scim_server.store.models import Organization, User, UserAttributeValue
@@ -125,39 +121,6 @@ def seed(url: str, org_slug: str, users: int) -> float:
         connection.execute(text("ANALYZE"))
     engine.dispose()
     return time.perf_counter() - started
-
-
-@contextmanager
-def _server(env: dict[str, str], workers: int) -> Iterator[tuple[str, int]]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    command = [sys.executable, "-m", "scim_server.cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(
-        [*command, "--workers", str(workers)],
-        env={**env, "SCIM_LOG_LEVEL": "warning"},
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            probe = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
-            probe.request("GET", "/healthz")
-            probe.getresponse().read()
-            probe.close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise SystemExit("the server did not start") from None
-            time.sleep(0.1)
-    try:
-        yield "127.0.0.1", port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 class Client:
@@ -265,7 +228,9 @@ def main() -> None:
         env = {**os.environ, "SCIM_DATABASE_URL": url}
         token = provision(env)
         seed_seconds = seed(url, "bench", args.users)
-        with _server(env, args.workers) as (host, port):
+        with serve(env, args.workers) as base:
+            address = urllib.parse.urlsplit(base)
+            host, port = address.hostname or "127.0.0.1", address.port or 80
             client = Client(host, port, token)
             _, probe = client.users({"count": 1})
             assert probe["totalResults"] == args.users, probe["totalResults"]
