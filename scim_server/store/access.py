@@ -38,9 +38,9 @@ class _RulesTurn(FunctionElement[bool]):
     rules (PostgreSQL), in a fair queue.
 
     Every user write holds the organisation row ``FOR SHARE`` and an admin's change of rules or
-    settings takes it ``FOR UPDATE``; with row locks alone a stream of writes starved the admin
+    settings locks it against them; with row locks alone a stream of writes starved the admin
     (measured: an ``org update`` waited 89 s, until the IdP's traffic stopped), because a new
-    sharer joins the current ones without queueing behind a waiting ``FOR UPDATE``. Advisory
+    sharer joins the current ones without queueing behind a waiting exclusive lock. Advisory
     locks queue in order, so each side takes one here first.
 
     As a condition of the statement that reads and locks the row it costs no statement and it

@@ -41,7 +41,7 @@ def database_unavailable(error: DBAPIError) -> bool:
         return bool(
             sqlstate.startswith("08")
             or sqlstate.startswith("57P")
-            or sqlstate in {"40001", "40P01"}
+            or sqlstate in _LOST_TO_A_CONCURRENT_WRITE
         )
     if type(error.orig).__module__.startswith("psycopg"):
         # no SQLSTATE at all: the server never answered (refused, unreachable, timed out)

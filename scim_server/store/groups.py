@@ -246,8 +246,9 @@ def lock_groups_of_user(session: Session, org_id: int, user_id: str) -> None:
     A group write locks its group first and its members' users after; a user's delete changes
     its groups too (``touch_groups_of_user``), so it must take them in the same order, or the
     two wait for each other (PostgreSQL aborts one as a deadlock: a 503 for the IdP). Key order
-    keeps two deletes of members of the same groups apart as well. A group that gains the user
-    after this lock was taken committed before the delete could lock the user.
+    keeps two deletes of members of the same groups apart as well. A membership committed
+    between this lock and the user's can still close a cycle; ``perform_write`` runs the
+    delete again when PostgreSQL aborts it for that.
     """
     if session.get_bind().dialect.name != "sqlite":  # SQLite: one writer at a time already
         session.execute(_GROUPS_OF_USER_FOR_UPDATE, {"org_id": org_id, "user_id": user_id})
