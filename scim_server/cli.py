@@ -22,7 +22,15 @@ from scim_server.config import ConfigError, Settings
 from scim_server.policy import lifecycle as policy_lifecycle
 from scim_server.scim.errors import ScimError
 from scim_server.scim.schema import ACCESS_USER, default_registry
-from scim_server.services import access, audit_log, connections, lifecycle, organizations, tokens
+from scim_server.services import (
+    access,
+    audit_log,
+    connections,
+    deprovisioning,
+    lifecycle,
+    organizations,
+    tokens,
+)
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
 from scim_server.store.models import SYSTEM_CHAIN, Connection, Organization, User
@@ -129,6 +137,17 @@ def _settings_options(function: Any) -> Any:
             help="What a SCIM DELETE does: hard removes the user, soft hides it until purged.",
         ),
         click.option(
+            "--deprovision-limit",
+            metavar="N|P%|off",
+            help="Users one connection may deactivate or delete within the window before its "
+            "deprovisioning is held for an admin: a number, a percentage of the users, or off.",
+        ),
+        click.option(
+            "--deprovision-window",
+            metavar="MINUTES",
+            help="The mass-deprovisioning guard's sliding window, in minutes (1 to 1440).",
+        ),
+        click.option(
             "--deactivate-outside",
             is_flag=True,
             help="Deactivate the active users the new settings refuse (otherwise enabling SSO "
@@ -149,6 +168,8 @@ def _settings_update(
     exempt_domains: str | None,
     timezone: str | None,
     delete_mode: str | None,
+    deprovision_limit: str | None,
+    deprovision_window: str | None,
 ) -> organizations.SettingsUpdate:
     if sso_domain is not None and no_sso:
         raise click.UsageError("--sso-domain and --no-sso are mutually exclusive")
@@ -174,6 +195,12 @@ def _settings_update(
             update.timezone = organizations.parse_timezone(timezone)
         if delete_mode is not None:
             update.delete_mode = organizations.parse_delete_mode(delete_mode)
+        if deprovision_limit is not None:
+            limit, is_percent = deprovisioning.parse_limit(deprovision_limit)
+            update.deprovision_limit = limit
+            update.deprovision_limit_is_percent = is_percent
+        if deprovision_window is not None:
+            update.deprovision_window_minutes = deprovisioning.parse_window(deprovision_window)
     except tokens.ServiceError as error:
         _fail(error)
     return update
@@ -336,6 +363,8 @@ def org_show(slug: str, as_json: bool) -> None:
         "exemptDomains": "seat-exempt domains",
         "timezone": "time zone",
         "deleteMode": "delete mode",
+        "deprovisionLimit": "deprovision limit",
+        "deprovisionWindowMinutes": "deprovision window",
     }
     width = max(len(label) for label in labels.values())
     for key, label in labels.items():
@@ -344,6 +373,16 @@ def org_show(slug: str, as_json: bool) -> None:
             text = "none (SSO not enforced)"
         elif key == "allowedDomains" and not value:
             text = "any" if shown["ssoDomain"] is None else "none"
+        elif key == "deprovisionLimit":
+            text = (
+                "off (no mass-deprovisioning guard)"
+                if value is None
+                else f"{value} of the users"
+                if value.endswith("%")
+                else f"{value} users"
+            )
+        elif key == "deprovisionWindowMinutes":
+            text = f"{value} minutes"
         else:
             text = _shown(value)
         click.echo(f"{label + ':':<{width + 1}} {text}")
@@ -942,6 +981,133 @@ def connection_transfer(org_slug: str | None, source: str, target: str, as_json:
         f"{moved.groups} group{'s' if moved.groups != 1 else ''} from {moved.source.name} "
         f"({moved.source.id}) to {moved.target.name} ({moved.target.id})"
     )
+
+
+@main.group("deprovisioning")
+def deprovisioning_group() -> None:
+    """The mass-deprovisioning guard: holds, and an admin's release or rejection."""
+
+
+@deprovisioning_group.command("list")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--all", "show_all", is_flag=True, help="Decided holds too, not only open ones.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def deprovisioning_list(org_slug: str, show_all: bool, as_json: bool) -> None:
+    """Connections whose deprovisioning is held (newest first)."""
+    with _database().transaction(write=False) as session:
+        holds = deprovisioning.list_holds(session, _org(session, org_slug), open_only=not show_all)
+    if as_json:
+        click.echo(json.dumps(holds))
+        return
+    if not holds:
+        click.echo(f"no deprovisioning {'hold' if show_all else 'held'} in {org_slug}")
+        return
+    for hold in holds:
+        decided = (
+            f", {hold['state']} by {hold['decidedBy']} at {hold['decidedAt']} until {hold['until']}"
+            if hold["decidedAt"]
+            else ""
+        )
+        click.echo(
+            f"hold {hold['id']}: {hold['connection']['name']} ({hold['connection']['id']}) "
+            f"{hold['count']} users since {hold['openedAt']} (limit {hold['rule']}){decided}"
+        )
+
+
+@deprovisioning_group.command("show")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("hold_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def deprovisioning_show(org_slug: str, hold_id: int, as_json: bool) -> None:
+    """One hold, with the users deprovisioned in the wave that opened it."""
+    with _database().transaction(write=False) as session:
+        try:
+            hold = deprovisioning.show_hold(session, _org(session, org_slug), hold_id)
+        except tokens.ServiceError as error:
+            _fail(error)
+    if as_json:
+        click.echo(json.dumps(hold))
+        return
+    connection_shown = f"{hold['connection']['name']} ({hold['connection']['id']})"
+    click.echo(f"hold {hold['id']} of {connection_shown}: {hold['state']}")
+    click.echo(f"opened {hold['openedAt']}, limit {hold['rule']}")
+    if hold["decidedAt"]:
+        click.echo(f"{hold['state']} by {hold['decidedBy']} at {hold['decidedAt']}")
+        click.echo(f"until {hold['until']}")
+    click.echo(f"users deactivated or deleted in the wave ({hold['count']}):")
+    for user in hold["users"]:
+        click.echo(f"  {user['at']}  {user['userName']} ({user['id']})")
+
+
+def _decide(org_slug: str, connection_ref: str, state: str, duration: str, as_json: bool) -> None:
+    with _database().transaction(write=True) as session:
+        organization = _org(session, org_slug)
+        operation = {deprovisioning.RELEASED: "release", deprovisioning.REJECTED: "reject"}[state]
+        event = _cli_event(f"deprovisioning.{operation}", organization.id)
+        try:
+            target = connections.find_connection(session, organization, connection_ref)
+            decision = deprovisioning.decide(
+                session,
+                organization,
+                target,
+                state,
+                tokens.parse_duration(duration),
+                f"{event.actor_type}:{event.actor}",
+            )
+        except tokens.ServiceError as error:
+            _fail(error)
+        event.resource_type = "Connection"
+        event.resource_id = target.id
+        event.changes = decision.changes()
+        append(session, event)
+        view = deprovisioning.hold_view(decision.hold, target.name, with_users=False)
+    if as_json:
+        click.echo(json.dumps(view))
+        return
+    if state == deprovisioning.RELEASED:
+        click.echo(
+            f"deprovisioning from {target.name} released: it passes uncounted until "
+            f"{view['until']}, then the limit applies again"
+        )
+    else:
+        click.echo(
+            f"deprovisioning from {target.name} rejected: refused (409) until {view['until']}, "
+            "or until released; fix the assignments in the identity provider"
+        )
+
+
+@deprovisioning_group.command("release")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--connection", "connection_ref", required=True, help="Connection id or name.")
+@click.option(
+    "--for",
+    "duration",
+    default="1h",
+    show_default=True,
+    help="How long its deprovisioning then passes uncounted (e.g. 30m, 4h, 0).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def deprovisioning_release(
+    org_slug: str, connection_ref: str, duration: str, as_json: bool
+) -> None:
+    """Let a held (or rejected, or planned) mass deprovisioning go through."""
+    _decide(org_slug, connection_ref, deprovisioning.RELEASED, duration, as_json)
+
+
+@deprovisioning_group.command("reject")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--connection", "connection_ref", required=True, help="Connection id or name.")
+@click.option(
+    "--for",
+    "duration",
+    default="24h",
+    show_default=True,
+    help="How long its deprovisioning is then refused with 409 (e.g. 4h, 7d).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def deprovisioning_reject(org_slug: str, connection_ref: str, duration: str, as_json: bool) -> None:
+    """Refuse a held mass deprovisioning: the IdP gets a permanent error and stops retrying."""
+    _decide(org_slug, connection_ref, deprovisioning.REJECTED, duration, as_json)
 
 
 @main.group()

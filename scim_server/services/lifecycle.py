@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session
 from scim_server.policy import lifecycle
 from scim_server.policy.domains import DomainSettings
 from scim_server.scim.errors import Forbidden
+from scim_server.services.deprovisioning import GUARD_OFF, Limit
 from scim_server.services.errors import ServiceError
 from scim_server.services.tokens import hash_token
 from scim_server.store.access import shared_rules_turn
@@ -67,6 +68,8 @@ class UserSettings:
     timezone: str
     #: The role of users nobody gives one (DESIGN §5.2); None: no permissions.
     default_role_pk: int | None = None
+    #: The mass-deprovisioning guard's setting (DESIGN §5.4 item 8).
+    deprovision: Limit = GUARD_OFF
 
 
 @functools.cache
@@ -82,6 +85,9 @@ def _settings_query(*, hold: bool) -> Select[*tuple[Any, ...]]:
         Organization.delete_mode,
         Organization.timezone,
         Organization.default_role_pk,
+        Organization.deprovision_limit,
+        Organization.deprovision_limit_is_percent,
+        Organization.deprovision_window_minutes,
     ).where(Organization.id == bindparam("org_id"))
     if not hold:
         return query
@@ -97,7 +103,7 @@ def load_user_settings(session: Session, org_id: int, *, hold: bool = False) -> 
     ``hold_rules`` it must come before the write locks its user.
     """
     row = session.execute(_settings_query(hold=hold), {"org_id": org_id}).one()
-    slug, sso, allowed, subdomains, limit, exempt, mode, timezone, default_role_pk = row
+    slug, sso, allowed, subdomains, limit, exempt, mode, timezone, default_role_pk = row[:9]
     return UserSettings(
         slug,
         DomainSettings(sso, tuple(allowed or ()), bool(subdomains)),
@@ -106,6 +112,7 @@ def load_user_settings(session: Session, org_id: int, *, hold: bool = False) -> 
         mode,
         timezone,
         default_role_pk,
+        Limit(row[9], bool(row[10]), row[11]),
     )
 
 

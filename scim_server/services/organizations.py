@@ -16,7 +16,8 @@ Decisions an admin should know about:
 - ``--deactivate-outside`` works with any settings change: it deactivates the active users the
   new settings would refuse, through the same storage path as a SCIM PATCH of ``active``.
 - Seat limit, exempt domains, delete mode and the time zone (where temporary access ends) are
-  enforced by ``services.users`` and ``services.lifecycle``.
+  enforced by ``services.users`` and ``services.lifecycle``; the mass-deprovisioning limit and
+  window by ``services.deprovisioning``.
 """
 
 from __future__ import annotations
@@ -124,6 +125,9 @@ class SettingsUpdate:
     exempt_domains: tuple[str, ...] = KEEP
     timezone: str = KEEP
     delete_mode: str = KEEP
+    deprovision_limit: int | None = KEEP
+    deprovision_limit_is_percent: bool = KEEP
+    deprovision_window_minutes: int = KEEP
 
     def is_empty(self) -> bool:
         return all(value is KEEP for value in vars(self).values())
@@ -160,7 +164,16 @@ def settings_of(org: Organization) -> dict[str, Any]:
         "exemptDomains": list(org.exempt_domains or ()),
         "timezone": org.timezone,
         "deleteMode": org.delete_mode,
+        "deprovisionLimit": _limit_text(org),
+        "deprovisionWindowMinutes": org.deprovision_window_minutes,
     }
+
+
+def _limit_text(org: Organization) -> str | None:
+    """``"50"``, ``"10%"``, or None when the mass-deprovisioning guard is off."""
+    if org.deprovision_limit is None:
+        return None
+    return f"{org.deprovision_limit}{'%' if org.deprovision_limit_is_percent else ''}"
 
 
 def show(session: Session, org: Organization) -> dict[str, Any]:

@@ -51,7 +51,7 @@ from scim_server.scim.projection import Projection, apply_projection, parse_proj
 from scim_server.scim.schema import ACCESS_USER, ResourceType
 from scim_server.scim.validate import parse_datetime, parse_resource
 from scim_server.scim.wire import compact_json
-from scim_server.services import guards, paging
+from scim_server.services import deprovisioning, guards, paging
 from scim_server.services import lifecycle as lifecycle_store
 from scim_server.services.access import (
     NO_ACCESS,
@@ -553,6 +553,9 @@ def _write(
             "it: active stays false until an admin of the organisation unlocks the user "
             f"(scim-server user unlock --org {settings.slug} USERNAME)"
         ) from None
+    opened = None
+    if user.active and doc.get("active") is False:
+        opened = deprovisioning.admit(session, ctx, settings.deprovision, user)
     _check_seat(session, ctx, settings, user, status, doc)
     lifecycle_columns: dict[str, Any] = {}
     if status != before_status:
@@ -572,6 +575,7 @@ def _write(
     refuse_temporary_admin(session, ctx.principal.org_id, user, access[0])
     _record_change(ctx, user, previous, doc, access_change)
     _after_status_change(session, ctx, user, before_status, status)
+    deprovisioning.record_opened(ctx, opened)
     return _rendered(render(ctx, user, access, loaded.groups))
 
 
@@ -594,6 +598,8 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
     user = loaded.user
     guards.require_owner(session, ctx, "User", user)
     check_if_match(if_match, _current_tag(loaded))
+    # deleting a deactivated user takes nothing away
+    opened = deprovisioning.admit(session, ctx, settings.deprovision, user) if user.active else None
     mode = settings.delete_mode
     # The event keeps a tombstone: every value the user had when it was deleted, and the access
     # it held (its user_access row and memberships go with it, by ON DELETE CASCADE — or, for a
@@ -610,6 +616,7 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
         changes["apiKeysRevoked"] = [None, revoked]
     lifecycle_store.cancel_pending(session, user.pk)
     ctx.audit.changes = changes
+    deprovisioning.record_opened(ctx, opened)
     if mode == "soft":
         session.execute(delete(GroupMember).where(GroupMember.user_pk == user.pk))
         session.execute(delete(UserAccess).where(UserAccess.user_pk == user.pk))

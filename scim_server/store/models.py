@@ -77,6 +77,18 @@ class Organization(Base):
     timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
     #: What a SCIM DELETE does (DESIGN §5.3): ``hard`` removes the row, ``soft`` hides it.
     delete_mode: Mapped[str] = mapped_column(String(8), default="hard", server_default="hard")
+    #: Mass-deprovisioning guard (DESIGN §5.4 item 8): one connection may deactivate or delete
+    #: at most this many users (or this percent of the organisation's users, with
+    #: ``deprovision_limit_is_percent``) within ``deprovision_window_minutes``; None: no guard.
+    deprovision_limit: Mapped[int | None] = mapped_column(
+        Integer, default=50, server_default=text("50")
+    )
+    deprovision_limit_is_percent: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    deprovision_window_minutes: Mapped[int] = mapped_column(
+        Integer, default=10, server_default=text("10")
+    )
 
 
 class Connection(Base):
@@ -93,6 +105,50 @@ class Connection(Base):
     organization: Mapped[Organization] = relationship(lazy="joined", innerjoin=True)
 
     __table_args__ = (Index("ix_connections_org_id", "org_id"),)
+
+
+class Deprovision(Base):
+    """A user a connection deactivated or deleted, kept while it counts towards the
+    mass-deprovisioning guard's window (``services.deprovisioning``)."""
+
+    __tablename__ = "deprovisions"
+
+    pk: Mapped[int] = mapped_column(_BIGINT, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(36))
+    user_name: Mapped[str] = mapped_column(String(512))
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    __table_args__ = (Index("ix_deprovisions_connection_id_at", "connection_id", "at"),)
+
+
+class DeprovisioningHold(Base):
+    """A connection's deprovisioning held by the guard, and the admin's decision on it.
+
+    The newest row of a connection is its state: ``held`` until an admin decides; then
+    ``released`` (deprovisioning passes uncounted until ``until``) or ``rejected`` (refused
+    until ``until``).
+    """
+
+    __tablename__ = "deprovisioning_holds"
+
+    pk: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    connection_id: Mapped[str] = mapped_column(ForeignKey("connections.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(String(16))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: The limit as it stood when the hold opened, e.g. ``50 users in 10 minutes``.
+    rule: Mapped[str] = mapped_column(String(200))
+    #: How many users the connection deprovisioned in the window that opened the hold, and the
+    #: first of them (``deprovisioning.LISTED_USERS``): ``[{id, userName, at}]``.
+    user_count: Mapped[int] = mapped_column(Integer, default=0)
+    users: Mapped[list[dict[str, Any]]] = mapped_column(JsonDocument, default=list)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_deprovisioning_holds_connection_id_pk", "connection_id", "pk"),)
 
 
 class ApiToken(Base):

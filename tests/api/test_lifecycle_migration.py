@@ -1,5 +1,6 @@
-"""Migration 0005 on existing data (issue #5 item 3): active users stay ``active``, inactive ones
-become ``deactivated``, every existing user counts as once active, and seat domains are filled."""
+"""Migrations on existing data. 0005 (issue #5 item 3): active users stay ``active``, inactive
+ones become ``deactivated``, every existing user counts as once active, and seat domains are
+filled. 0010: existing organisations get the mass-deprovisioning guard's default."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command
 from sqlalchemy import text
 
 from scim_server.store.db import Database
-from scim_server.store.migrate import upgrade
+from scim_server.store.migrate import alembic_config, upgrade
 from tests.conftest import _postgres_database
 
 
@@ -65,3 +67,39 @@ def test_existing_users_get_their_status(fresh_database: Database) -> None:
         ("on@Acme.com", "active", True, None, "acme.com"),
         ("off", "deactivated", True, None, "vendor.com"),
     ]
+
+
+def test_the_deprovisioning_guard_reaches_existing_organisations(fresh_database: Database) -> None:
+    """Migration 0010 gives existing organisations the default limit and keeps every row that
+    references them (a copy-and-move alteration of ``organizations`` would cascade on SQLite)."""
+    upgrade(fresh_database.engine, "0009")
+    with fresh_database.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO organizations (id, slug, name, created_at) VALUES (1, 'o', 'O', :t)"),
+            {"t": "2026-01-01 00:00:00"},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO users (pk, id, org_id, user_name, active, status, created_at, "
+                "last_modified, version, data) VALUES (1, :id, 1, 'kept', :a, 'active', :t, :t, "
+                "1, '{}')"
+            ),
+            {"id": "00000000-0000-4000-8000-000000000001", "a": True, "t": "2026-01-01 00:00:00"},
+        )
+    upgrade(fresh_database.engine)
+    with fresh_database.engine.connect() as connection:
+        limit = connection.execute(
+            text(
+                "SELECT deprovision_limit, deprovision_limit_is_percent, "
+                "deprovision_window_minutes FROM organizations"
+            )
+        ).one()
+        users = connection.execute(text("SELECT user_name FROM users")).scalars().all()
+    assert (limit[0], bool(limit[1]), limit[2]) == (50, False, 10)
+    assert users == ["kept"]
+    config = alembic_config(fresh_database.engine)
+    with fresh_database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0009")
+    with fresh_database.engine.connect() as connection:
+        assert connection.execute(text("SELECT user_name FROM users")).scalars().all() == ["kept"]

@@ -23,6 +23,8 @@ DEFAULTS = {
     "exemptDomains": [],
     "timezone": "UTC",
     "deleteMode": "hard",
+    "deprovisionLimit": "50",
+    "deprovisionWindowMinutes": 10,
 }
 
 

@@ -53,6 +53,10 @@ BUDGET = {
     # the settings (held), the user (locked, with its access), UPDATE of the user, cancellation
     # of its pending invitation (it leaves "invited")
     "patch active=false": 1 + 3 + 4,
+    # ... and the mass-deprovisioning guard, which new organisations have on: the connection
+    # (locked), its newest hold, DELETE of deprovisions out of the window, INSERT of this one,
+    # the count
+    "patch active=false, guarded": 1 + 3 + 4 + 5,
     # the settings (held), the user (locked), UPDATE of the user; its multi-valued attributes
     # (emails, phoneNumbers) are the same, so their index rows are left alone
     "put user": 1 + 3 + 3,
@@ -257,15 +261,23 @@ def test_create_user_with_a_default_role(
     assert not _touching(statements, "group_members", "group_mappings"), _explain(statements)
 
 
-def test_patch_active_false(api: Api, count_statements: StatementCounter) -> None:
+@pytest.mark.parametrize("guarded", [False, True], ids=["unguarded", "guarded"])
+def test_patch_active_false(
+    api: Api, database: Database, count_statements: StatementCounter, guarded: bool
+) -> None:
+    if not guarded:
+        with database.transaction(write=True) as session:
+            session.get_one(Organization, api.tenant.org_id).deprovision_limit = None
     user = api.post("/Users", _okta_user(4)).get_json()
     assert user[ACCESS]["status"] == "invited"
     body = patch_body({"op": "replace", "path": "active", "value": False})
     statements = _measure(count_statements, lambda: api.patch(f"/Users/{user['id']}", body))
-    assert len(statements) == BUDGET["patch active=false"], _explain(statements)
+    budget = BUDGET["patch active=false, guarded" if guarded else "patch active=false"]
+    assert len(statements) == budget, _explain(statements)
     # leaving "invited" still cancels the pending invitation
     written = _written(statements)
-    assert written == ["users", "invitations", "audit_events", "audit_chains"], written
+    guard = ["deprovisions", "deprovisions"] if guarded else []
+    assert written == [*guard, "users", "invitations", "audit_events", "audit_chains"], written
     assert api.get(f"/Users/{user['id']}").get_json()[ACCESS]["status"] == "deactivated"
 
 
