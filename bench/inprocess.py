@@ -12,7 +12,9 @@ compare them::
 
 Kinds: get, filter (``userName eq``, a hit), miss, page (``startIndex`` of the last 100),
 cursor (the second cursor page of 100), group-excl (GET group ``excludedAttributes=members``,
-500 members), patch (``active`` alternating), put, create. ``--profile`` prints a cProfile
+500 members), patch (``active``: each visit to a user flips it; before 2026-11-26 a user got the
+same value on every pass, so the later passes measured PATCHes that changed nothing), put,
+create. ``--profile`` prints a cProfile
 of one pass by CPU time (``--sort cumulative`` or ``tottime``).
 """
 
@@ -31,6 +33,7 @@ from typing import Any
 from scim_server.app import create_app
 from scim_server.config import Settings
 from scim_server.services import tokens
+from scim_server.services.deprovisioning import parse_limit
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
 
@@ -52,14 +55,17 @@ def _user(n: int, family: str = "B") -> dict[str, Any]:
     }
 
 
-def build(users: int) -> tuple[Any, dict[str, str], list[str], str, str]:
-    """A fresh database with one organisation, ``users`` users and a group of up to 500."""
+def build(users: int, guard: str = "off") -> tuple[Any, dict[str, str], list[str], str, str]:
+    """A fresh database with one organisation, ``users`` users and a group of up to 500;
+    ``guard``: its mass-deprovisioning limit (``off``, or e.g. ``1000000`` to count without
+    ever holding)."""
     url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'scim.db'}"
     database = Database(url)
     upgrade(database.engine)
     app = create_app(Settings(database_url=url), database=database)
     with database.transaction(write=True) as session:
         org = tokens.create_organization(session, "bench", "Bench")
+        org.deprovision_limit, org.deprovision_limit_is_percent = parse_limit(guard)
         _, token = tokens.create_connection(session, org, "bench", "generic")
     client = app.test_client()
     headers = {"Authorization": f"Bearer {token}"}
@@ -79,8 +85,8 @@ def build(users: int) -> tuple[Any, dict[str, str], list[str], str, str]:
     return client, headers, ids, group, first.get("nextCursor", "")
 
 
-def request_of(kind: str, users: int) -> Callable[[int], None]:
-    client, headers, ids, group, cursor = build(users)
+def request_of(kind: str, users: int, guard: str = "off") -> Callable[[int], None]:
+    client, headers, ids, group, cursor = build(users, guard)
 
     def send(i: int) -> None:
         n = i % users
@@ -108,7 +114,8 @@ def request_of(kind: str, users: int) -> Callable[[int], None]:
         elif kind == "patch":
             body = {
                 "schemas": [PATCH_OP],
-                "Operations": [{"op": "replace", "path": "active", "value": i % 2 == 0}],
+                # each visit to a user flips it: every request changes something
+                "Operations": [{"op": "replace", "path": "active", "value": i // users % 2 == 1}],
             }
             response = client.patch(user, json=body, headers=headers, content_type=SCIM)
         elif kind == "put":
@@ -132,27 +139,33 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile one pass by CPU time")
     parser.add_argument("--dump", help="with --profile: also write the raw profile to this file")
     parser.add_argument("--sort", default="cumulative")
+    parser.add_argument(
+        "--deprovision-limit",
+        default="off",
+        help="the organisation's guard; a number too large to reach counts every deactivation "
+        "(patch) without holding any (default: off)",
+    )
     args = parser.parse_args()
     default = {"page": 150, "cursor": 150, "patch": 800, "put": 800, "create": 800}
     count = args.requests or default.get(args.kind, 1500)
-    send = request_of(args.kind, args.users)
+    send = request_of(args.kind, args.users, args.deprovision_limit)
     for i in range(50):  # warm-up: compiled statements, caches
         send(i)
     if args.profile:
         profile = cProfile.Profile(time.process_time)
         profile.enable()
         for i in range(count):
-            send(i)
+            send(50 + i)
         profile.disable()
         pstats.Stats(profile).sort_stats(args.sort).print_stats(40)
         if args.dump:
             profile.dump_stats(args.dump)
         return
     best = float("inf")
-    for _ in range(args.passes):
+    for run in range(args.passes):
         started = time.process_time()
         for i in range(count):
-            send(i)
+            send(50 + run * count + i)  # on from the warm-up: no pass repeats the one before
         best = min(best, (time.process_time() - started) / count * 1000)
     print(f"{args.kind}: {best:.3f} ms CPU per request (min of {args.passes} passes of {count})")
 

@@ -40,8 +40,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, delete, func, insert, select
+from sqlalchemy import bindparam, delete, func, insert, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from scim_server.scim.errors import Conflict, ScimError
 from scim_server.services.errors import ServiceError
@@ -159,6 +160,32 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
 
 
+# Built once, with bound parameters, so SQLAlchemy memoises their compiled form (issue #7).
+_CONNECTION: BindParameter[str] = bindparam("connection")
+#: The connection's row ``FOR NO KEY UPDATE``: inserts that only reference it do not wait.
+_LOCK_CONNECTION = (
+    select(Connection.name).where(Connection.id == _CONNECTION).with_for_update(key_share=True)
+)
+_NEWEST_HOLD = (
+    select(
+        DeprovisioningHold.state,
+        DeprovisioningHold.opened_at,
+        DeprovisioningHold.user_count,
+        DeprovisioningHold.rule,
+        DeprovisioningHold.decided_at,
+        DeprovisioningHold.until,
+    )
+    .where(DeprovisioningHold.connection_id == _CONNECTION)
+    .order_by(DeprovisioningHold.pk.desc())
+    .limit(1)
+)
+_FORGET_BEFORE = delete(Deprovision).where(
+    Deprovision.connection_id == _CONNECTION, Deprovision.at < bindparam("since")
+)
+_RECORD = insert(Deprovision)
+_COUNT = select(func.count()).where(Deprovision.connection_id == _CONNECTION)
+
+
 def _newest_hold(session: Session, connection_id: str) -> DeprovisioningHold | None:
     return session.scalars(
         select(DeprovisioningHold)
@@ -166,11 +193,6 @@ def _newest_hold(session: Session, connection_id: str) -> DeprovisioningHold | N
         .order_by(DeprovisioningHold.pk.desc())
         .limit(1)
     ).first()
-
-
-def _lock_connection(column: Any, connection_id: str) -> Select[Any]:
-    """The connection's row ``FOR NO KEY UPDATE``: inserts that only reference it do not wait."""
-    return select(column).where(Connection.id == connection_id).with_for_update(key_share=True)
 
 
 def _commands(slug: str, connection: str) -> str:
@@ -187,9 +209,10 @@ def admit(session: Session, ctx: RequestContext, limit: Limit, user: User) -> di
     connection_id = ctx.principal.connection_id
     if limit.value is None or connection_id is None:
         return None
-    name = session.scalar(_lock_connection(Connection.name, connection_id))
+    bound = {"connection": connection_id}
+    name = session.scalar(_LOCK_CONNECTION, bound)
     now = utcnow()
-    hold = _newest_hold(session, connection_id)
+    hold = session.execute(_NEWEST_HOLD, bound).first()
     slug = ctx.principal.org_slug
     if hold is not None and hold.state == HELD:
         raise DeprovisioningHeld(
@@ -212,23 +235,18 @@ def admit(session: Session, ctx: RequestContext, limit: Limit, user: User) -> di
     if hold is not None and hold.until is not None and hold.until > since:
         since = hold.until
     org_id = ctx.principal.org_id
+    session.execute(_FORGET_BEFORE, {**bound, "since": since})
     session.execute(
-        delete(Deprovision).where(
-            Deprovision.connection_id == connection_id, Deprovision.at < since
-        )
+        _RECORD,
+        {
+            "org_id": org_id,
+            "connection_id": connection_id,
+            "user_id": user.id,
+            "user_name": user.user_name,
+            "at": now,
+        },
     )
-    session.execute(
-        insert(Deprovision).values(
-            org_id=org_id,
-            connection_id=connection_id,
-            user_id=user.id,
-            user_name=user.user_name,
-            at=now,
-        )
-    )
-    count = (
-        session.scalar(select(func.count()).where(Deprovision.connection_id == connection_id)) or 0
-    )
+    count = session.scalar(_COUNT, bound) or 0
     if count < limit.threshold(session, org_id):
         return None
     wave = session.execute(
@@ -333,7 +351,7 @@ def decide(
     """Release or reject the connection's hold (release also ends a rejection, or approves
     deprovisioning ahead of time when nothing is held)."""
     # The connection's row, as the SCIM path locks it: no deprovisioning is half-decided.
-    session.execute(_lock_connection(Connection.id, connection.id))
+    session.execute(_LOCK_CONNECTION, {"connection": connection.id})
     now = utcnow()
     hold = _newest_hold(session, connection.id)
     ongoing = hold is not None and (
