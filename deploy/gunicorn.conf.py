@@ -8,6 +8,23 @@ Every value can be overridden with the usual GUNICORN_CMD_ARGS or the CLI flags.
 
 import gc
 import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from scim_server.logs import gunicorn_logconfig
+
+# /metrics adds up every worker's counts from files in this folder (prometheus_client's
+# multiprocess mode). It must be set before the app (and prometheus_client) is loaded, and hold
+# no counts of a previous run: a folder of our own, or the operator's, emptied.
+_METRICS = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+_OWN_METRICS = not _METRICS
+if _METRICS:
+    Path(_METRICS).mkdir(parents=True, exist_ok=True)
+    for stale in Path(_METRICS).glob("*.db"):
+        stale.unlink()
+else:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="scim-server-metrics-")
 
 workers = int(os.environ.get("SCIM_WORKERS", "2"))
 threads = int(os.environ.get("SCIM_THREADS", "4"))
@@ -21,6 +38,8 @@ max_requests_jitter = 1_000
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("SCIM_LOG_LEVEL", "info").lower()
+# gunicorn's lines in the app's format, on stdout (scim_server.logs; SCIM_LOG_FORMAT=json|text)
+logconfig_dict = gunicorn_logconfig(loglevel, os.environ.get("SCIM_LOG_FORMAT", "json").lower())
 # gunicorn's largest request line short of unlimited (its default, 4094 bytes, answered a GET
 # with a filter of SCIM_MAX_FILTER_LENGTH characters with its own HTML 414); nginx's default
 # header buffer is the same 8 KiB. Longer queries belong in POST /.search (RFC 7644 §3.4.3).
@@ -46,3 +65,15 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
     from scim_server.wsgi import app
 
     app.extensions["scim_db"].engine.dispose(close=False)
+
+
+def child_exit(server, worker):  # type: ignore[no-untyped-def]
+    """A worker's counts stay (counters are cumulative); only its live gauges go."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):  # type: ignore[no-untyped-def]
+    if _OWN_METRICS:
+        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)

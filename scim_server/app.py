@@ -13,8 +13,10 @@ from scim_server.audit.recorder import EventRecorder
 from scim_server.config import Settings
 from scim_server.http import audit_api, health, scim
 from scim_server.http.errors import register_error_handlers
+from scim_server.http.metrics import register_metrics
 from scim_server.http.provisioning_log import register_provisioning_log
 from scim_server.http.request_db import register_request_session
+from scim_server.logs import configure_app_logging
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.schema import Registry, default_registry
 from scim_server.store.db import Database
@@ -47,6 +49,7 @@ def create_app(
     registry: Registry | None = None,
 ) -> Flask:
     settings = settings or Settings.from_env()
+    configure_app_logging(settings.log_level, settings.log_format)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.sort_keys = False  # type: ignore[attr-defined]
@@ -66,7 +69,6 @@ def create_app(
         app.extensions["scim_rate_limit"] = ConnectionRateLimit(
             settings.rate_limit, settings.redis_url
         )
-    logging.getLogger("scim_server").setLevel(settings.log_level)
 
     @app.before_request
     def _assign_request_id() -> None:
@@ -79,6 +81,7 @@ def create_app(
         response.headers[_REQUEST_ID] = g.get("request_id", "")
         return response
 
+    register_metrics(app)  # first: its clock then covers every other hook
     register_provisioning_log(
         app,
         {**scim.OPERATIONS, **audit_api.OPERATIONS},

@@ -1632,6 +1632,8 @@ def demo(host: str, port: int, no_serve: bool) -> None:
     if no_serve:
         return
     command = _gunicorn_command(host, port, None)
+    # a person reads these logs in a terminal, not a collector: plain lines unless told otherwise
+    os.environ.setdefault("SCIM_LOG_FORMAT", "text")
     sys.stdout.flush()
     os.execv(command[0], command)  # noqa: S606 - replaces this process with gunicorn
 

@@ -59,6 +59,8 @@ class Settings:
     #: Reverse proxies in front of the server whose X-Forwarded-For/-Proto/-Host are trusted.
     trusted_proxy_hops: int = 0
     log_level: str = "INFO"
+    #: ``json`` (one object per line, DESIGN §8) or ``text``.
+    log_format: str = "json"
     #: secret RFC 9865 cursors are sealed with; None: a random key per server process (see README).
     cursor_secret: str | None = None
     #: Seconds a cursor stays valid between pages (ServiceProviderConfig cursorTimeout).
@@ -94,6 +96,7 @@ class Settings:
                 env, "SCIM_TRUSTED_PROXY_HOPS", cls.trusted_proxy_hops, minimum=0
             ),
             log_level=(env.get("SCIM_LOG_LEVEL") or cls.log_level).upper(),
+            log_format=(env.get("SCIM_LOG_FORMAT") or cls.log_format).strip().lower(),
             cursor_secret=env.get("SCIM_CURSOR_SECRET") or None,
             cursor_timeout_seconds=_int(
                 env, "SCIM_CURSOR_TIMEOUT_SECONDS", cls.cursor_timeout_seconds
@@ -117,6 +120,13 @@ class Settings:
                     f"SCIM_RATE_LIMIT {settings.rate_limit!r} is not one rate: use e.g. "
                     "600/minute or 20/second"
                 )
+        if settings.log_format not in ("json", "text"):
+            raise ConfigError(f"SCIM_LOG_FORMAT must be json or text, got {settings.log_format!r}")
+        if settings.log_level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ConfigError(
+                "SCIM_LOG_LEVEL must be one of debug, info, warning, error, critical, "
+                f"got {settings.log_level.lower()!r}"
+            )
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError("SCIM_DEFAULT_PAGE_SIZE must not exceed SCIM_MAX_PAGE_SIZE")
         return settings

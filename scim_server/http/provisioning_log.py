@@ -17,6 +17,7 @@ from flask import Flask, Response, current_app, g, request
 from scim_server.audit.events import EventDraft
 from scim_server.audit.recorder import EventRecorder
 from scim_server.audit.throttle import FailureThrottle
+from scim_server.http.metrics import AUDIT_FAILURES
 from scim_server.http.request_db import end_request_session
 from scim_server.services.tokens import Principal, authenticate, presented_prefix
 from scim_server.store.db import Database
@@ -118,6 +119,7 @@ def register_provisioning_log(
             recorder.record(draft)
         except Exception:
             # The response stands; the failure to log it must be loud.
+            AUDIT_FAILURES.inc()
             log.exception(
                 "could not record audit event %s (request %s)", draft.operation, draft.request_id
             )

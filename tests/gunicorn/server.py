@@ -2,8 +2,9 @@
 that need several worker processes sharing one database.
 
 Only the standard library talks to it: a test must see exactly what an IdP would see, not what a
-test client would smooth over. The server's stderr goes to a file, not a pipe: a pipe nobody
-reads fills up after 64 KiB of log and then blocks the workers that write to it.
+test client would smooth over. The server's output (its logs are on stdout) goes to a file, not a
+pipe: a pipe nobody reads fills up after 64 KiB of log and then blocks the workers that write to
+it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class Server:
     log_path: Path
 
     def log(self, limit: int = 8000) -> str:
-        """The end of what gunicorn and the app wrote to stderr (tracebacks land here)."""
+        """The end of what gunicorn and the app wrote (tracebacks land here)."""
         text = self.log_path.read_text(encoding="utf-8", errors="replace")
         return text[-limit:]
 
@@ -61,9 +62,7 @@ def serve(
     command = [sys.executable, "-m", "scim_server.cli", "serve"]
     command += ["--port", str(port), "--workers", str(workers)]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log
-        )
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:
         deadline = time.monotonic() + startup_timeout

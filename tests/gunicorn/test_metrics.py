@@ -1,0 +1,54 @@
+"""Through a real gunicorn with two workers: ``/metrics`` adds up every worker's counts, whichever
+worker answers the scrape, and a counts folder given by the operator is emptied at start."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from scim_server.store.db import Database
+from tests.conftest import make_tenant
+from tests.gunicorn.server import call, serve
+
+pytestmark = pytest.mark.gunicorn
+
+REQUESTS = 40
+
+
+def listed(base_url: str) -> float:
+    with urllib.request.urlopen(f"{base_url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "scim_http_requests_total" and sample.labels == {
+                "operation": "user.list",
+                "status": "200",
+            }:
+                return sample.value
+    return 0.0
+
+
+def test_a_scrape_counts_every_worker(database: Database, tmp_path: Path) -> None:
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_999999.db").write_bytes(b"stale counts of an earlier run")
+    tenant = make_tenant(database, "metrics")
+    environment = {"PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    with serve(
+        database.url, workers=2, log_path=tmp_path / "server.log", environment=environment
+    ) as server:
+        # the master (serve execs gunicorn: same pid) holds the app's unlabelled counters
+        master = f"counter_{server.process.pid}.db"
+        sent = 0
+        workers: set[str] = set()
+        while sent < REQUESTS or len(workers) < 2:  # until both workers have answered some
+            assert sent < 50 * REQUESTS, f"one worker answered all {sent} requests"
+            # a new connection each: gunicorn's workers take turns accepting them
+            assert call("GET", f"{server.base_url}/scim/v2/Users", tenant.token).status == 200
+            sent += 1
+            workers = {path.name for path in folder.glob("counter_*.db")} - {master}
+        assert "counter_999999.db" not in workers
+        assert [listed(server.base_url) for _ in range(6)] == [sent] * 6
