@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import getpass
 import json
 import os
@@ -30,6 +31,7 @@ from scim_server.services import (
     lifecycle,
     organizations,
     tokens,
+    user_csv,
 )
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
@@ -1008,9 +1010,14 @@ def deprovisioning_list(org_slug: str, show_all: bool, as_json: bool) -> None:
             if hold["decidedAt"]
             else ""
         )
+        wave = (
+            f"{hold['count']} users since {hold['openedAt']} (limit {hold['rule']})"
+            if hold["count"]
+            else "no wave (approved ahead)"
+        )
         click.echo(
             f"hold {hold['id']}: {hold['connection']['name']} ({hold['connection']['id']}) "
-            f"{hold['count']} users since {hold['openedAt']} (limit {hold['rule']}){decided}"
+            f"{wave}{decided}"
         )
 
 
@@ -1039,7 +1046,9 @@ def deprovisioning_show(org_slug: str, hold_id: int, as_json: bool) -> None:
         click.echo(f"  {user['at']}  {user['userName']} ({user['id']})")
 
 
-def _decide(org_slug: str, connection_ref: str, state: str, duration: str, as_json: bool) -> None:
+def _decide(
+    org_slug: str, connection_ref: str, state: str, duration: str | None, as_json: bool
+) -> None:
     with _database().transaction(write=True) as session:
         organization = _org(session, org_slug)
         operation = {deprovisioning.RELEASED: "release", deprovisioning.REJECTED: "reject"}[state]
@@ -1051,7 +1060,7 @@ def _decide(org_slug: str, connection_ref: str, state: str, duration: str, as_js
                 organization,
                 target,
                 state,
-                tokens.parse_duration(duration),
+                None if duration is None else tokens.parse_duration(duration, "--for"),
                 f"{event.actor_type}:{event.actor}",
             )
         except tokens.ServiceError as error:
@@ -1082,13 +1091,13 @@ def _decide(org_slug: str, connection_ref: str, state: str, duration: str, as_js
 @click.option(
     "--for",
     "duration",
-    default="1h",
-    show_default=True,
-    help="How long its deprovisioning then passes uncounted (e.g. 30m, 4h, 0).",
+    default=None,
+    help="How long its deprovisioning then passes uncounted (e.g. 30m, 4h, 0; at most 30d). "
+    "Default: 1h, or 0 when it ends a rejection (counted again at once).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def deprovisioning_release(
-    org_slug: str, connection_ref: str, duration: str, as_json: bool
+    org_slug: str, connection_ref: str, duration: str | None, as_json: bool
 ) -> None:
     """Let a held (or rejected, or planned) mass deprovisioning go through."""
     _decide(org_slug, connection_ref, deprovisioning.RELEASED, duration, as_json)
@@ -1100,13 +1109,13 @@ def deprovisioning_release(
 @click.option(
     "--for",
     "duration",
-    default="24h",
-    show_default=True,
-    help="How long its deprovisioning is then refused with 409 (e.g. 4h, 7d).",
+    default=None,
+    help="How long its deprovisioning is then refused with 409 (e.g. 4h, 7d; at most 30d). "
+    "Default: 24h.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def deprovisioning_reject(org_slug: str, connection_ref: str, duration: str, as_json: bool) -> None:
-    """Refuse a held mass deprovisioning: the IdP gets a permanent error and stops retrying."""
+    """Refuse a held (or released) mass deprovisioning: the IdP gets a permanent error."""
     _decide(org_slug, connection_ref, deprovisioning.REJECTED, duration, as_json)
 
 
@@ -1277,7 +1286,7 @@ def invitation_drain(org_slug: str | None, limit: int) -> None:
 
 @click.group()
 def users() -> None:
-    """Users: unlock, purge soft-deleted users."""
+    """Users: export and import as CSV, unlock, purge soft-deleted users."""
 
 
 @users.command("unlock")
@@ -1299,6 +1308,110 @@ def users_unlock(org_slug: str, user_name: str) -> None:
             {f"{ACCESS_USER}:status": [policy_lifecycle.LOCKED, status]},
         )
     click.echo(f"user {user_name} unlocked: now {status}")
+
+
+def _admin() -> user_csv.Admin:
+    draft = _cli_event("users.import", 0)
+    return user_csv.Admin(draft.actor_type, draft.actor or "unknown")
+
+
+@users.command("export")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--output", type=click.Path(dir_okay=False), help="File to write (default: stdout).")
+def users_export(org_slug: str, output: str | None) -> None:
+    """Every user of the organisation as CSV, one column per attribute (from the schemas)."""
+    database = _database()
+    with database.transaction(write=False) as session:
+        organization = _org(session, org_slug)
+    count = -1  # the header
+    base_url = _settings().base_url or "http://localhost/scim/v2"
+    rows = user_csv.export_rows(database, default_registry(), organization, base_url)
+    with click.open_file(output or "-", "w", encoding="utf-8") as handle:
+        for line in user_csv.csv_text(rows):
+            handle.write(line)
+            count += 1
+    with database.transaction(write=True) as session:
+        append(
+            session,
+            _cli_event(
+                "users.export",
+                organization.id,
+                resource_type="User",
+                detail=f"{count} users exported as CSV",
+                changes={"exported": count, "file": output or "stdout"},
+            ),
+        )
+    if output:
+        click.echo(f"exported {count} users of {org_slug} to {output}", err=True)
+
+
+@users.command("import")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Check every row and report; write nothing.")
+@click.option(
+    "--deactivate-missing",
+    is_flag=True,
+    help="Deactivate the active users the file does not name.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def users_import(
+    org_slug: str, path: str, dry_run: bool, deactivate_missing: bool, as_json: bool
+) -> None:
+    """Create and update users from a CSV file (the columns of `users export`), all or nothing."""
+    database = _database()
+    with database.transaction(write=False) as session:
+        _org(session, org_slug)
+    with open(path, encoding="utf-8-sig", newline="") as handle:  # utf-8-sig: Excel's BOM
+        reader = csv.DictReader(handle)
+        header = list(reader.fieldnames or [])
+        try:
+            rows = [(reader.line_num, row) for row in reader]
+        except csv.Error as error:
+            raise click.ClickException(
+                f"{path}: not a CSV file (line {reader.line_num}: {error})"
+            ) from None
+    with click.progressbar(
+        length=len(rows),
+        label="importing",
+        file=sys.stderr,
+        show_pos=True,
+        hidden=not sys.stderr.isatty(),  # a bar for a person, not for a log file
+    ) as bar:
+        try:
+            report = user_csv.import_rows(
+                database,
+                default_registry(),
+                org_slug,
+                os.path.basename(path),
+                header,
+                rows,
+                admin=_admin(),
+                base_url=_settings().base_url or "http://localhost/scim/v2",
+                dry_run=dry_run,
+                deactivate_missing=deactivate_missing,
+                progress=bar.update,
+            )
+        except tokens.ServiceError as error:
+            _fail(error)
+    summary = report.to_dict()
+    if as_json:
+        click.echo(json.dumps(summary))
+    else:
+        verb = "would be" if dry_run else ("were" if report.applied else "would have been")
+        click.echo(
+            f"{report.rows} rows: {summary['created']} users {verb} created, "
+            f"{summary['updated']} updated, {summary['deactivated']} deactivated; "
+            f"{report.unchanged} unchanged"
+        )
+        for refused in report.errors:
+            where = f"line {refused['line']}" if refused["line"] else "deactivating"
+            click.echo(f"  {where} ({refused['userName']}): {refused['detail']}", err=True)
+    if report.errors:
+        raise click.ClickException(
+            f"{len(report.errors)} row{'s' if len(report.errors) != 1 else ''} refused: "
+            "nothing was written"
+        )
 
 
 @users.command("purge")

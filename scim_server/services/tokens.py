@@ -194,14 +194,14 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 MAX_OVERLAP = timedelta(days=30)
 
 
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``24h``, ``7d`` or plain seconds."""
+def parse_duration(text: str, option: str = "--overlap") -> timedelta:
+    """``90s``, ``30m``, ``24h``, ``7d`` or plain seconds, at most 30 days."""
     match = _DURATION.match(text)
     if match is None:
-        raise ServiceError(f"{text!r} is not a duration: use e.g. 0, 90s, 30m, 24h or 7d")
+        raise ServiceError(f"{option}: {text!r} is not a duration: use e.g. 0, 90s, 30m, 24h or 7d")
     duration = timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
     if duration > MAX_OVERLAP:
-        raise ServiceError(f"{text!r} is longer than the longest overlap allowed (30 days)")
+        raise ServiceError(f"{option}: {text!r} is longer than the 30 days allowed")
     return duration
 
 

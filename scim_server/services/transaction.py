@@ -35,6 +35,16 @@ log = logging.getLogger("scim_server.transaction")
 ATTEMPTS = 3
 
 
+class RefusalWithConsequence(Exception):
+    """Mixed into a refusal that must leave a trace beyond its event: the write rolls back,
+    then :meth:`consequence` runs and commits in a transaction of its own, and the refusal goes
+    on to the client unchanged (the mass-deprovisioning guard opens a hold with the request it
+    refuses: the one past the limit)."""
+
+    def consequence(self, session: Session) -> None:
+        raise NotImplementedError
+
+
 def perform_write(
     database: Database,
     ctx: RequestContext,
@@ -46,8 +56,25 @@ def perform_write(
     """Run a use case that changes data; its audit event commits with it or not at all.
 
     On PostgreSQL a run the database aborted for a concurrent transaction's sake is run again
-    from the start, with the request's inputs and event as they were before the first run.
+    from the start, with the request's inputs and event as they were before the first run. A
+    :class:`RefusalWithConsequence` commits its consequence after the write rolled back.
     """
+    try:
+        return _with_retries(database, ctx, status, action, args, kwargs)
+    except RefusalWithConsequence as refusal:
+        with database.transaction(write=True) as session:
+            refusal.consequence(session)
+        raise
+
+
+def _with_retries(
+    database: Database,
+    ctx: RequestContext,
+    status: int,
+    action: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> R:
     if database.is_sqlite:  # one writer at a time: no deadlock, no serialization failure
         return _run_once(database, ctx, status, action, args, kwargs)
     pristine = (_copied(args), _copied(kwargs), _snapshot(ctx.audit))

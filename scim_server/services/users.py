@@ -32,7 +32,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -264,6 +264,29 @@ def _rendered_page(session: Session, ctx: RequestContext, pks: list[int]) -> lis
         access, groups = _computed(*row[width:])
         rendered[user.pk] = render(ctx, user, access, groups)
     return [rendered[pk] for pk in pks if pk in rendered]
+
+
+def all_rendered(
+    session: Session, ctx: RequestContext, chunk: int = 500
+) -> Iterator[dict[str, Any]]:
+    """Every user of the organisation as GET returns it, in creation order, ``chunk`` at a time
+    (an export: memory bounded by the chunk, not the directory)."""
+    last = 0
+    while True:
+        pks = list(
+            session.scalars(
+                select(User.pk)
+                .where(
+                    User.org_id == ctx.principal.org_id, User.pk > last, User.deleted_at.is_(None)
+                )
+                .order_by(User.pk)
+                .limit(chunk)
+            )
+        )
+        if not pks:
+            return
+        yield from _rendered_page(session, ctx, pks)
+        last = pks[-1]
 
 
 @functools.cache
@@ -538,7 +561,7 @@ def _write(
     _check_domain_policy(ctx, settings.domains, doc, previous)
     roles_changed = _check_new_roles(session, ctx, doc, previous)
     _temporary_access(settings, doc, user)
-    before_status = user.status
+    before_status, was_active = user.status, bool(user.active)
     try:
         status = lifecycle.next_status(
             before_status,
@@ -553,9 +576,6 @@ def _write(
             "it: active stays false until an admin of the organisation unlocks the user "
             f"(scim-server user unlock --org {settings.slug} USERNAME)"
         ) from None
-    opened = None
-    if user.active and doc.get("active") is False:
-        opened = deprovisioning.admit(session, ctx, settings.deprovision, user)
     _check_seat(session, ctx, settings, user, status, doc)
     lifecycle_columns: dict[str, Any] = {}
     if status != before_status:
@@ -573,9 +593,10 @@ def _write(
         access, access_change = _recompute(session, ctx, user, loaded.access)
     guards.check_user_left(session, ctx, user, loaded.access[0], previous, doc)
     refuse_temporary_admin(session, ctx.principal.org_id, user, access[0])
+    if was_active and doc.get("active") is False:
+        deprovisioning.admit(session, ctx, settings.deprovision, user.id, user.user_name)
     _record_change(ctx, user, previous, doc, access_change)
     _after_status_change(session, ctx, user, before_status, status)
-    deprovisioning.record_opened(ctx, opened)
     return _rendered(render(ctx, user, access, loaded.groups))
 
 
@@ -599,7 +620,7 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
     guards.require_owner(session, ctx, "User", user)
     check_if_match(if_match, _current_tag(loaded))
     # deleting a deactivated user takes nothing away
-    opened = deprovisioning.admit(session, ctx, settings.deprovision, user) if user.active else None
+    deprovisions, user_name = bool(user.active), user.user_name
     mode = settings.delete_mode
     # The event keeps a tombstone: every value the user had when it was deleted, and the access
     # it held (its user_access row and memberships go with it, by ON DELETE CASCADE — or, for a
@@ -616,7 +637,6 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
         changes["apiKeysRevoked"] = [None, revoked]
     lifecycle_store.cancel_pending(session, user.pk)
     ctx.audit.changes = changes
-    deprovisioning.record_opened(ctx, opened)
     if mode == "soft":
         session.execute(delete(GroupMember).where(GroupMember.user_pk == user.pk))
         session.execute(delete(UserAccess).where(UserAccess.user_pk == user.pk))
@@ -626,6 +646,8 @@ def delete_user(session: Session, ctx: RequestContext, user_id: str, if_match: s
         session.delete(user)
     session.flush()
     guards.check_user_left(session, ctx, user, loaded.access[0], user.data, None)
+    if deprovisions:
+        deprovisioning.admit(session, ctx, settings.deprovision, user_id, user_name, deleting=True)
 
 
 @functools.cache

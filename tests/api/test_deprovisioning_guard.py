@@ -1,9 +1,9 @@
 """The mass-deprovisioning guard (DESIGN §5.4 item 8), through the HTTP surface and the CLI.
 
 One connection may deactivate or delete at most the organisation's limit of users within its
-window; the request that reaches the limit passes and opens a hold; every later deprovisioning
-from that connection answers 503 with ``Retry-After``, writes nothing and is one refused event,
-until an admin releases (the retries pass) or rejects (409, the IdP stops retrying) the hold.
+window; the deprovisioning of one more user opens a hold: it and every later deprovisioning from
+that connection answer 503 with ``Retry-After``, write nothing and are one event each, until an
+admin releases (the retries pass) or rejects (409, the IdP stops retrying) the hold.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def held(api: Api, response: Any, limit: str) -> None:
         503,
         None,
         f'deprovisioning from connection "{CONNECTION}" is held since ',
-        f'the limit of organisation "{api.tenant.slug}" ({limit})',
+        f'as many as organisation "{api.tenant.slug}" allows ({limit})',
         "Nothing was changed",
         f'scim-server deprovisioning release --org {api.tenant.slug} --connection "{CONNECTION}"',
     )
@@ -86,16 +86,9 @@ def test_the_deprovisioning_past_the_limit_is_held_and_writes_nothing(
 ) -> None:
     configure(database, api.tenant.slug, "--deprovision-limit", "3")
     ids = users(api, 6)
-    for user_id in ids[:2]:
+    for user_id in ids[:3]:  # as many as the limit: no hold
         assert set_active(api, user_id, False).status_code == 200
-    rid = request_id("third")
-    assert set_active(api, ids[2], False, headers={"X-Request-Id": rid}).status_code == 200
-    opened = auditor.one(rid)
-    assert opened["changes"]["deprovisioningHold"] == [
-        None,
-        {"connection": CONNECTION, "count": 3, "limit": "3 users in 10 minutes"},
-    ]
-    assert holds(database, api.tenant.org_id) == [("held", "3 users in 10 minutes")]
+    assert holds(database, api.tenant.org_id) == []
 
     before = store_snapshot(database, api.tenant.org_id)
     attempts = [
@@ -110,10 +103,11 @@ def test_the_deprovisioning_past_the_limit_is_held_and_writes_nothing(
         ),
         ("user.delete", lambda rid: api.delete(f"/Users/{ids[5]}", headers={"X-Request-Id": rid})),
     ]
-    for operation, attempt in attempts:
+    for operation, attempt in attempts:  # the first opens the hold, the others meet it
         rid = request_id("held")
         response = attempt(rid)
         held(api, response, "3 users in 10 minutes")
+        assert "it deactivated or deleted 3 users" in response.get_json()["detail"]
         event = auditor.one(rid)
         assert (event["operation"], event["outcome"], event["status"]) == (
             operation,
@@ -122,6 +116,7 @@ def test_the_deprovisioning_past_the_limit_is_held_and_writes_nothing(
         )
         assert event["detail"] == response.get_json()["detail"]
         assert event["changes"] is None
+        assert holds(database, api.tenant.org_id) == [("held", "3 users in 10 minutes")]
     assert store_snapshot(database, api.tenant.org_id) == before
     assert active_flags(api, ids) == [False, False, False, True, True, True]
 
@@ -129,8 +124,8 @@ def test_the_deprovisioning_past_the_limit_is_held_and_writes_nothing(
 def test_what_takes_nothing_away_passes_while_held(api: Api, database: Database) -> None:
     configure(database, api.tenant.slug, "--deprovision-limit", "1")
     first, second, third = users(api, 3)
-    assert set_active(api, first, False).status_code == 200  # reaches the limit: hold opens
-    held(api, set_active(api, second, False), "1 users in 10 minutes")
+    assert set_active(api, first, False).status_code == 200
+    held(api, set_active(api, second, False), "1 users in 10 minutes")  # one more: held
     # creating, changing, reactivating; deactivating or deleting who is already deactivated
     api.create_user("new@acme.com")
     renamed = api.patch(
@@ -240,8 +235,10 @@ def test_reject_refuses_with_409_until_released(
     assert [(hold["state"], hold["count"]) for hold in listed] == [("rejected", 1)]
     assert json.loads(cli(database, "deprovisioning", "list", "--org", slug, "--json")) == []
 
+    # ending a rejection counts again at once: one user passes, one more is held
     cli(database, "deprovisioning", "release", "--org", slug, "--connection", CONNECTION)
     assert set_active(api, ids[1], False).status_code == 200
+    held(api, api.delete(f"/Users/{ids[2]}"), "1 users in 10 minutes")
 
 
 def test_a_planned_offboarding_can_be_released_ahead(api: Api, database: Database) -> None:
@@ -263,8 +260,9 @@ def test_admin_commands_refuse_what_makes_no_sense(api: Api, database: Database)
         database, "deprovisioning", "reject", "--org", slug, "--connection", CONNECTION
     )
     assert result.exit_code == 1
-    assert f"no deprovisioning of connection '{CONNECTION}' is held; nothing to reject" in (
-        result.output
+    assert (
+        f"no deprovisioning of connection '{CONNECTION}' is held or released; nothing to reject"
+        in result.output
     )
     result = run_cli(database, "deprovisioning", "release", "--org", slug, "--connection", "nope")
     assert result.exit_code == 1
@@ -288,7 +286,8 @@ def test_a_percentage_of_the_users(api: Api, database: Database) -> None:
     configure(database, api.tenant.slug, "--deprovision-limit", "10%")
     ids = users(api, 20)
     assert api.delete(f"/Users/{ids[0]}").status_code == 204
-    assert api.delete(f"/Users/{ids[1]}").status_code == 204  # 10% of 19 left: 1; opened
+    # 10% of the 20 users the window began with (19 left, 1 deleted in it): 2
+    assert api.delete(f"/Users/{ids[1]}").status_code == 204
     held(api, api.delete(f"/Users/{ids[2]}"), "10% of the users in 10 minutes")
     shown = cli(database, "org", "show", api.tenant.slug)
     assert "10% of the users" in shown
@@ -310,6 +309,7 @@ def test_list_and_show_name_the_wave(api: Api, database: Database) -> None:
     ids = users(api, 3, prefix="wave")
     assert set_active(api, ids[0], False).status_code == 200
     assert api.delete(f"/Users/{ids[1]}").status_code == 204
+    held(api, set_active(api, ids[2], False), "2 users in 10 minutes")
     (hold,) = json.loads(cli(database, "deprovisioning", "list", "--org", slug, "--json"))
     assert (hold["state"], hold["count"], hold["connection"]["name"]) == ("held", 2, CONNECTION)
     assert f"{CONNECTION} ({api.tenant.connection_id}) 2 users since" in cli(
@@ -366,3 +366,29 @@ def test_concurrent_deprovisions_never_pass_the_limit(
     assert sorted(statuses) == [200] * 3 + [503] * 5
     assert active_flags(api, ids).count(False) == 3
     assert holds(database, api.tenant.org_id) == [("held", "3 users in 10 minutes")]
+
+
+def test_a_user_counts_once_however_often_deactivated(api: Api, database: Database) -> None:
+    configure(database, api.tenant.slug, "--deprovision-limit", "2")
+    flapping, second, third = users(api, 3)
+    for _ in range(3):
+        assert set_active(api, flapping, False).status_code == 200
+        assert set_active(api, flapping, True).status_code == 200
+    assert set_active(api, second, False).status_code == 200  # 2 users of 2
+    held(api, set_active(api, third, False), "2 users in 10 minutes")
+
+
+def test_a_release_still_running_can_be_rejected(api: Api, database: Database) -> None:
+    slug = api.tenant.slug
+    configure(database, slug, "--deprovision-limit", "1")
+    ids = users(api, 3)
+    target = ("--org", slug, "--connection", CONNECTION)
+    cli(database, "deprovisioning", "release", *target, "--for", "2h")
+    assert set_active(api, ids[0], False).status_code == 200
+    assert set_active(api, ids[1], False).status_code == 200  # approved: uncounted
+    output = cli(database, "deprovisioning", "reject", *target)
+    assert "rejected: refused (409) until" in output
+    assert set_active(api, ids[2], False).status_code == 409
+    result = run_cli(database, "deprovisioning", "release", *target, "--for", "31d")
+    assert result.exit_code == 1
+    assert "--for: '31d' is longer than the 30 days allowed" in result.output

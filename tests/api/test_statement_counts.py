@@ -54,8 +54,8 @@ BUDGET = {
     # of its pending invitation (it leaves "invited")
     "patch active=false": 1 + 3 + 4,
     # ... and the mass-deprovisioning guard, which new organisations have on: the connection
-    # (locked), its newest hold, DELETE of deprovisions out of the window, INSERT of this one,
-    # the count
+    # (locked), its newest hold, DELETE of deprovisions out of the window, the count, INSERT
+    # of this one
     "patch active=false, guarded": 1 + 3 + 4 + 5,
     # the settings (held), the user (locked), UPDATE of the user; its multi-valued attributes
     # (emails, phoneNumbers) are the same, so their index rows are left alone
@@ -277,7 +277,7 @@ def test_patch_active_false(
     # leaving "invited" still cancels the pending invitation
     written = _written(statements)
     guard = ["deprovisions", "deprovisions"] if guarded else []
-    assert written == [*guard, "users", "invitations", "audit_events", "audit_chains"], written
+    assert written == ["users", *guard, "invitations", "audit_events", "audit_chains"], written
     assert api.get(f"/Users/{user['id']}").get_json()[ACCESS]["status"] == "deactivated"
 
 

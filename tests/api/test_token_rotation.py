@@ -123,7 +123,10 @@ def test_one_token_is_revoked_by_its_prefix_and_only_in_its_organisation(
 
 
 def test_overlaps_that_make_no_sense_are_refused(database: Database, tenant: Tenant) -> None:
-    for overlap, message in (("soon", "is not a duration"), ("31d", "longest overlap")):
+    for overlap, message in (
+        ("soon", "is not a duration"),
+        ("31d", "--overlap: '31d' is longer than the 30 days allowed"),
+    ):
         result = run_cli(
             database,
             "connection",
