@@ -208,13 +208,6 @@ def _settings_update(
     return update
 
 
-def _settings_event_changes(change: organizations.SettingsChange) -> dict[str, Any]:
-    changes: dict[str, Any] = change.changes()
-    if change.deactivated is not None:
-        changes["deactivatedUsers"] = change.deactivated
-    return changes
-
-
 def _echo_settings(slug: str, change: organizations.SettingsChange) -> None:
     for key, (before, after) in change.changes().items():
         click.echo(f"{key} of {slug}: {_shown(after)} (was {_shown(before)})")
@@ -263,7 +256,7 @@ def org_create(slug: str, name: str | None, deactivate_outside: bool, **settings
                 changes={
                     "slug": [None, created.slug],
                     "name": [None, created.name],
-                    **_settings_event_changes(change),
+                    **organizations.SettingsOutcome(change).event_changes(),
                 },
             ),
         )
@@ -292,30 +285,19 @@ def org_update(
         raise click.UsageError("nothing to change: give --default-role or a setting to change")
     with _database().transaction(write=True) as session:
         organization = _org(session, slug)
-        # The organisation's rules first, as every other path takes them, before any
-        # deactivation takes the last-admin guard's lock: one order, no deadlock.
-        access.lock_rules(session, organization.id)
+        role: str | None = organizations.KEEP
+        if default_role is not None:
+            role = None if default_role.strip().lower() == "none" else default_role
         try:
-            change = organizations.update_settings(
-                session, organization, update, deactivate_outside=deactivate_outside
-            )
-            role_change = (
-                access.set_default_role(
-                    session,
-                    organization,
-                    None if default_role.strip().lower() == "none" else default_role,
-                )
-                if default_role is not None
-                else None
+            outcome = organizations.change_settings(
+                session,
+                organization,
+                update,
+                default_role=role,
+                deactivate_outside=deactivate_outside,
             )
         except (tokens.ServiceError, ScimError) as error:
             _fail(error)
-        changes = _settings_event_changes(change)
-        users: dict[str, Any] | None = None
-        if role_change is not None:
-            users = access.affected_users(session, role_change.changes)
-            changes["defaultRole"] = [role_change.before, role_change.after]
-            changes["affectedUsers"] = users
         append(
             session,
             _cli_event(
@@ -323,25 +305,17 @@ def org_update(
                 organization.id,
                 resource_type="Organization",
                 resource_id=organization.slug,
-                changes=changes,
+                changes=outcome.event_changes(),
             ),
         )
     if as_json:
-        result: dict[str, Any] = {"org": slug}
-        if role_change is not None:
-            result.update(defaultRole=role_change.after, affectedUsers=users)
-        result["settings"] = change.after
-        if change.deactivated is not None:
-            result["deactivatedUsers"] = change.deactivated
-        click.echo(json.dumps(result))
+        click.echo(json.dumps(outcome.result(slug)))
         return
-    if role_change is not None and users is not None:
-        click.echo(
-            f"default role of {slug}: {role_change.after or 'none'} "
-            f"(was {role_change.before or 'none'})"
-        )
-        _echo_affected(users)
-    _echo_settings(slug, change)
+    if outcome.default_role is not None and outcome.affected is not None:
+        before, after = outcome.default_role
+        click.echo(f"default role of {slug}: {after or 'none'} (was {before or 'none'})")
+        _echo_affected(outcome.affected)
+    _echo_settings(slug, outcome.change)
 
 
 @org.command("show")

@@ -133,35 +133,32 @@ def limit_of(org: Organization) -> Limit:
     return Limit(org.deprovision_limit, is_percent, org.deprovision_window_minutes)
 
 
-def parse_limit(text: str) -> tuple[int | None, bool]:
+def parse_limit(text: str, option: str = "--deprovision-limit") -> tuple[int | None, bool]:
     """``50`` (users), ``10%`` (of the organisation's users) or ``off``."""
     if text.strip().lower() in {"off", "none"}:
         return None, False
     match = _LIMIT.match(text)
     if match is None:
         raise ServiceError(
-            f"--deprovision-limit: {text!r} is not a number of users (50), a percentage of the "
+            f"{option}: {text!r} is not a number of users (50), a percentage of the "
             "organisation's users (10%) or 'off'"
         )
     value, is_percent = int(match[1]), bool(match[2])
     if value < 1 or (is_percent and value > 100):
         bound = "between 1% and 100%" if is_percent else "at least 1"
-        raise ServiceError(f"--deprovision-limit: must be {bound}, got {text.strip()!r}")
+        raise ServiceError(f"{option}: must be {bound}, got {text.strip()!r}")
     return value, is_percent
 
 
-def parse_window(text: str) -> int:
+def parse_window(text: str, option: str = "--deprovision-window") -> int:
     """The window in whole minutes, 1 to 1440."""
     try:
         minutes = int(text)
     except ValueError:
-        raise ServiceError(
-            f"--deprovision-window: {text!r} is not a whole number of minutes"
-        ) from None
+        raise ServiceError(f"{option}: {text!r} is not a whole number of minutes") from None
     if not 1 <= minutes <= MAX_WINDOW_MINUTES:
         raise ServiceError(
-            f"--deprovision-window: must be between 1 and {MAX_WINDOW_MINUTES} minutes, "
-            f"got {minutes}"
+            f"{option}: must be between 1 and {MAX_WINDOW_MINUTES} minutes, got {minutes}"
         )
     return minutes
 
@@ -375,6 +372,10 @@ def show_hold(session: Session, org: Organization, hold_pk: int) -> dict[str, An
     return hold_view(row[0], row[1], with_users=True)
 
 
+class NothingToReject(Conflict, ServiceError):
+    """``reject`` with nothing held or released: 409 on the admin API, a failed command."""
+
+
 @dataclass(frozen=True)
 class Decision:
     connection: Connection
@@ -413,7 +414,7 @@ def decide(
     )
     before = hold.state if hold is not None and ongoing else None
     if state == REJECTED and before not in {HELD, RELEASED}:
-        raise ServiceError(
+        raise NothingToReject(
             f"no deprovisioning of connection {connection.name!r} is held or released"
             + (f" (it is {before})" if before else "")
             + "; nothing to reject"

@@ -34,7 +34,7 @@ from sqlalchemy.orm import Session
 from scim_server.policy import domains, lifecycle
 from scim_server.policy.domains import DomainSettings, InvalidDomain, Violation
 from scim_server.scim.schema import default_registry
-from scim_server.services import guards
+from scim_server.services import access, guards
 from scim_server.services.errors import ServiceError
 from scim_server.services.lifecycle import cancel_pending
 from scim_server.store.models import Organization, Role, User, UserAttributeValue
@@ -73,34 +73,34 @@ def parse_domain(text: str, option: str) -> str:
         raise ServiceError(f"{option}: {error}") from None
 
 
-def parse_timezone(text: str) -> str:
+def parse_timezone(text: str, option: str = "--timezone") -> str:
     name = text.strip()
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ServiceError(
-            f"--timezone: {text!r} is not a time zone name (IANA, such as Europe/Paris or UTC)"
+            f"{option}: {text!r} is not a time zone name (IANA, such as Europe/Paris or UTC)"
         ) from None
     return name
 
 
-def parse_seat_limit(text: str) -> int | None:
+def parse_seat_limit(text: str, option: str = "--seat-limit") -> int | None:
     """A seat limit of 1 or more, or None for ``none`` (no limit)."""
     if text.strip().lower() == "none":
         return None
     try:
         limit = int(text)
     except ValueError:
-        raise ServiceError(f"--seat-limit: {text!r} is not a whole number (or 'none')") from None
+        raise ServiceError(f"{option}: {text!r} is not a whole number (or 'none')") from None
     if limit < 1:
-        raise ServiceError(f"--seat-limit: must be at least 1, got {limit}")
+        raise ServiceError(f"{option}: must be at least 1, got {limit}")
     return limit
 
 
-def parse_delete_mode(text: str) -> str:
+def parse_delete_mode(text: str, option: str = "--delete-mode") -> str:
     mode = text.strip().lower()
     if mode not in DELETE_MODES:
-        raise ServiceError(f"--delete-mode: must be one of {', '.join(DELETE_MODES)}, got {text!r}")
+        raise ServiceError(f"{option}: must be one of {', '.join(DELETE_MODES)}, got {text!r}")
     return mode
 
 
@@ -380,3 +380,55 @@ def _deactivate(session: Session, org: Organization, settings: DomainSettings) -
         session, org.id, guards.admins_among(session, org.id, pks), "deactivating"
     )
     return {"count": len(pks), "users": listed}
+
+
+# -- the whole change, as `org update` and PATCH /admin/v1/organization make it ---------------
+
+
+@dataclass
+class SettingsOutcome:
+    change: SettingsChange
+    default_role: tuple[str | None, str | None] | None = None
+    #: ``access.affected_users`` of a default-role change
+    affected: dict[str, Any] | None = None
+
+    def event_changes(self) -> dict[str, Any]:
+        changes: dict[str, Any] = self.change.changes()
+        if self.change.deactivated is not None:
+            changes["deactivatedUsers"] = self.change.deactivated
+        if self.default_role is not None:
+            changes["defaultRole"] = list(self.default_role)
+            changes["affectedUsers"] = self.affected
+        return changes
+
+    def result(self, slug: str) -> dict[str, Any]:
+        """What ``org update --json`` prints and the admin API answers."""
+        result: dict[str, Any] = {"org": slug}
+        if self.default_role is not None:
+            result.update(defaultRole=self.default_role[1], affectedUsers=self.affected)
+        result["settings"] = self.change.after
+        if self.change.deactivated is not None:
+            result["deactivatedUsers"] = self.change.deactivated
+        return result
+
+
+def change_settings(
+    session: Session,
+    org: Organization,
+    update: SettingsUpdate,
+    *,
+    default_role: str | None = KEEP,
+    deactivate_outside: bool = False,
+) -> SettingsOutcome:
+    """Settings and the default role in one change; the users whose access changes are
+    recomputed. The organisation's rules first, as every other path takes them, before any
+    deactivation takes the last-admin guard's lock: one order, no deadlock."""
+    access.lock_rules(session, org.id)
+    outcome = SettingsOutcome(
+        update_settings(session, org, update, deactivate_outside=deactivate_outside)
+    )
+    if default_role is not KEEP:
+        role_change = access.set_default_role(session, org, default_role)
+        outcome.default_role = (role_change.before, role_change.after)
+        outcome.affected = access.affected_users(session, role_change.changes)
+    return outcome

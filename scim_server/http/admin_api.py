@@ -1,0 +1,306 @@
+"""The admin API, ``/admin/v1`` (DESIGN §1): what an IT admin automates, with an admin token.
+
+Tokens of scope ``admin`` only (``scim-server token create --scope admin``): a connection's or an
+auditor's token is refused (403). Every request is one provisioning-log event, as on every
+audited surface; a change commits with its event (``services.transaction``), under the same
+operation names as the CLI's (``org.update``, ``deprovisioning.release``, ...), with actor type
+``admin``. Errors use the SCIM error schema; an id of another organisation's connection or hold
+is a 404, as if it did not exist.
+
+The endpoints: the organisation's settings (read, change), its connections (list), and the
+mass-deprovisioning guard's holds (list, read, release, reject). Everything else an admin does
+is in the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from scim_server.config import Settings
+from scim_server.http.auth import require_principal
+from scim_server.http.errors import SCIM_CONTENT_TYPE, render_scim_error
+from scim_server.http.provisioning_log import current_draft
+from scim_server.http.scim import json_body
+from scim_server.scim.cursor import CursorSettings
+from scim_server.scim.errors import InvalidValue, NotFound, ScimError
+from scim_server.scim.listing import Limits
+from scim_server.services import connections, deprovisioning, organizations
+from scim_server.services.context import RequestContext
+from scim_server.services.errors import ServiceError
+from scim_server.services.tokens import Principal, parse_duration
+from scim_server.services.transaction import perform_write
+from scim_server.store.db import Database
+from scim_server.store.models import Connection, Organization
+
+bp = Blueprint("admin", __name__, url_prefix="/admin/v1")
+
+OPERATIONS = {
+    "admin.show_organization": "org.read",
+    "admin.update_organization": "org.update",
+    "admin.list_connections": "connection.list",
+    "admin.list_holds": "deprovisioning.list",
+    "admin.show_hold": "deprovisioning.read",
+    "admin.release": "deprovisioning.release",
+    "admin.reject": "deprovisioning.reject",
+}
+
+
+#: What PATCH /organization takes: what GET shows (but slug and name), and two actions.
+SETTINGS = (
+    "ssoDomain",
+    "allowedDomains",
+    "allowSubdomains",
+    "seatLimit",
+    "exemptDomains",
+    "timezone",
+    "deleteMode",
+    "deprovisionLimit",
+    "deprovisionWindowMinutes",
+    "defaultRole",
+    "deactivateOutside",
+)
+
+
+@bp.before_request
+def _authenticate() -> None:
+    require_principal("admin")
+
+
+@bp.errorhandler(ServiceError)
+def _refused(error: ServiceError) -> Response:
+    """An admin rule broken (a bad setting, SSO with users outside it): 400, its message; a
+    refusal that is also a SCIM error (the last-admin guard's 409) keeps its status."""
+    if isinstance(error, ScimError):
+        return render_scim_error(error)
+    return render_scim_error(InvalidValue(str(error)))
+
+
+def _answer(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, content_type=SCIM_CONTENT_TYPE)
+
+
+def _database() -> Database:
+    database: Database = current_app.extensions["scim_db"]
+    return database
+
+
+def _context(principal: Principal) -> RequestContext:
+    settings: Settings = current_app.extensions["scim_settings"]
+    cursors: CursorSettings = current_app.extensions["scim_cursors"]
+    limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_filter_length)
+    draft = current_draft()
+    assert draft is not None  # /admin/v1 is an audited prefix
+    return RequestContext(
+        principal,
+        current_app.extensions["scim_registry"],
+        request.host_url.rstrip("/"),
+        limits,
+        draft,
+        cursors,
+    )
+
+
+def _write(action: Callable[..., Any], *args: Any) -> Any:
+    """Run ``action(session, ctx, *args)`` as a write: its event commits with it."""
+    principal = require_principal("admin")
+    return perform_write(_database(), _context(principal), 200, action, *args)
+
+
+def _organization(session: Session, ctx: RequestContext) -> Organization:
+    return session.get_one(Organization, ctx.principal.org_id)
+
+
+def _connection(session: Session, org_id: int, connection_id: str) -> Connection:
+    found = session.scalars(
+        select(Connection).where(Connection.org_id == org_id, Connection.id == connection_id)
+    ).first()
+    if found is None:
+        raise NotFound(f'connection "{connection_id[:64]}" not found')
+    return found
+
+
+# -- organisation ----------------------------------------------------------------------------
+
+
+@bp.get("/organization")
+def show_organization() -> Response:
+    principal = require_principal("admin")
+    with _database().transaction(write=False) as session:
+        return _answer(organizations.show(session, session.get_one(Organization, principal.org_id)))
+
+
+def _text(name: str, value: Any, *, nullable: bool = False) -> str | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, str):
+        kind = "a string or null" if nullable else "a string"
+        raise InvalidValue(f'"{name}" must be {kind}, got {json.dumps(value)[:64]}')
+    return value
+
+
+def _domains(name: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidValue(f'"{name}" must be a list of domain names, got {json.dumps(value)[:64]}')
+    return organizations.parse_domain_list(",".join(value), name)
+
+
+def _whole(name: str, value: Any, *, nullable: bool = False) -> str:
+    if value is None and nullable:
+        return "none"
+    if isinstance(value, bool) or not isinstance(value, int):
+        kind = "an integer or null" if nullable else "an integer"
+        raise InvalidValue(f'"{name}" must be {kind}, got {json.dumps(value)[:64]}')
+    return str(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidValue(f'"{name}" must be true or false, got {json.dumps(value)[:64]}')
+    return value
+
+
+def _settings_from(body: Any) -> tuple[organizations.SettingsUpdate, str | None, bool]:
+    """The JSON of PATCH /organization as the CLI's settings: the same names as GET shows."""
+    if not isinstance(body, dict) or not body:
+        raise InvalidValue("the body must be a JSON object of the settings to change")
+    update = organizations.SettingsUpdate()
+    default_role: str | None = organizations.KEEP
+    deactivate_outside = False
+    for name, value in body.items():
+        if name == "ssoDomain":
+            text = _text(name, value, nullable=True)
+            update.sso_domain = None if text is None else organizations.parse_domain(text, name)
+        elif name == "allowedDomains":
+            update.allowed_domains = _domains(name, value)
+        elif name == "allowSubdomains":
+            update.allow_subdomains = _flag(name, value)
+        elif name == "seatLimit":
+            update.seat_limit = organizations.parse_seat_limit(
+                _whole(name, value, nullable=True), name
+            )
+        elif name == "exemptDomains":
+            update.exempt_domains = _domains(name, value)
+        elif name == "timezone":
+            update.timezone = organizations.parse_timezone(str(_text(name, value)), name)
+        elif name == "deleteMode":
+            update.delete_mode = organizations.parse_delete_mode(str(_text(name, value)), name)
+        elif name == "deprovisionLimit":
+            text = (
+                "off" if value is None else value if isinstance(value, str) else _whole(name, value)
+            )
+            limit, is_percent = deprovisioning.parse_limit(text, name)
+            update.deprovision_limit, update.deprovision_limit_is_percent = limit, is_percent
+        elif name == "deprovisionWindowMinutes":
+            update.deprovision_window_minutes = deprovisioning.parse_window(
+                _whole(name, value), name
+            )
+        elif name == "defaultRole":
+            default_role = _text(name, value, nullable=True)
+        elif name == "deactivateOutside":
+            deactivate_outside = _flag(name, value)
+        else:
+            raise InvalidValue(
+                f'unknown setting "{name[:64]}"; the settings are: {", ".join(SETTINGS)}'
+            )
+    return update, default_role, deactivate_outside
+
+
+def _change_settings(
+    session: Session,
+    ctx: RequestContext,
+    update: organizations.SettingsUpdate,
+    default_role: str | None,
+    deactivate_outside: bool,
+) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    outcome = organizations.change_settings(
+        session, org, update, default_role=default_role, deactivate_outside=deactivate_outside
+    )
+    ctx.audit.resource_type, ctx.audit.resource_id = "Organization", org.slug
+    ctx.audit.changes = outcome.event_changes()
+    return outcome.result(org.slug)
+
+
+@bp.patch("/organization")
+def update_organization() -> Response:
+    update, default_role, deactivate_outside = _settings_from(json_body())
+    return _answer(_write(_change_settings, update, default_role, deactivate_outside))
+
+
+# -- connections -----------------------------------------------------------------------------
+
+
+@bp.get("/connections")
+def list_connections() -> Response:
+    principal = require_principal("admin")
+    with _database().transaction(write=False) as session:
+        org = session.get_one(Organization, principal.org_id)
+        listed = [view.to_dict() for view in connections.list_connections(session, org)]
+    return _answer({"connections": listed})
+
+
+# -- the mass-deprovisioning guard -------------------------------------------------------------
+
+
+@bp.get("/deprovisioning/holds")
+def list_holds() -> Response:
+    principal = require_principal("admin")
+    every = request.args.get("all", "").lower() in {"1", "true", "yes"}
+    with _database().transaction(write=False) as session:
+        org = session.get_one(Organization, principal.org_id)
+        holds = deprovisioning.list_holds(session, org, open_only=not every)
+    return _answer({"holds": holds})
+
+
+@bp.get("/deprovisioning/holds/<int:hold_id>")
+def show_hold(hold_id: int) -> Response:
+    principal = require_principal("admin")
+    with _database().transaction(write=False) as session:
+        org = session.get_one(Organization, principal.org_id)
+        try:
+            return _answer(deprovisioning.show_hold(session, org, hold_id))
+        except ServiceError:
+            raise NotFound(f"deprovisioning hold {hold_id} not found") from None
+
+
+def _duration() -> timedelta | None:
+    """``{"for": "2h"}``, or no body: the command's default."""
+    body = json_body() if request.content_length else {}
+    if not isinstance(body, dict) or set(body) - {"for"}:
+        raise InvalidValue('the body, if any, must be a JSON object with only "for" (e.g. "2h")')
+    if body.get("for") is None:
+        return None
+    return parse_duration(str(_text("for", body["for"])), '"for"')
+
+
+def _decide(
+    session: Session,
+    ctx: RequestContext,
+    connection_id: str,
+    state: str,
+    duration: timedelta | None,
+) -> Any:
+    org = _organization(session, ctx)
+    target = _connection(session, org.id, connection_id)
+    actor = f"admin:{ctx.principal.token_prefix}"
+    decision = deprovisioning.decide(session, org, target, state, duration, actor)
+    ctx.audit.resource_type, ctx.audit.resource_id = "Connection", target.id
+    ctx.audit.changes = decision.changes()
+    return deprovisioning.hold_view(decision.hold, target.name, with_users=False)
+
+
+@bp.post("/connections/<connection_id>/deprovisioning/release")
+def release(connection_id: str) -> Response:
+    return _answer(_write(_decide, connection_id, deprovisioning.RELEASED, _duration()))
+
+
+@bp.post("/connections/<connection_id>/deprovisioning/reject")
+def reject(connection_id: str) -> Response:
+    return _answer(_write(_decide, connection_id, deprovisioning.REJECTED, _duration()))

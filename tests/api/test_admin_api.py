@@ -1,0 +1,192 @@
+"""The admin API, ``/admin/v1`` (DESIGN §1): admin tokens only, one organisation's settings,
+connections and deprovisioning holds; each change commits with its event, each refusal writes
+nothing but its event; another organisation's ids are 404s."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from scim_server.services import tokens
+from scim_server.store.db import Database
+from tests.api.audit_support import Auditor, auditor_for, request_id
+from tests.api.test_lifecycle import configure, set_active
+from tests.api.test_users_errors import assert_error
+from tests.conftest import Api, Tenant, make_tenant, store_snapshot
+
+
+def admin_token(database: Database, slug: str) -> str:
+    with database.transaction(write=True) as session:
+        return tokens.issue_token(session, tokens.get_organization(session, slug), "admin")
+
+
+class Admin:
+    def __init__(self, client: FlaskClient, token: str) -> None:
+        self.client, self.token = client, token
+
+    def call(self, method: str, path: str, body: Any = None, **headers: str) -> TestResponse:
+        sent = {"Authorization": f"Bearer {self.token}", **headers}
+        if body is not None:
+            return self.client.open(f"/admin/v1{path}", method=method, json=body, headers=sent)
+        return self.client.open(f"/admin/v1{path}", method=method, headers=sent)
+
+
+@pytest.fixture
+def admin(app: Flask, database: Database, api: Api) -> Admin:
+    return Admin(app.test_client(), admin_token(database, api.tenant.slug))
+
+
+@pytest.fixture
+def auditor(app: Flask, database: Database, api: Api) -> Auditor:
+    return auditor_for(app, database, api.tenant.slug)
+
+
+def test_only_an_admin_token_is_accepted(
+    app: Flask, database: Database, api: Api, admin: Admin
+) -> None:
+    assert admin.call("GET", "/organization").status_code == 200
+    anonymous = app.test_client().get("/admin/v1/organization")
+    assert anonymous.status_code == 401
+    for token in (api.tenant.token, tokens_of_scope(database, api.tenant.slug, "audit")):
+        refused = Admin(app.test_client(), token).call("GET", "/organization")
+        assert refused.status_code == 403, refused.get_data(as_text=True)
+
+
+def tokens_of_scope(database: Database, slug: str, scope: str) -> str:
+    with database.transaction(write=True) as session:
+        return tokens.issue_token(session, tokens.get_organization(session, slug), scope)
+
+
+def test_settings_are_read_and_changed_with_their_event(
+    api: Api, admin: Admin, auditor: Auditor
+) -> None:
+    shown = admin.call("GET", "/organization").get_json()
+    assert (shown["slug"], shown["seatLimit"], shown["deprovisionLimit"]) == (
+        api.tenant.slug,
+        None,
+        "50",
+    )
+    rid = request_id("settings")
+    response = admin.call(
+        "PATCH",
+        "/organization",
+        {"seatLimit": 25, "deprovisionLimit": "10%", "allowedDomains": ["Acme.COM"]},
+        **{"X-Request-Id": rid},
+    )
+    assert response.status_code == 200, response.get_json()
+    settings = response.get_json()["settings"]
+    assert (settings["seatLimit"], settings["deprovisionLimit"]) == (25, "10%")
+    assert settings["allowedDomains"] == ["acme.com"]
+    event = auditor.one(rid)
+    assert (event["operation"], event["actorType"], event["status"]) == ("org.update", "admin", 200)
+    assert event["changes"]["seatLimit"] == [None, 25]
+    assert admin.call("GET", "/organization").get_json()["seatLimit"] == 25
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"seatLimit": "many"}, ['"seatLimit" must be an integer or null, got "many"']),
+        ({"seatLimit": 0}, ["seatLimit: must be at least 1, got 0"]),
+        ({"timezone": "Mars/Base"}, ["timezone: 'Mars/Base' is not a time zone name"]),
+        ({"deprovisionLimit": "150%"}, ["deprovisionLimit: must be between 1% and 100%"]),
+        ({"shoeSize": 42}, ['unknown setting "shoeSize"; the settings are: ssoDomain,']),
+        ({}, ["the body must be a JSON object of the settings to change"]),
+        (
+            {"ssoDomain": "acme.com", "allowedDomains": ["other.com"]},
+            ["enforces SSO has exactly one domain (acme.com)", "also name other.com"],
+        ),
+    ],
+)
+def test_a_bad_setting_is_refused_and_changes_nothing(
+    api: Api, admin: Admin, auditor: Auditor, body: dict[str, Any], words: list[str]
+) -> None:
+    before = admin.call("GET", "/organization").get_json()
+    rid = request_id("bad")
+    response = admin.call("PATCH", "/organization", body, **{"X-Request-Id": rid})
+    assert_error(response, 400, "invalidValue", *words)
+    assert admin.call("GET", "/organization").get_json() == before
+    event = auditor.one(rid)
+    assert (event["operation"], event["outcome"], event["changes"]) == (
+        "org.update",
+        "refused",
+        None,
+    )
+
+
+def test_connections_are_listed(api: Api, admin: Admin) -> None:
+    api.create_user("owned@acme.com")
+    (listed,) = admin.call("GET", "/connections").get_json()["connections"]
+    assert (listed["id"], listed["name"], listed["usersOwned"]) == (
+        api.tenant.connection_id,
+        "test connection",
+        1,
+    )
+
+
+def test_a_hold_is_listed_released_and_rejected(
+    api: Api, admin: Admin, auditor: Auditor, database: Database
+) -> None:
+    configure(database, api.tenant.slug, "--deprovision-limit", "1")
+    ids = [api.create_user(f"h{i}@acme.com")["id"] for i in range(4)]
+    assert set_active(api, ids[0], False).status_code == 200
+    assert set_active(api, ids[1], False).status_code == 503  # one more: held
+    (hold,) = admin.call("GET", "/deprovisioning/holds").get_json()["holds"]
+    assert (hold["state"], hold["count"], hold["connection"]["id"]) == (
+        "held",
+        1,
+        api.tenant.connection_id,
+    )
+    shown = admin.call("GET", f"/deprovisioning/holds/{hold['id']}").get_json()
+    assert [user["id"] for user in shown["users"]] == [ids[0]]
+
+    base = f"/connections/{api.tenant.connection_id}/deprovisioning"
+    rid = request_id("release")
+    released = admin.call("POST", f"{base}/release", {"for": "30m"}, **{"X-Request-Id": rid})
+    assert released.status_code == 200, released.get_json()
+    assert released.get_json()["state"] == "released"
+    event = auditor.one(rid)
+    assert (event["operation"], event["actorType"]) == ("deprovisioning.release", "admin")
+    assert event["changes"]["deprovisioning"] == ["held", "released"]
+    assert set_active(api, ids[1], False).status_code == 200  # the retry goes through
+
+    rejected = admin.call("POST", f"{base}/reject")
+    assert (rejected.status_code, rejected.get_json()["state"]) == (200, "rejected")
+    assert set_active(api, ids[2], False).status_code == 409
+    assert admin.call("GET", "/deprovisioning/holds").get_json()["holds"] == []
+    listed = admin.call("GET", "/deprovisioning/holds?all=true").get_json()["holds"]
+    assert [hold["state"] for hold in listed] == ["rejected"]
+
+
+def test_nothing_to_reject_is_a_conflict(api: Api, admin: Admin, database: Database) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    response = admin.call("POST", f"/connections/{api.tenant.connection_id}/deprovisioning/reject")
+    assert_error(response, 409, None, "is held or released; nothing to reject")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_another_organisation_s_ids_are_not_found(
+    app: Flask, admin: Admin, database: Database
+) -> None:
+    other: Tenant = make_tenant(database)
+    configure(database, other.slug, "--deprovision-limit", "1")
+    theirs = Api(app.test_client(), other)
+    ids = [theirs.create_user(f"o{i}@acme.com")["id"] for i in range(2)]
+    assert set_active(theirs, ids[0], False).status_code == 200
+    assert set_active(theirs, ids[1], False).status_code == 503
+    (hold,) = (
+        Admin(app.test_client(), admin_token(database, other.slug))
+        .call("GET", "/deprovisioning/holds")
+        .get_json()["holds"]
+    )
+    assert admin.call("GET", "/deprovisioning/holds").get_json()["holds"] == []
+    assert_error(admin.call("GET", f"/deprovisioning/holds/{hold['id']}"), 404, None, "not found")
+    released = admin.call("POST", f"/connections/{other.connection_id}/deprovisioning/release")
+    assert_error(released, 404, None, f'connection "{other.connection_id}" not found')
+    assert set_active(theirs, ids[1], False).status_code == 503  # still held
+    listed = admin.call("GET", "/connections").get_json()["connections"]
+    assert other.connection_id not in [connection["id"] for connection in listed]
