@@ -775,17 +775,7 @@ def connection_create(org_slug: str, name: str, idp: str, as_json: bool, port: i
 
 
 def _token_changes(changes: list[tokens.TokenChange]) -> list[dict[str, Any]]:
-    return [
-        {
-            "prefix": change.prefix,
-            "scope": change.scope,
-            "revoked": change.revoked,
-            "expires": change.expires_at.isoformat().replace("+00:00", "Z")
-            if change.expires_at and not change.revoked
-            else None,
-        }
-        for change in changes
-    ]
+    return [change.view() for change in changes]
 
 
 def _describe_changes(changes: list[dict[str, Any]]) -> None:

@@ -7,7 +7,8 @@ operation names as the CLI's (``org.update``, ``deprovisioning.release``, ...), 
 ``admin``. Errors use the SCIM error schema; an id of another organisation's connection or hold
 is a 404, as if it did not exist.
 
-The endpoints: the organisation's settings (read, change), its connections (list), and the
+The endpoints: the organisation's settings (read, change), its connections (list, create,
+rotate, revoke: a new token is in the answer only, its prefix in the event), and the
 mass-deprovisioning guard's holds (list, read, release, reject). Everything else an admin does
 is in the CLI.
 """
@@ -31,7 +32,7 @@ from scim_server.http.scim import json_body
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import InvalidValue, NotFound, ScimError
 from scim_server.scim.listing import Limits
-from scim_server.services import connections, deprovisioning, organizations
+from scim_server.services import connections, deprovisioning, organizations, tokens
 from scim_server.services.context import RequestContext
 from scim_server.services.errors import ServiceError
 from scim_server.services.tokens import Principal, parse_duration
@@ -45,6 +46,9 @@ OPERATIONS = {
     "admin.show_organization": "org.read",
     "admin.update_organization": "org.update",
     "admin.list_connections": "connection.list",
+    "admin.create_connection": "connection.create",
+    "admin.rotate_connection": "connection.rotate",
+    "admin.revoke_connection": "connection.revoke",
     "admin.list_holds": "deprovisioning.list",
     "admin.show_hold": "deprovisioning.read",
     "admin.release": "deprovisioning.release",
@@ -107,10 +111,15 @@ def _context(principal: Principal) -> RequestContext:
     )
 
 
-def _write(action: Callable[..., Any], *args: Any) -> Any:
+def _write(action: Callable[..., Any], *args: Any, status: int = 200) -> Any:
     """Run ``action(session, ctx, *args)`` as a write: its event commits with it."""
     principal = require_principal("admin")
-    return perform_write(_database(), _context(principal), 200, action, *args)
+    return perform_write(_database(), _context(principal), status, action, *args)
+
+
+def _scim_base_url() -> str:
+    settings: Settings = current_app.extensions["scim_settings"]
+    return (settings.base_url or f"{request.host_url.rstrip('/')}/scim/v2").rstrip("/")
 
 
 def _organization(session: Session, ctx: RequestContext) -> Organization:
@@ -244,6 +253,80 @@ def list_connections() -> Response:
         org = session.get_one(Organization, principal.org_id)
         listed = [view.to_dict() for view in connections.list_connections(session, org)]
     return _answer({"connections": listed})
+
+
+def _object(allowed: set[str], required: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The request's JSON object, with only ``allowed`` members and all ``required`` ones."""
+    body = json_body() if request.content_length or required else {}
+    if not isinstance(body, dict) or set(body) - allowed or required - set(body):
+        names = ", ".join(f'"{name}"' for name in sorted(allowed))
+        needed = f" ({', '.join(sorted(required))} required)" if required else ""
+        raise InvalidValue(f"the body must be a JSON object of {names}{needed}")
+    return body
+
+
+def _create_connection(
+    session: Session, ctx: RequestContext, name: str, idp: str
+) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    created, token = tokens.create_connection(session, org, name, idp)
+    ctx.audit.resource_type, ctx.audit.resource_id = "Connection", created.id
+    ctx.audit.token_prefix = tokens.token_prefix(token)  # of the new token, never the token
+    ctx.audit.changes = {"name": [None, name], "idp": [None, idp]}
+    return {"id": created.id, "name": name, "idp": idp, "baseUrl": _scim_base_url(), "token": token}
+
+
+@bp.post("/connections")
+def create_connection() -> Response:
+    """A new connection and its token, shown in this answer only."""
+    body = _object({"name", "idp"}, frozenset({"name"}))
+    name = _text("name", body["name"])
+    if not name or not name.strip():
+        raise InvalidValue('"name" must not be empty')
+    idp = str(_text("idp", body.get("idp", "generic")))
+    return _answer(_write(_create_connection, name.strip(), idp, status=201), 201)
+
+
+def _rotate(
+    session: Session, ctx: RequestContext, connection_id: str, overlap: timedelta
+) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    target = _connection(session, org.id, connection_id)
+    secret, ended = tokens.rotate_connection_token(session, org, target, overlap)
+    previous = [change.view() for change in ended]
+    ctx.audit.resource_type, ctx.audit.resource_id = "Connection", target.id
+    new_prefix = tokens.token_prefix(secret)
+    ctx.audit.changes = {"newToken": [None, new_prefix], "oldTokens": previous}
+    return {
+        "id": target.id,
+        "baseUrl": _scim_base_url(),
+        "token": secret,
+        "previousTokens": previous,
+    }
+
+
+@bp.post("/connections/<connection_id>/rotate")
+def rotate_connection(connection_id: str) -> Response:
+    """A new token for the connection; its old ones end after ``overlap`` (default 24h)."""
+    body = _object({"overlap"})
+    overlap = parse_duration(str(_text("overlap", body.get("overlap", "24h"))), '"overlap"')
+    return _answer(_write(_rotate, connection_id, overlap))
+
+
+def _revoke(session: Session, ctx: RequestContext, connection_id: str) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    target = _connection(session, org.id, connection_id)
+    ended = [change.view() for change in tokens.revoke_connection_tokens(session, org, target)]
+    ctx.audit.resource_type, ctx.audit.resource_id = "Connection", target.id
+    ctx.audit.changes = {"oldTokens": ended}
+    return {"id": target.id, "revoked": ended}
+
+
+@bp.post("/connections/<connection_id>/revoke")
+def revoke_connection(connection_id: str) -> Response:
+    """Every live token of the connection stops working now (a leaked secret)."""
+    _object(set())
+    return _answer(_write(_revoke, connection_id))
 
 
 # -- the mass-deprovisioning guard -------------------------------------------------------------

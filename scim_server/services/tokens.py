@@ -14,6 +14,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import Session
@@ -213,6 +214,16 @@ class TokenChange:
     scope: str
     expires_at: datetime | None
     revoked: bool
+
+    def view(self) -> dict[str, Any]:
+        """As the CLI prints it, the admin API answers it and the event records it."""
+        expires = self.expires_at if self.expires_at and not self.revoked else None
+        return {
+            "prefix": self.prefix,
+            "scope": self.scope,
+            "revoked": self.revoked,
+            "expires": expires.isoformat().replace("+00:00", "Z") if expires else None,
+        }
 
 
 def _live(session: Session, org_id: int, *conditions: object) -> list[ApiToken]:

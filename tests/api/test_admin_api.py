@@ -190,3 +190,80 @@ def test_another_organisation_s_ids_are_not_found(
     assert set_active(theirs, ids[1], False).status_code == 503  # still held
     listed = admin.call("GET", "/connections").get_json()["connections"]
     assert other.connection_id not in [connection["id"] for connection in listed]
+
+
+def scim_status(app: Flask, token: str) -> int:
+    return (
+        app.test_client()
+        .get("/scim/v2/Users", headers={"Authorization": f"Bearer {token}"})
+        .status_code
+    )
+
+
+def test_a_connection_is_created_with_its_token_shown_once(
+    app: Flask, admin: Admin, auditor: Auditor
+) -> None:
+    rid = request_id("create")
+    response = admin.call(
+        "POST", "/connections", {"name": "Okta production", "idp": "okta"}, **{"X-Request-Id": rid}
+    )
+    assert response.status_code == 201, response.get_json()
+    created = response.get_json()
+    assert (created["name"], created["idp"]) == ("Okta production", "okta")
+    assert created["baseUrl"] == "http://localhost/scim/v2"
+    assert scim_status(app, created["token"]) == 200
+    event = auditor.one(rid)
+    assert (event["operation"], event["resourceId"], event["status"]) == (
+        "connection.create",
+        created["id"],
+        201,
+    )
+    assert created["token"].startswith(event["tokenPrefix"])
+    assert created["token"] not in str(event)
+    listed = admin.call("GET", "/connections").get_json()["connections"]
+    assert created["id"] in [connection["id"] for connection in listed]
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"name": " "}, ['"name" must not be empty']),
+        ({"name": "x", "idp": "onelogin"}, ["idp must be one of okta, entra, generic"]),
+        ({"idp": "okta"}, ['the body must be a JSON object of "idp", "name" (name required)']),
+    ],
+)
+def test_a_bad_connection_is_refused(admin: Admin, body: dict[str, Any], words: list[str]) -> None:
+    before = admin.call("GET", "/connections").get_json()
+    assert_error(admin.call("POST", "/connections", body), 400, "invalidValue", *words)
+    assert admin.call("GET", "/connections").get_json() == before
+
+
+def test_rotate_keeps_the_old_token_for_the_overlap_and_revoke_ends_all(
+    app: Flask, api: Api, admin: Admin, auditor: Auditor
+) -> None:
+    path = f"/connections/{api.tenant.connection_id}"
+    rotated = admin.call("POST", f"{path}/rotate", {"overlap": "1h"})
+    assert rotated.status_code == 200, rotated.get_json()
+    new_token = rotated.get_json()["token"]
+    (previous,) = rotated.get_json()["previousTokens"]
+    assert (previous["revoked"], api.tenant.token.startswith(previous["prefix"])) == (False, True)
+    assert scim_status(app, new_token) == 200
+    assert scim_status(app, api.tenant.token) == 200  # still within the overlap
+    rid = request_id("revoke")
+    revoked = admin.call("POST", f"{path}/revoke", **{"X-Request-Id": rid})
+    assert revoked.status_code == 200, revoked.get_json()
+    assert {entry["revoked"] for entry in revoked.get_json()["revoked"]} == {True}
+    assert (scim_status(app, new_token), scim_status(app, api.tenant.token)) == (401, 401)
+    event = auditor.one(rid)
+    assert (event["operation"], event["actorType"]) == ("connection.revoke", "admin")
+    assert new_token not in str(event)
+
+
+def test_another_organisation_s_connection_cannot_be_rotated_or_revoked(
+    app: Flask, admin: Admin, database: Database
+) -> None:
+    other = make_tenant(database)
+    for action in ("rotate", "revoke"):
+        response = admin.call("POST", f"/connections/{other.connection_id}/{action}")
+        assert_error(response, 404, None, f'connection "{other.connection_id}" not found')
+    assert scim_status(app, other.token) == 200
