@@ -608,18 +608,6 @@ def _mapping_options(function: Any) -> Any:
     return function
 
 
-def _mapping_changes(view: access.MappingView, added: bool) -> dict[str, Any]:
-    def pair(value: Any) -> list[Any]:
-        return [None, value] if added else [value, None]
-
-    changes = {"match": pair(view.kind), "value": pair(view.value)}
-    if view.role is not None:
-        changes["role"] = pair(view.role)
-    else:
-        changes["accessGroup"] = pair(view.access_group)
-    return changes
-
-
 @mapping.command("add")
 @click.option("--org", "org_slug", required=True, help="Organisation slug.")
 @_mapping_options
@@ -656,7 +644,7 @@ def mapping_add(
                 organization.id,
                 resource_type="GroupMapping",
                 resource_id=str(change.mapping.id),
-                changes={**_mapping_changes(change.mapping, True), "affectedUsers": users},
+                changes={**change.mapping.event_changes(True), "affectedUsers": users},
             ),
         )
     _echo_mapping("added", change, users, as_json)
@@ -725,7 +713,7 @@ def mapping_remove(
                 organization.id,
                 resource_type="GroupMapping",
                 resource_id=str(change.mapping.id),
-                changes={**_mapping_changes(change.mapping, False), "affectedUsers": users},
+                changes={**change.mapping.event_changes(False), "affectedUsers": users},
             ),
         )
     _echo_mapping("removed", change, users, as_json)

@@ -8,9 +8,9 @@ operation names as the CLI's (``org.update``, ``deprovisioning.release``, ...), 
 is a 404, as if it did not exist.
 
 The endpoints: the organisation's settings (read, change), its connections (list, create,
-rotate, revoke: a new token is in the answer only, its prefix in the event), and the
-mass-deprovisioning guard's holds (list, read, release, reject). Everything else an admin does
-is in the CLI.
+rotate, revoke: a new token is in the answer only, its prefix in the event), its group mappings
+(list, add, remove), and the mass-deprovisioning guard's holds (list, read, release, reject).
+Everything else an admin does is in the CLI.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from scim_server.http.scim import json_body
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import InvalidValue, NotFound, ScimError
 from scim_server.scim.listing import Limits
-from scim_server.services import connections, deprovisioning, organizations, tokens
+from scim_server.services import access, connections, deprovisioning, organizations, tokens
 from scim_server.services.context import RequestContext
 from scim_server.services.errors import ServiceError
 from scim_server.services.tokens import Principal, parse_duration
@@ -49,6 +49,9 @@ OPERATIONS = {
     "admin.create_connection": "connection.create",
     "admin.rotate_connection": "connection.rotate",
     "admin.revoke_connection": "connection.revoke",
+    "admin.list_mappings": "mapping.list",
+    "admin.add_mapping": "mapping.add",
+    "admin.remove_mapping": "mapping.remove",
     "admin.list_holds": "deprovisioning.list",
     "admin.show_hold": "deprovisioning.read",
     "admin.release": "deprovisioning.release",
@@ -327,6 +330,70 @@ def revoke_connection(connection_id: str) -> Response:
     """Every live token of the connection stops working now (a leaked secret)."""
     _object(set())
     return _answer(_write(_revoke, connection_id))
+
+
+# -- group mappings ----------------------------------------------------------------------------
+
+_MATCHES = {
+    "groupName": "group_name",
+    "groupPrefix": "group_prefix",
+    "groupExternalId": "group_external_id",
+}
+_GRANTS = {"role": "role", "accessGroup": "access_group"}
+
+
+@bp.get("/mappings")
+def list_mappings() -> Response:
+    principal = require_principal("admin")
+    with _database().transaction(write=False) as session:
+        org = session.get_one(Organization, principal.org_id)
+        return _answer(
+            {"mappings": [view.to_dict() for view in access.list_mappings(session, org)]}
+        )
+
+
+def _add_mapping(session: Session, ctx: RequestContext, given: dict[str, str]) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    change = access.add_mapping(session, org, **given)
+    users = access.affected_users(session, change.changes)
+    ctx.audit.resource_type, ctx.audit.resource_id = "GroupMapping", str(change.mapping.id)
+    ctx.audit.changes = {**change.mapping.event_changes(True), "affectedUsers": users}
+    return {"mapping": change.mapping.to_dict(), "affectedUsers": users}
+
+
+@bp.post("/mappings")
+def add_mapping() -> Response:
+    """Map IdP groups to a role or an access group; answers the users whose access changed."""
+    body = _object(set(_MATCHES) | set(_GRANTS))
+    matches = [name for name in _MATCHES if name in body]
+    grants = [name for name in _GRANTS if name in body]
+    if len(matches) != 1 or len(grants) != 1:
+        raise InvalidValue(
+            'a mapping matches groups by exactly one of "groupName", "groupPrefix", '
+            '"groupExternalId" and grants exactly one of "role", "accessGroup"'
+        )
+    given = {
+        _MATCHES[matches[0]]: str(_text(matches[0], body[matches[0]])),
+        _GRANTS[grants[0]]: str(_text(grants[0], body[grants[0]])),
+    }
+    return _answer(_write(_add_mapping, given, status=201), 201)
+
+
+def _remove_mapping(session: Session, ctx: RequestContext, mapping_id: int) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    if not any(view.id == mapping_id for view in access.list_mappings(session, org)):
+        raise NotFound(f"mapping {mapping_id} not found")
+    change = access.remove_mapping(session, org, mapping_id)
+    users = access.affected_users(session, change.changes)
+    ctx.audit.resource_type, ctx.audit.resource_id = "GroupMapping", str(mapping_id)
+    ctx.audit.changes = {**change.mapping.event_changes(False), "affectedUsers": users}
+    return {"mapping": change.mapping.to_dict(), "affectedUsers": users}
+
+
+@bp.delete("/mappings/<int:mapping_id>")
+def remove_mapping(mapping_id: int) -> Response:
+    """Remove a mapping; answers the users whose access changed."""
+    return _answer(_write(_remove_mapping, mapping_id))
 
 
 # -- the mass-deprovisioning guard -------------------------------------------------------------

@@ -761,6 +761,19 @@ class MappingView:
             "created": self.created_at.isoformat().replace("+00:00", "Z"),
         }
 
+    def event_changes(self, added: bool) -> dict[str, Any]:
+        """The mapping as its ``mapping.add`` (or ``mapping.remove``) event records it."""
+
+        def pair(value: Any) -> list[Any]:
+            return [None, value] if added else [value, None]
+
+        changes = {"match": pair(self.kind), "value": pair(self.value)}
+        if self.role is not None:
+            changes["role"] = pair(self.role)
+        else:
+            changes["accessGroup"] = pair(self.access_group)
+        return changes
+
     def describe(self) -> str:
         match = {"name": "group named", "prefix": "groups named", "external_id": "group"}
         target = self.value + "*" if self.kind == "prefix" else self.value

@@ -18,6 +18,8 @@ from tests.api.test_lifecycle import configure, set_active
 from tests.api.test_users_errors import assert_error
 from tests.conftest import Api, Tenant, make_tenant, store_snapshot
 
+ACCESS = "urn:ietf:params:scim:schemas:extension:access:2.0:User"
+
 
 def admin_token(database: Database, slug: str) -> str:
     with database.transaction(write=True) as session:
@@ -267,3 +269,67 @@ def test_another_organisation_s_connection_cannot_be_rotated_or_revoked(
         response = admin.call("POST", f"/connections/{other.connection_id}/{action}")
         assert_error(response, 404, None, f'connection "{other.connection_id}" not found')
     assert scim_status(app, other.token) == 200
+
+
+def test_a_mapping_is_added_and_removed_with_its_members_recomputed(
+    api: Api, admin: Admin, auditor: Auditor
+) -> None:
+    member = api.create_user("lead@acme.com")
+    group = api.post(
+        "/Groups",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Sales Leads",
+            "members": [{"value": member["id"]}],
+        },
+    )
+    assert group.status_code == 201
+    rid = request_id("map")
+    added = admin.call(
+        "POST", "/mappings", {"groupPrefix": "sales", "role": "Editor"}, **{"X-Request-Id": rid}
+    )
+    assert added.status_code == 201, added.get_json()
+    mapping = added.get_json()["mapping"]
+    assert (mapping["match"], mapping["value"], mapping["role"]) == ("prefix", "sales", "Editor")
+    assert added.get_json()["affectedUsers"]["count"] == 1
+    assert api.get(f"/Users/{member['id']}").get_json()[ACCESS]["role"] == "Editor"
+    event = auditor.one(rid)
+    assert (event["operation"], event["actorType"], event["changes"]["role"]) == (
+        "mapping.add",
+        "admin",
+        [None, "Editor"],
+    )
+    assert [m["id"] for m in admin.call("GET", "/mappings").get_json()["mappings"]] == [
+        mapping["id"]
+    ]
+    removed = admin.call("DELETE", f"/mappings/{mapping['id']}")
+    assert removed.status_code == 200, removed.get_json()
+    assert removed.get_json()["affectedUsers"]["count"] == 1
+    assert admin.call("GET", "/mappings").get_json()["mappings"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"groupName": "x"}, 400, ['exactly one of "groupName", "groupPrefix"']),
+        ({"groupName": "x", "groupPrefix": "y", "role": "Editor"}, 400, ["exactly one of"]),
+        ({"groupName": "x", "role": "Owner"}, 400, ["no role 'Owner' in this organisation"]),
+        ({"groupName": "x", "role": "Editor", "extra": 1}, 400, ["the body must be a JSON"]),
+    ],
+)
+def test_a_bad_mapping_is_refused(
+    admin: Admin, body: dict[str, Any], status: int, words: list[str]
+) -> None:
+    assert_error(admin.call("POST", "/mappings", body), status, "invalidValue", *words)
+    assert admin.call("GET", "/mappings").get_json()["mappings"] == []
+
+
+def test_another_organisation_s_mapping_is_not_found(
+    app: Flask, admin: Admin, database: Database
+) -> None:
+    other = make_tenant(database)
+    theirs = Admin(app.test_client(), admin_token(database, other.slug))
+    mapping = theirs.call("POST", "/mappings", {"groupName": "x", "role": "Editor"}).get_json()
+    response = admin.call("DELETE", f"/mappings/{mapping['mapping']['id']}")
+    assert_error(response, 404, None, f"mapping {mapping['mapping']['id']} not found")
+    assert len(theirs.call("GET", "/mappings").get_json()["mappings"]) == 1
