@@ -16,15 +16,28 @@ from scim_server.logs import gunicorn_logconfig
 
 # /metrics adds up every worker's counts from files in this folder (prometheus_client's
 # multiprocess mode). It must be set before the app (and prometheus_client) is loaded, and hold
-# no counts of a previous run: a folder of our own, or the operator's, emptied.
+# no counts of a previous run: a folder of our own, or the operator's, emptied, once (gunicorn
+# reads this file again on a reload, kill -HUP, which must keep the counts).
 _METRICS = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-_OWN_METRICS = not _METRICS
-if _METRICS:
-    Path(_METRICS).mkdir(parents=True, exist_ok=True)
-    for stale in Path(_METRICS).glob("*.db"):
-        stale.unlink()
-else:
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="scim-server-metrics-")
+if not _METRICS:
+    _METRICS = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
+        prefix="scim-server-metrics-"
+    )
+    os.environ["SCIM_SERVER_OWN_METRICS_DIR"] = _METRICS
+if os.environ.get("SCIM_SERVER_METRICS_DIR_READY") != _METRICS:
+    try:
+        Path(_METRICS).mkdir(parents=True, exist_ok=True)
+        for stale in Path(_METRICS).glob("*.db"):
+            stale.unlink()
+        _probe = Path(_METRICS) / ".scim-server-probe"
+        _probe.write_bytes(bytes(1 << 16))  # room for a first counts file
+        _probe.unlink()
+    except OSError as error:
+        raise SystemExit(
+            f"PROMETHEUS_MULTIPROC_DIR={_METRICS}: cannot write there ({error}); the /metrics "
+            "counts need a writable folder with a few MiB free"
+        ) from None
+    os.environ["SCIM_SERVER_METRICS_DIR_READY"] = _METRICS
 
 workers = int(os.environ.get("SCIM_WORKERS", "2"))
 threads = int(os.environ.get("SCIM_THREADS", "4"))
@@ -44,7 +57,9 @@ logconfig_dict = gunicorn_logconfig(loglevel, os.environ.get("SCIM_LOG_FORMAT", 
 # with a filter of SCIM_MAX_FILTER_LENGTH characters with its own HTML 414); nginx's default
 # header buffer is the same 8 KiB. Longer queries belong in POST /.search (RFC 7644 §3.4.3).
 limit_request_line = 8190
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
+# the path without its query string: a query can carry a token (?access_token=, which is
+# refused, but the line would keep it) and filters carry people's addresses
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'
 
 
 def pre_fork(server, worker):  # type: ignore[no-untyped-def]
@@ -68,12 +83,18 @@ def post_fork(server, worker):  # type: ignore[no-untyped-def]
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]
-    """A worker's counts stay (counters are cumulative); only its live gauges go."""
-    from prometheus_client import multiprocess
+    """A worker's counts stay (counters are cumulative), folded into the archive files."""
+    from scim_server.http.metrics import archive_dead_worker
 
-    multiprocess.mark_process_dead(worker.pid)
+    try:
+        archive_dead_worker(os.environ["PROMETHEUS_MULTIPROC_DIR"], worker.pid)
+    except OSError as error:  # the counts of one worker are lost; the server goes on
+        server.log.error(
+            "could not archive the /metrics counts of worker %s: %s", worker.pid, error
+        )
 
 
 def on_exit(server):  # type: ignore[no-untyped-def]
-    if _OWN_METRICS:
-        shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+    own = os.environ.get("SCIM_SERVER_OWN_METRICS_DIR")
+    if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        shutil.rmtree(own, ignore_errors=True)

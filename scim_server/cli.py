@@ -1278,21 +1278,27 @@ def users_export(org_slug: str, output: str | None) -> None:
     count = -1  # the header
     base_url = _settings().base_url or "http://localhost/scim/v2"
     rows = user_csv.export_rows(database, default_registry(), organization, base_url)
-    with click.open_file(output or "-", "w", encoding="utf-8") as handle:
-        for line in user_csv.csv_text(rows):
-            handle.write(line)
-            count += 1
-    with database.transaction(write=True) as session:
-        append(
-            session,
-            _cli_event(
-                "users.export",
-                organization.id,
-                resource_type="User",
-                detail=f"{count} users exported as CSV",
-                changes={"exported": count, "file": output or "stdout"},
-            ),
-        )
+    complete = False
+    try:
+        with click.open_file(output or "-", "w", encoding="utf-8") as handle:
+            for line in user_csv.csv_text(rows):
+                handle.write(line)
+                count += 1
+        complete = True
+    finally:  # what was written is on record, even when the reader went away half-way
+        with database.transaction(write=True) as session:
+            append(
+                session,
+                _cli_event(
+                    "users.export",
+                    organization.id,
+                    resource_type="User",
+                    status=200 if complete else 500,
+                    detail=f"{max(count, 0)} users exported as CSV"
+                    + ("" if complete else " before the output was closed"),
+                    changes={"exported": max(count, 0), "file": output or "stdout"},
+                ),
+            )
     if output:
         click.echo(f"exported {count} users of {org_slug} to {output}", err=True)
 
@@ -1316,13 +1322,17 @@ def users_import(
         _org(session, org_slug)
     with open(path, encoding="utf-8-sig", newline="") as handle:  # utf-8-sig: Excel's BOM
         reader = csv.DictReader(handle)
-        header = list(reader.fieldnames or [])
         try:
+            header = list(reader.fieldnames or [])
             rows = [(reader.line_num, row) for row in reader]
-        except csv.Error as error:
-            raise click.ClickException(
-                f"{path}: not a CSV file (line {reader.line_num}: {error})"
-            ) from None
+        except (csv.Error, UnicodeDecodeError) as error:
+            detail = (
+                f'{path} is not UTF-8 text: save it as "CSV UTF-8" (Excel) or convert it'
+                if isinstance(error, UnicodeDecodeError)
+                else f"{path}: not a CSV file (line {reader.line_num}: {error})"
+            )
+            user_csv.refuse_file(database, org_slug, _admin(), os.path.basename(path), detail)
+            raise click.ClickException(detail) from None
     with click.progressbar(
         length=len(rows),
         label="importing",

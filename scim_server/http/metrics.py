@@ -8,13 +8,18 @@ Labels never name an organisation, a connection or a user: the endpoint is unaut
 
 Under gunicorn (``deploy/gunicorn.conf.py``) each worker writes its counts to files in
 ``PROMETHEUS_MULTIPROC_DIR`` and a scrape adds them up, so a scrape that lands on any worker sees
-the whole server, and a worker recycled by ``max_requests`` keeps its counts.
+the whole server. When a worker ends (recycled by ``max_requests``, or killed), the master adds
+its counts into one archive file per kind and removes its own (:func:`archive_dead_worker`):
+the folder holds two files per live worker plus two, not two more per recycle for ever (a
+tmpfs that fills up kills every worker that writes to it, and each file slows every scrape).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
+from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, g, request
 from prometheus_client import (
@@ -25,6 +30,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 
 bp = Blueprint("metrics", __name__)
@@ -82,3 +88,39 @@ def metrics() -> Response:
     else:
         body = generate_latest(REGISTRY)
     return Response(body, content_type=CONTENT_TYPE_LATEST)
+
+
+_read_values: Any = MmapedDict.read_all_values_from_file
+_open_values: Any = MmapedDict
+
+#: The kinds of value file this server writes (it has no gauges, whose modes do not add up).
+_ADDITIVE_KINDS = ("counter", "histogram")
+
+
+def archive_dead_worker(folder: str, pid: int) -> None:
+    """Add a dead worker's counts into ``<kind>_archive.db`` and remove its files.
+
+    Counter values and histogram buckets and sums are stored raw, so adding them per key is
+    exact. The archive is written aside and swapped in; a scrape between the swap and the
+    removal of the dead worker's file counts that worker twice for an instant, once per
+    worker's end.
+    """
+    for kind in _ADDITIVE_KINDS:
+        dead = Path(folder) / f"{kind}_{pid}.db"
+        if not dead.exists():
+            continue
+        archive = Path(folder) / f"{kind}_archive.db"
+        totals: dict[str, float] = {}
+        for path in (archive, dead):
+            if path.exists():
+                for key, value, _timestamp, _position in _read_values(str(path)):
+                    totals[key] = totals.get(key, 0.0) + value
+        aside = Path(folder) / f".{kind}_archive.tmp"  # not *.db: scrapes must not read it yet
+        written: Any = _open_values(str(aside))  # prometheus_client is untyped here
+        try:
+            for key, value in totals.items():
+                written.write_value(key, value, 0.0)
+        finally:
+            written.close()
+        os.replace(aside, archive)
+        dead.unlink()

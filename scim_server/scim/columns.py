@@ -13,7 +13,11 @@ The columns come from the User resource type's schema documents, not from a list
 - an extension attribute is named without its schema URN, unless a core attribute has the same
   name; ``id`` and ``externalId`` come first.
 
-Cells are text: booleans ``true``/``false``, numbers as written, an absent attribute empty.
+Cells are text: booleans ``true``/``false``, numbers as written, an absent attribute empty. In a
+list, a ``;`` or ``\\`` inside a value is written ``\\;`` or ``\\\\``, and each value is trimmed.
+A cell that a spreadsheet would run as a formula (its first character ``=``, ``+``, ``-``, ``@``,
+a tab or a carriage return; a phone number's ``+``) is written after a ``'``, which reading
+removes (OWASP's advice against CSV injection: the values come from an identity provider).
 Reading a row back (:func:`apply_row`) changes only writable columns the file has: an empty cell
 removes the attribute (``active`` stays as it is), a list of values equal to the stored one keeps
 the stored entries (their ``type`` and ``primary``), and otherwise keeps the entries whose value
@@ -29,6 +33,10 @@ from typing import Any
 from scim_server.scim.schema import Attribute, ResourceType
 
 SEPARATOR = ";"
+ESCAPE = "\\"
+#: First characters a spreadsheet reads as the start of a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+QUOTE = "'"
 #: Columns whose empty cell means "leave it": removing them is not a change an admin means.
 KEEP_WHEN_EMPTY = frozenset({"active"})
 
@@ -57,12 +65,45 @@ class Column:
                 (item for item in value if isinstance(item, dict)),
                 key=lambda item: not item.get("primary", False),
             )
-            return SEPARATOR.join(str(item.get(key, item.get("value", ""))) for item in items)
+            return SEPARATOR.join(
+                _escaped(str(item.get(key, item.get("value", "")))) for item in items
+            )
         if value is None:
             return ""
         if isinstance(value, bool):
             return "true" if value else "false"
         return str(value)
+
+
+def _escaped(value: str) -> str:
+    return value.replace(ESCAPE, ESCAPE * 2).replace(SEPARATOR, ESCAPE + SEPARATOR)
+
+
+def split_values(text: str) -> list[str]:
+    """A list cell's values: split at unescaped ``;``, unescaped, trimmed, empty ones dropped."""
+    values: list[str] = []
+    current: list[str] = []
+    chars = iter(text)
+    for char in chars:
+        if char == ESCAPE:
+            current.append(next(chars, ""))
+        elif char == SEPARATOR:
+            values.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    values.append("".join(current))
+    return [value.strip() for value in values if value.strip()]
+
+
+def safe_cell(text: str) -> str:
+    """The cell as written to a file: a ``'`` before what a spreadsheet would run."""
+    return QUOTE + text if text.startswith(FORMULA_STARTS) else text
+
+
+def unsafe_cell(text: str) -> str:
+    """The cell as read from a file: the ``'`` of :func:`safe_cell` removed."""
+    return text[1:] if text.startswith(QUOTE) and text[1:].startswith(FORMULA_STARTS) else text
 
 
 def _readable(attribute: Attribute) -> bool:
@@ -128,7 +169,7 @@ def user_columns(rt: ResourceType) -> list[Column]:
 
 
 def to_row(doc: dict[str, Any], columns: list[Column], core: str) -> list[str]:
-    return [column.read(doc, core) for column in columns]
+    return [safe_cell(column.read(doc, core)) for column in columns]
 
 
 class CellError(ValueError):
@@ -180,7 +221,9 @@ def apply_row(
     for column in columns:
         if not column.writable or column.header not in cells or column.header == "id":
             continue
-        text = cells[column.header].strip()
+        text = unsafe_cell(cells[column.header])
+        if not text.strip():
+            text = ""  # only emptiness is judged after trimming: a value keeps its spaces
         if not text and column.header in KEEP_WHEN_EMPTY:
             continue
         if column.schema in (None, core):
@@ -188,7 +231,7 @@ def apply_row(
         else:
             holder = result.setdefault(column.schema or "", {})
         if column.multi_valued:
-            values = [part.strip() for part in text.split(SEPARATOR) if part.strip()]
+            values = split_values(text)
             if not values:
                 holder.pop(column.attribute, None)
                 continue

@@ -28,9 +28,16 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from scim_server.audit.chain import append
+from scim_server.audit.chain import append, append_all
 from scim_server.audit.events import EventDraft
-from scim_server.scim.columns import CellError, Column, apply_row, to_row, user_columns
+from scim_server.scim.columns import (
+    CellError,
+    Column,
+    apply_row,
+    to_row,
+    unsafe_cell,
+    user_columns,
+)
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import ScimError
 from scim_server.scim.listing import Limits
@@ -177,9 +184,19 @@ def check_header(header: list[str], columns: list[Column]) -> dict[str, str]:
     return mapped
 
 
+def _check_width(raw: dict[Any, Any]) -> None:
+    """``csv.DictReader`` fills a short row with None and puts a long row's rest under None:
+    either way the row does not say what the header says, and an empty cell removes."""
+    if None in raw:
+        raise CellError(f"the row has {len(raw) - 1 + len(raw[None])} cells, the header fewer")
+    if any(value is None for value in raw.values()):
+        missing = sum(value is None for value in raw.values())
+        raise CellError(f"the row has {len(raw) - missing} cells, the header {len(raw)}")
+
+
 def _find(session: Session, org_id: int, cells: dict[str, str]) -> User | None:
-    user_id = cells.get("id", "").strip()
-    user_name = cells.get("userName", "").strip()
+    user_id = unsafe_cell(cells.get("id", "")).strip()
+    user_name = unsafe_cell(cells.get("userName", "")).strip()
     if user_id:
         condition = User.id == user_id
     elif user_name:
@@ -209,8 +226,11 @@ def _write(
     base_url: str,
     user: User | None,
     doc: dict[str, Any],
+    events: list[EventDraft],
 ) -> dict[str, Any]:
-    """Create or replace through the SCIM use case; seal its event in this transaction."""
+    """Create or replace through the SCIM use case; its event joins ``events``, sealed with the
+    others when the import commits (one lock of the organisation's chain, at the end: a
+    head locked from the first row would stall every request of the organisation)."""
     operation, status = ("user.replace", 200) if user is not None else ("user.create", 201)
     draft = EventDraft(
         operation=operation, org_id=org.id, actor_type=admin.actor_type, actor=admin.actor
@@ -221,7 +241,7 @@ def _write(
     else:
         rendered = users.create_user(session, ctx, doc)
     draft.status = status
-    append(session, draft)
+    events.append(draft)
     return {"id": rendered.document["id"], "userName": rendered.document["userName"]}
 
 
@@ -243,18 +263,24 @@ def import_rows(
     not. Raises :class:`ServiceError` for a file that is not an import (its header)."""
     rt = registry.resource_type("User")
     columns = user_columns(rt)
-    mapping = check_header(header, columns)
+    try:
+        mapping = check_header(header, columns)
+    except ServiceError as error:
+        refuse_file(database, org_slug, admin, file_name, str(error))
+        raise
     report = ImportReport(org_slug, file_name, dry_run, rows=len(rows))
     try:
         with database.transaction(write=True) as session:
             org = session.scalars(select(Organization).where(Organization.slug == org_slug)).one()
             seen: set[int] = set()
+            events: list[EventDraft] = []
             for line, raw in rows:
                 cells = {
                     mapping[name]: value or "" for name, value in raw.items() if name in mapping
                 }
                 savepoint = session.begin_nested()
                 try:
+                    _check_width(raw)
                     user = _find(session, org.id, cells)
                     if user is not None and user.pk in seen:
                         raise CellError(f'user "{user.user_name}" is named by an earlier row too')
@@ -266,7 +292,7 @@ def import_rows(
                             report.unchanged += 1
                             savepoint.commit()
                             continue
-                    written = _write(session, org, registry, admin, base_url, user, doc)
+                    written = _write(session, org, registry, admin, base_url, user, doc, events)
                     if user is None:
                         seen.add(
                             session.scalars(select(User.pk).where(User.id == written["id"])).one()
@@ -282,10 +308,10 @@ def import_rows(
                 if progress is not None:
                     progress(1)
             if deactivate_missing and not report.errors:
-                _deactivate_missing(session, org, registry, admin, base_url, seen, report)
+                _deactivate_missing(session, org, registry, admin, base_url, seen, report, events)
             if dry_run or report.errors:
                 raise _Rollback
-            append(session, _summary(org.id, admin, report))
+            append_all(session, [*events, _summary(org.id, admin, report)])
     except _Rollback:
         with database.transaction(write=True) as session:
             org_id = session.scalars(
@@ -293,6 +319,27 @@ def import_rows(
             ).one()
             append(session, _summary(org_id, admin, report))
     return report
+
+
+def refuse_file(
+    database: Database, org_slug: str, admin: Admin, file_name: str, detail: str
+) -> None:
+    """The ``users.import`` event of a file refused as a whole (its header, its encoding)."""
+    with database.transaction(write=True) as session:
+        org_id = session.scalars(select(Organization.id).where(Organization.slug == org_slug)).one()
+        append(
+            session,
+            EventDraft(
+                operation="users.import",
+                org_id=org_id,
+                actor_type=admin.actor_type,
+                actor=admin.actor,
+                resource_type="User",
+                status=400,
+                detail=detail[:1000],
+                changes={"file": file_name},
+            ),
+        )
 
 
 def _deactivate_missing(
@@ -303,6 +350,7 @@ def _deactivate_missing(
     base_url: str,
     seen: set[int],
     report: ImportReport,
+    events: list[EventDraft],
 ) -> None:
     missing = session.scalars(
         select(User)
@@ -313,9 +361,8 @@ def _deactivate_missing(
         if user.pk in seen:
             continue
         try:
-            written = _write(
-                session, org, registry, admin, base_url, user, {**user.data, "active": False}
-            )
+            doc = {**user.data, "active": False}
+            written = _write(session, org, registry, admin, base_url, user, doc, events)
         except ScimError as error:
             report.errors.append({"line": None, "userName": user.user_name, "detail": error.detail})
             return
@@ -337,7 +384,18 @@ def _summary(org_id: int, admin: Admin, report: ImportReport) -> EventDraft:
             else ("dry run: nothing was written" if report.dry_run else None)
         ),
         changes={
-            key: summary[key]
-            for key in ("file", "dryRun", "rows", "created", "updated", "unchanged", "deactivated")
+            **{
+                key: summary[key]
+                for key in (
+                    "file",
+                    "dryRun",
+                    "rows",
+                    "created",
+                    "updated",
+                    "unchanged",
+                    "deactivated",
+                )
+            },
+            **({"refused": report.errors[:LISTED]} if report.errors else {}),
         },
     )

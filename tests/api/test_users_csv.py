@@ -271,3 +271,62 @@ def test_two_rows_for_one_user_are_refused(api: Api, database: Database, tmp_pat
             "detail": 'user "twice@acme.com" is named by an earlier row too',
         }
     ]
+
+
+def test_separators_spaces_and_formulas_survive_a_round_trip(
+    api: Api, auditor: Auditor, database: Database, tmp_path: Path
+) -> None:
+    api.create_user(
+        "odd@acme.com",
+        title="  padded  ",
+        nickName="=1+2",
+        phoneNumbers=[
+            {"value": "tel:+1-201-555-0123;ext=1234", "type": "work", "primary": True},
+            {"value": "back\\slash"},
+        ],
+        entitlements=[{"value": "Sales; EMEA"}],
+    )
+    path = tmp_path / "export.csv"
+    cli(database, "users", "export", "--org", api.tenant.slug, "--output", str(path))
+    (row,) = list(csv.DictReader(path.open(encoding="utf-8")))
+    assert row["nickName"] == "'=1+2"  # a spreadsheet shows it, does not run it
+    assert row["phoneNumbers"] == "tel:+1-201-555-0123\\;ext=1234;back\\\\slash"
+    before = store_snapshot(database, api.tenant.org_id)
+    report = imported(database, api.tenant.slug, str(path))
+    assert (report["unchanged"], report["updated"]) == (1, 0)
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_a_row_of_the_wrong_width_is_refused(
+    api: Api, auditor: Auditor, database: Database, tmp_path: Path
+) -> None:
+    api.create_user("short@acme.com", emails=[{"value": "short@acme.com"}])
+    path = tmp_path / "short.csv"
+    path.write_text("userName,title,emails\nshort@acme.com,CTO\nlong@acme.com,a,b,c\n")
+    before = store_snapshot(database, api.tenant.org_id)
+    report = imported(database, api.tenant.slug, str(path))
+    assert [(error["line"], error["detail"]) for error in report["errors"]] == [
+        (2, "the row has 2 cells, the header 3"),
+        (3, "the row has 4 cells, the header fewer"),
+    ]
+    assert store_snapshot(database, api.tenant.org_id) == before
+    (run,) = auditor.events('operation eq "users.import"')
+    assert [refused["line"] for refused in run["changes"]["refused"]] == [2, 3]
+
+
+def test_a_file_that_is_not_utf_8_is_refused_with_its_event(
+    api: Api, auditor: Auditor, database: Database, tmp_path: Path
+) -> None:
+    path = tmp_path / "excel.csv"
+    path.write_bytes("userName,displayName\nzoe@acme.com,Zoë\n".encode("cp1252"))
+    result = run_cli(database, "users", "import", "--org", api.tenant.slug, str(path))
+    assert result.exit_code == 1
+    assert 'excel.csv is not UTF-8 text: save it as "CSV UTF-8" (Excel)' in result.output
+    bad_header = write(tmp_path, [{"userName": "a@acme.com", "shoeSize": "42"}], "bad.csv")
+    assert run_cli(database, "users", "import", "--org", api.tenant.slug, bad_header).exit_code == 1
+    events = auditor.events('operation eq "users.import"')
+    assert [(event["status"], event["changes"]["file"]) for event in events] == [
+        (400, "excel.csv"),
+        (400, "bad.csv"),
+    ]
+    assert api.list_users()["totalResults"] == 0

@@ -69,3 +69,21 @@ def test_every_line_is_json_and_a_request_s_lines_carry_its_id(
     assert warning["level"] == "WARNING"
     assert warning["message"].startswith("rate limit not enforced: its storage failed")
     assert tenant.token not in server.log_path.read_text()
+
+
+def test_a_query_string_never_reaches_the_log(database: Database, server: Server) -> None:
+    tenant = make_tenant(database, "query")
+    leaked = call(
+        "GET",
+        f"{server.base_url}/scim/v2/Users?access_token={tenant.token}&filter=userName%20eq%20%22x%22",
+        "",
+        headers={"X-Request-Id": "logs-query"},
+    )
+    assert leaked.status == 401
+    (access,) = [
+        line for line in lines_of(server, "logs-query") if line["logger"] == "gunicorn.access"
+    ]
+    assert access["path"] == "/scim/v2/Users"
+    assert '"GET /scim/v2/Users HTTP/1.1" 401' in access["message"]
+    assert tenant.token not in server.log_path.read_text()
+    assert "userName" not in access["message"]

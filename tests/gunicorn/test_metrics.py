@@ -3,6 +3,8 @@ worker answers the scrape, and a counts folder given by the operator is emptied 
 
 from __future__ import annotations
 
+import signal
+import time
 import urllib.request
 from pathlib import Path
 
@@ -52,3 +54,37 @@ def test_a_scrape_counts_every_worker(database: Database, tmp_path: Path) -> Non
             workers = {path.name for path in folder.glob("counter_*.db")} - {master}
         assert "counter_999999.db" not in workers
         assert [listed(server.base_url) for _ in range(6)] == [sent] * 6
+
+
+def test_recycled_workers_leave_their_counts_and_no_files(
+    database: Database, tmp_path: Path
+) -> None:
+    """Workers recycled every few requests (``max_requests``): the folder stays two files per
+    live worker plus the archive and the master's, and the counts stay exact."""
+    folder = tmp_path / "metrics"
+    tenant = make_tenant(database, "recycled")
+    environment = {
+        "PROMETHEUS_MULTIPROC_DIR": str(folder),
+        "GUNICORN_CMD_ARGS": "--max-requests 4 --max-requests-jitter 0",
+    }
+    with serve(
+        database.url, workers=2, log_path=tmp_path / "server.log", environment=environment
+    ) as server:
+        for _ in range(REQUESTS):
+            assert call("GET", f"{server.base_url}/scim/v2/Users", tenant.token).status == 200
+        time.sleep(1)  # the last recycled workers' ends reach the master
+        files = sorted(path.name for path in folder.glob("*.db"))
+        assert len(files) <= 2 * 2 + 2 + 1, files  # live workers, archives, the master
+        assert "counter_archive.db" in files
+        # the scrapes themselves recycle workers too: each sees every list request
+        assert {listed(server.base_url) for _ in range(6)} == {REQUESTS}
+
+
+def test_a_reload_keeps_the_counts(database: Database, tmp_path: Path) -> None:
+    tenant = make_tenant(database, "reload")
+    with serve(database.url, workers=2, log_path=tmp_path / "server.log") as server:
+        for _ in range(5):
+            assert call("GET", f"{server.base_url}/scim/v2/Users", tenant.token).status == 200
+        server.process.send_signal(signal.SIGHUP)  # gunicorn re-reads its configuration
+        time.sleep(2)
+        assert listed(server.base_url) == 5

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from scim_server.scim.columns import CellError, apply_row, to_row, user_columns
+from scim_server.scim.columns import (
+    CellError,
+    apply_row,
+    safe_cell,
+    split_values,
+    to_row,
+    unsafe_cell,
+    user_columns,
+)
 from scim_server.scim.schema import CORE_USER, ENTERPRISE_USER, default_registry
 
 COLUMNS = user_columns(default_registry().resource_type("User"))
@@ -81,3 +89,19 @@ def test_booleans_are_true_or_false_in_any_case() -> None:
 def test_other_booleans_are_refused(text: str) -> None:
     with pytest.raises(CellError, match=f'column "active": {text!r} is not true or false'):
         apply_row(STORED, COLUMNS, {"active": text}, CORE_USER)
+
+
+def test_list_values_escape_the_separator() -> None:
+    doc = {**STORED, "entitlements": [{"value": "Sales; EMEA", "primary": True}, {"value": "a\\b"}]}
+    row = dict(zip([c.header for c in COLUMNS], to_row(doc, COLUMNS, CORE_USER), strict=True))
+    assert row["entitlements"] == "Sales\\; EMEA;a\\\\b"
+    assert split_values(row["entitlements"]) == ["Sales; EMEA", "a\\b"]
+    assert apply_row(doc, COLUMNS, {"entitlements": row["entitlements"]}, CORE_USER) == doc
+
+
+@pytest.mark.parametrize("text", ["=1+2", "+33 1 23", "-x", "@SUM(A1)", "\tx"])
+def test_formulas_are_quoted_and_unquoted(text: str) -> None:
+    assert safe_cell(text) == "'" + text
+    assert unsafe_cell(safe_cell(text)) == text
+    assert safe_cell("plain") == "plain"
+    assert unsafe_cell("'plain") == "'plain"  # a quote before anything else is the value's
