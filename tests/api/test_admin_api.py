@@ -21,9 +21,13 @@ from tests.conftest import Api, Tenant, make_tenant, store_snapshot
 ACCESS = "urn:ietf:params:scim:schemas:extension:access:2.0:User"
 
 
-def admin_token(database: Database, slug: str) -> str:
+def tokens_of_scope(database: Database, slug: str, scope: str) -> str:
     with database.transaction(write=True) as session:
-        return tokens.issue_token(session, tokens.get_organization(session, slug), "admin")
+        return tokens.issue_token(session, tokens.get_organization(session, slug), scope)
+
+
+def admin_token(database: Database, slug: str) -> str:
+    return tokens_of_scope(database, slug, "admin")
 
 
 class Admin:
@@ -56,11 +60,6 @@ def test_only_an_admin_token_is_accepted(
     for token in (api.tenant.token, tokens_of_scope(database, api.tenant.slug, "audit")):
         refused = Admin(app.test_client(), token).call("GET", "/organization")
         assert refused.status_code == 403, refused.get_data(as_text=True)
-
-
-def tokens_of_scope(database: Database, slug: str, scope: str) -> str:
-    with database.transaction(write=True) as session:
-        return tokens.issue_token(session, tokens.get_organization(session, slug), scope)
 
 
 def test_settings_are_read_and_changed_with_their_event(
