@@ -16,6 +16,7 @@ Everything else an admin does is in the CLI.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -28,7 +29,7 @@ from scim_server.config import Settings
 from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE, render_scim_error
 from scim_server.http.provisioning_log import current_draft
-from scim_server.http.scim import json_body
+from scim_server.http.scim import json_body, optional_json_body
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import InvalidValue, NotFound, ScimError
 from scim_server.scim.listing import Limits
@@ -59,6 +60,8 @@ OPERATIONS = {
 }
 
 
+#: The largest key of a hold or a mapping (INTEGER): a larger id exists nowhere.
+MAX_ID = 2**31 - 1
 #: What PATCH /organization takes: what GET shows (but slug and name), and two actions.
 SETTINGS = (
     "ssoDomain",
@@ -90,7 +93,10 @@ def _refused(error: ServiceError) -> Response:
 
 
 def _answer(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, content_type=SCIM_CONTENT_TYPE)
+    response = Response(json.dumps(body), status=status, content_type=SCIM_CONTENT_TYPE)
+    if isinstance(body, dict) and "token" in body:  # a secret, shown once: never cached
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _database() -> Database:
@@ -125,11 +131,21 @@ def _scim_base_url() -> str:
     return (settings.base_url or f"{request.host_url.rstrip('/')}/scim/v2").rstrip("/")
 
 
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _organization(session: Session, ctx: RequestContext) -> Organization:
     return session.get_one(Organization, ctx.principal.org_id)
 
 
 def _connection(session: Session, org_id: int, connection_id: str) -> Connection:
+    if not _is_uuid(connection_id):  # ids are UUIDs: anything else exists nowhere
+        raise NotFound(f'connection "{connection_id[:64]}" not found')
     found = session.scalars(
         select(Connection).where(Connection.org_id == org_id, Connection.id == connection_id)
     ).first()
@@ -215,12 +231,16 @@ def _settings_from(body: Any) -> tuple[organizations.SettingsUpdate, str | None,
             )
         elif name == "defaultRole":
             default_role = _text(name, value, nullable=True)
+            if default_role is not None and default_role.strip().lower() == "none":
+                default_role = None  # as the CLI's --default-role none
         elif name == "deactivateOutside":
             deactivate_outside = _flag(name, value)
         else:
             raise InvalidValue(
                 f'unknown setting "{name[:64]}"; the settings are: {", ".join(SETTINGS)}'
             )
+    if update.is_empty() and default_role is organizations.KEEP and not deactivate_outside:
+        raise InvalidValue("nothing to change: give a setting, defaultRole or deactivateOutside")
     return update, default_role, deactivate_outside
 
 
@@ -260,7 +280,9 @@ def list_connections() -> Response:
 
 def _object(allowed: set[str], required: frozenset[str] = frozenset()) -> dict[str, Any]:
     """The request's JSON object, with only ``allowed`` members and all ``required`` ones."""
-    body = json_body() if request.content_length or required else {}
+    body = optional_json_body()
+    if body is None:
+        body = {}
     if not isinstance(body, dict) or set(body) - allowed or required - set(body):
         names = ", ".join(f'"{name}"' for name in sorted(allowed))
         needed = f" ({', '.join(sorted(required))} required)" if required else ""
@@ -299,6 +321,7 @@ def _rotate(
     previous = [change.view() for change in ended]
     ctx.audit.resource_type, ctx.audit.resource_id = "Connection", target.id
     new_prefix = tokens.token_prefix(secret)
+    ctx.audit.token_prefix = new_prefix  # as for a create: the new token's; actor is the caller
     ctx.audit.changes = {"newToken": [None, new_prefix], "oldTokens": previous}
     return {
         "id": target.id,
@@ -381,9 +404,12 @@ def add_mapping() -> Response:
 
 def _remove_mapping(session: Session, ctx: RequestContext, mapping_id: int) -> dict[str, Any]:
     org = _organization(session, ctx)
-    if not any(view.id == mapping_id for view in access.list_mappings(session, org)):
+    if mapping_id > MAX_ID:
         raise NotFound(f"mapping {mapping_id} not found")
-    change = access.remove_mapping(session, org, mapping_id)
+    try:
+        change = access.remove_mapping(session, org, mapping_id)
+    except access.NoSuchMapping:  # checked under the rules lock: a concurrent remove won
+        raise NotFound(f"mapping {mapping_id} not found") from None
     users = access.affected_users(session, change.changes)
     ctx.audit.resource_type, ctx.audit.resource_id = "GroupMapping", str(mapping_id)
     ctx.audit.changes = {**change.mapping.event_changes(False), "affectedUsers": users}
@@ -412,6 +438,8 @@ def list_holds() -> Response:
 @bp.get("/deprovisioning/holds/<int:hold_id>")
 def show_hold(hold_id: int) -> Response:
     principal = require_principal("admin")
+    if hold_id > MAX_ID:
+        raise NotFound(f"deprovisioning hold {hold_id} not found")
     with _database().transaction(write=False) as session:
         org = session.get_one(Organization, principal.org_id)
         try:
@@ -422,7 +450,9 @@ def show_hold(hold_id: int) -> Response:
 
 def _duration() -> timedelta | None:
     """``{"for": "2h"}``, or no body: the command's default."""
-    body = json_body() if request.content_length else {}
+    body = optional_json_body()
+    if body is None:
+        body = {}
     if not isinstance(body, dict) or set(body) - {"for"}:
         raise InvalidValue('the body, if any, must be a JSON object with only "for" (e.g. "2h")')
     if body.get("for") is None:

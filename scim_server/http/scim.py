@@ -216,6 +216,13 @@ def _refuse_unstorable(body: Any) -> None:
             stack.extend((child, f"{where}[{i}]") for i, child in enumerate(value))
 
 
+def optional_json_body() -> Any:
+    """The JSON body, or None when the request has none (with or without Content-Length: a
+    chunked body has no length, and must not be taken for no body)."""
+    raw = _limited_body(_settings().max_body_bytes, RequestEntityTooLarge())
+    return json_body() if raw.strip() else None
+
+
 def _limited_body(limit: int, too_large: Exception) -> bytes:
     """The body, or ``too_large`` if it has more than ``limit`` bytes, with or without a
     Content-Length. A chunked body is read up to one byte past the limit: werkzeug returns a

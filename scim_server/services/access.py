@@ -783,6 +783,10 @@ class MappingView:
         return f"{match[self.kind]} {target} -> {grant}"
 
 
+class NoSuchMapping(ServiceError):
+    """``mapping remove`` of an id the organisation does not have."""
+
+
 @dataclass(frozen=True)
 class MappingChange:
     mapping: MappingView
@@ -951,7 +955,7 @@ def remove_mapping(
             select(GroupMapping).where(GroupMapping.org_id == org.id, GroupMapping.pk == mapping_id)
         )
         if mapping is None:
-            raise ServiceError(f"no mapping {mapping_id} in this organisation (see mapping list)")
+            raise NoSuchMapping(f"no mapping {mapping_id} in this organisation (see mapping list)")
     else:
         kind, value = _match(group_name, group_prefix, group_external_id)
         granted_role, granted_group = _grant(session, org.id, role, access_group)

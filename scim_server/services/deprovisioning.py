@@ -144,8 +144,8 @@ def parse_limit(text: str, option: str = "--deprovision-limit") -> tuple[int | N
             "organisation's users (10%) or 'off'"
         )
     value, is_percent = int(match[1]), bool(match[2])
-    if value < 1 or (is_percent and value > 100):
-        bound = "between 1% and 100%" if is_percent else "at least 1"
+    if value < 1 or (is_percent and value > 100) or value > 2**31 - 1:
+        bound = "between 1% and 100%" if is_percent else f"between 1 and {2**31 - 1}"
         raise ServiceError(f"{option}: must be {bound}, got {text.strip()!r}")
     return value, is_percent
 

@@ -46,6 +46,8 @@ SCAN_CHUNK = 1000
 #: Users named one by one in a refusal message, in an audit event and in JSON output.
 LISTED_IN_MESSAGE = 20
 MAX_LISTED_USERS = 1000
+#: The largest count a setting holds (an INTEGER column).
+MAX_COUNT = 2**31 - 1
 #: The attribute key of ``emails`` rows in ``user_attribute_values``.
 EMAILS = "emails"
 
@@ -92,8 +94,8 @@ def parse_seat_limit(text: str, option: str = "--seat-limit") -> int | None:
         limit = int(text)
     except ValueError:
         raise ServiceError(f"{option}: {text!r} is not a whole number (or 'none')") from None
-    if limit < 1:
-        raise ServiceError(f"{option}: must be at least 1, got {limit}")
+    if not 1 <= limit <= MAX_COUNT:
+        raise ServiceError(f"{option}: must be between 1 and {MAX_COUNT}, got {limit}")
     return limit
 
 
@@ -424,6 +426,9 @@ def change_settings(
     recomputed. The organisation's rules first, as every other path takes them, before any
     deactivation takes the last-admin guard's lock: one order, no deadlock."""
     access.lock_rules(session, org.id)
+    # The row as the previous holder of the rules left it: read before the lock, a concurrent
+    # change (another admin's SSO domain, default role) would be judged and overwritten stale.
+    session.refresh(org)
     outcome = SettingsOutcome(
         update_settings(session, org, update, deactivate_outside=deactivate_outside)
     )

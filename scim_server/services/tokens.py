@@ -28,6 +28,8 @@ from scim_server.store.types import utcnow
 
 SCOPES = ("scim", "admin", "audit")
 IDPS = ("okta", "entra", "generic")
+#: ``connections.name`` is VARCHAR(200).
+MAX_CONNECTION_NAME = 200
 TOKEN_PREFIX = "scim_"  # noqa: S105 - a marker, not a secret
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -180,6 +182,11 @@ def create_connection(
     """A new IdP connection and its first SCIM token."""
     if idp not in IDPS:
         raise ServiceError(f"idp must be one of {', '.join(IDPS)}, got {idp!r}")
+    if not 1 <= len(name) <= MAX_CONNECTION_NAME or "\0" in name:
+        raise ServiceError(
+            f"a connection's name has 1 to {MAX_CONNECTION_NAME} characters (no NUL), "
+            f"got {len(name)}"
+        )
     connection = Connection(id=str(uuid.uuid4()), org_id=org.id, name=name, idp=idp)
     session.add(connection)
     session.flush()
@@ -200,7 +207,10 @@ def parse_duration(text: str, option: str = "--overlap") -> timedelta:
     match = _DURATION.match(text)
     if match is None:
         raise ServiceError(f"{option}: {text!r} is not a duration: use e.g. 0, 90s, 30m, 24h or 7d")
-    duration = timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+    seconds = int(match[1]) * _UNIT_SECONDS[match[2]]
+    if seconds > MAX_OVERLAP.total_seconds():  # before timedelta(), which overflows
+        raise ServiceError(f"{option}: {text!r} is longer than the 30 days allowed")
+    duration = timedelta(seconds=seconds)
     if duration > MAX_OVERLAP:
         raise ServiceError(f"{option}: {text!r} is longer than the 30 days allowed")
     return duration

@@ -4,15 +4,21 @@ nothing but its event; another organisation's ids are 404s."""
 
 from __future__ import annotations
 
+import io
+import json
+import threading
+import time
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 from werkzeug.test import TestResponse
 
-from scim_server.services import tokens
+from scim_server.services import organizations, tokens
 from scim_server.store.db import Database
+from scim_server.store.models import Organization
 from tests.api.audit_support import Auditor, auditor_for, request_id
 from tests.api.test_lifecycle import configure, set_active
 from tests.api.test_users_errors import assert_error
@@ -92,7 +98,7 @@ def test_settings_are_read_and_changed_with_their_event(
     ("body", "words"),
     [
         ({"seatLimit": "many"}, ['"seatLimit" must be an integer or null, got "many"']),
-        ({"seatLimit": 0}, ["seatLimit: must be at least 1, got 0"]),
+        ({"seatLimit": 0}, ["seatLimit: must be between 1 and 2147483647, got 0"]),
         ({"timezone": "Mars/Base"}, ["timezone: 'Mars/Base' is not a time zone name"]),
         ({"deprovisionLimit": "150%"}, ["deprovisionLimit: must be between 1% and 100%"]),
         ({"shoeSize": 42}, ['unknown setting "shoeSize"; the settings are: ssoDomain,']),
@@ -332,3 +338,111 @@ def test_another_organisation_s_mapping_is_not_found(
     response = admin.call("DELETE", f"/mappings/{mapping['mapping']['id']}")
     assert_error(response, 404, None, f"mapping {mapping['mapping']['id']} not found")
     assert len(theirs.call("GET", "/mappings").get_json()["mappings"]) == 1
+
+
+def _wait_for_a_lock_waiter(database: Database) -> None:
+    deadline = time.monotonic() + 10
+    with database.engine.connect() as connection:
+        while time.monotonic() < deadline:
+            waiting = connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'"
+                )
+            ).scalar()
+            connection.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the admin request never waited for the rules lock")
+
+
+def _patch_during(database: Database, admin: Admin, org_id: int, held: Any, body: Any) -> Any:
+    """PATCH ``body`` while another admin's change ``held(session, org)`` is not committed."""
+    answers: list[Any] = []
+    with database.transaction(write=True) as session:
+        held(session, session.get_one(Organization, org_id))
+        thread = threading.Thread(
+            target=lambda: answers.append(admin.call("PATCH", "/organization", body))
+        )
+        thread.start()
+        _wait_for_a_lock_waiter(database)
+    thread.join(30)
+    return answers[0]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_change_is_judged_on_the_settings_a_concurrent_change_left(
+    api: Api, admin: Admin, database: Database
+) -> None:
+    """Two admins: the second change waits for the first and sees what it committed (the row
+    was read before the rules lock, and judged stale: SSO and another allowed domain both
+    stood, and a default role was recomputed from the wrong one)."""
+    assert admin.call("PATCH", "/organization", {"defaultRole": "Editor"}).status_code == 200
+    user = api.create_user("plain@acme.com")
+
+    def sso_and_viewer(session: Any, org: Organization) -> None:
+        update = organizations.SettingsUpdate(sso_domain="acme.com")
+        organizations.change_settings(session, org, update, default_role="Viewer")
+
+    refused = _patch_during(
+        database, admin, api.tenant.org_id, sso_and_viewer, {"allowedDomains": ["other.com"]}
+    )
+    assert_error(refused, 400, "invalidValue", "enforces SSO has exactly one domain (acme.com)")
+
+    def back_to_editor(session: Any, org: Organization) -> None:
+        organizations.change_settings(
+            session, org, organizations.SettingsUpdate(), default_role="Editor"
+        )
+
+    moved = _patch_during(
+        database, admin, api.tenant.org_id, back_to_editor, {"defaultRole": "Collaborator"}
+    )
+    assert moved.status_code == 200, moved.get_json()
+    assert moved.get_json()["affectedUsers"]["count"] == 1
+    assert api.get(f"/Users/{user['id']}").get_json()[ACCESS]["role"] == "Collaborator"
+
+
+def test_a_chunked_body_is_read(api: Api, admin: Admin) -> None:
+    """No Content-Length (Transfer-Encoding: chunked, as gunicorn hands it on) is still a body:
+    ``{"overlap": "0"}`` must end the old token now, not after the default 24 hours."""
+    response = admin.client.post(
+        f"/admin/v1/connections/{api.tenant.connection_id}/rotate",
+        input_stream=io.BytesIO(json.dumps({"overlap": "0"}).encode()),
+        headers={
+            "Authorization": f"Bearer {admin.token}",
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+        },
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert response.status_code == 200, response.get_json()
+    (previous,) = response.get_json()["previousTokens"]
+    assert previous["revoked"] is True
+    assert response.headers["Cache-Control"] == "no-store"  # it carries the new token
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "words"),
+    [
+        ("PATCH", "/organization", {"seatLimit": 2**31}, 400, ["between 1 and 2147483647"]),
+        ("PATCH", "/organization", {"deprovisionLimit": 2**63}, 400, ["between 1 and"]),
+        ("PATCH", "/organization", {"deactivateOutside": False}, 400, ["nothing to change"]),
+        ("POST", "/connections", {"name": "x" * 201}, 400, ["1 to 200 characters"]),
+        ("GET", "/deprovisioning/holds/99999999999999999999", None, 404, ["not found"]),
+        ("DELETE", "/mappings/2147483648", None, 404, ["mapping 2147483648 not found"]),
+        ("POST", "/connections/a%00b/revoke", None, 404, ["not found"]),
+    ],
+)
+def test_values_past_what_is_stored_are_refused_not_failed(
+    admin: Admin, method: str, path: str, body: Any, status: int, words: list[str]
+) -> None:
+    scim_type = "invalidValue" if status == 400 else None
+    assert_error(admin.call(method, path, body), status, scim_type, *words)
+
+
+def test_huge_durations_are_refused(api: Api, admin: Admin) -> None:
+    base = f"/connections/{api.tenant.connection_id}"
+    for path, name in ((f"{base}/rotate", "overlap"), (f"{base}/deprovisioning/release", "for")):
+        response = admin.call("POST", path, {name: "99999999999999999999d"})
+        assert_error(response, 400, "invalidValue", "is longer than the 30 days allowed")

@@ -271,7 +271,10 @@ def test_admin_commands_refuse_what_makes_no_sense(api: Api, database: Database)
     assert result.exit_code == 1
     assert f"no deprovisioning hold 12345 in organisation {slug!r}" in (result.output)
     for options, message in (
-        (("--deprovision-limit", "0"), "--deprovision-limit: must be at least 1, got '0'"),
+        (
+            ("--deprovision-limit", "0"),
+            "--deprovision-limit: must be between 1 and 2147483647, got '0'",
+        ),
         (("--deprovision-limit", "150%"), "must be between 1% and 100%, got '150%'"),
         (("--deprovision-limit", "many"), "'many' is not a number of users (50), a percentage"),
         (("--deprovision-window", "0"), "must be between 1 and 1440 minutes, got 0"),

@@ -136,7 +136,7 @@ def test_org_update_changes_only_what_is_given_and_is_audited(
         (("--allowed-domains", "ok.com,bad_domain.com"), "--allowed-domains"),
         (("--exempt-domains", "a..com"), "--exempt-domains"),
         (("--timezone", "Mars/Olympus"), "'Mars/Olympus' is not a time zone name"),
-        (("--seat-limit", "0"), "must be at least 1"),
+        (("--seat-limit", "0"), "must be between 1 and 2147483647, got 0"),
         (("--seat-limit", "ten"), "not a whole number"),
         (("--delete-mode", "shred"), "shred"),
         (("--sso-domain", "a.com", "--no-sso"), "mutually exclusive"),
