@@ -253,7 +253,12 @@ def _change_settings(
 ) -> dict[str, Any]:
     org = _organization(session, ctx)
     outcome = organizations.change_settings(
-        session, org, update, default_role=default_role, deactivate_outside=deactivate_outside
+        session,
+        org,
+        update,
+        default_role=default_role,
+        deactivate_outside=deactivate_outside,
+        spelling=organizations.API,
     )
     ctx.audit.resource_type, ctx.audit.resource_id = "Organization", org.slug
     ctx.audit.changes = outcome.event_changes()

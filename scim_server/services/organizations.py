@@ -296,12 +296,26 @@ def _apply(org: Organization, update: SettingsUpdate) -> None:
             setattr(org, name, list(value) if isinstance(value, tuple) else value)
 
 
+@dataclass(frozen=True)
+class Spelling:
+    """How the admin's surface spells the two remedies a refusal suggests."""
+
+    clear_allowed: str = '--allowed-domains ""'
+    deactivate_outside: str = "--deactivate-outside"
+
+
+CLI = Spelling()
+#: The admin API's names (PATCH /admin/v1/organization).
+API = Spelling(clear_allowed='"allowedDomains": []', deactivate_outside='"deactivateOutside": true')
+
+
 def update_settings(
     session: Session,
     org: Organization,
     update: SettingsUpdate,
     *,
     deactivate_outside: bool = False,
+    spelling: Spelling = CLI,
 ) -> SettingsChange:
     """Validate and store ``update``; refuse what breaks the single-domain SSO rule."""
     before = settings_of(org)
@@ -318,7 +332,7 @@ def update_settings(
     if conflict is not None:
         raise ServiceError(
             f"organisation {org.slug!r}: {conflict}; remove them "
-            '(--allowed-domains "" clears the list) or do not enforce SSO'
+            f"({spelling.clear_allowed} clears the list) or do not enforce SSO"
         )
     # SSO turned on, moved to another domain, or narrowed to exclude subdomains.
     sso_narrowed = new.sso_domain is not None and (
@@ -328,13 +342,15 @@ def update_settings(
     if deactivate_outside:
         deactivated = _deactivate(session, org, new)
     elif sso_narrowed:
-        _refuse_if_outside(session, org, new)
+        _refuse_if_outside(session, org, new, spelling)
     _apply(org, update)
     session.flush()
     return SettingsChange(before, settings_of(org), deactivated)
 
 
-def _refuse_if_outside(session: Session, org: Organization, settings: DomainSettings) -> None:
+def _refuse_if_outside(
+    session: Session, org: Organization, settings: DomainSettings, spelling: Spelling
+) -> None:
     count = 0
     named: list[str] = []
     for refused in refused_users(session, org.id, settings, active_only=True):
@@ -348,7 +364,8 @@ def _refuse_if_outside(session: Session, org: Organization, settings: DomainSett
         f"organisation {org.slug!r} cannot enforce SSO for {settings.sso_domain}: "
         f"{count} active user{'s' if count != 1 else ''} "
         f"{'have' if count != 1 else 'has'} an address outside it: {', '.join(named)}{more}. "
-        "Change or deactivate them first, or pass --deactivate-outside to deactivate them now "
+        f"Change or deactivate them first, or give {spelling.deactivate_outside} to deactivate "
+        "them now "
         f"(scim-server policy check --org {org.slug} lists the users current settings refuse)"
     )
 
@@ -421,6 +438,7 @@ def change_settings(
     *,
     default_role: str | None = KEEP,
     deactivate_outside: bool = False,
+    spelling: Spelling = CLI,
 ) -> SettingsOutcome:
     """Settings and the default role in one change; the users whose access changes are
     recomputed. The organisation's rules first, as every other path takes them, before any
@@ -430,7 +448,9 @@ def change_settings(
     # change (another admin's SSO domain, default role) would be judged and overwritten stale.
     session.refresh(org)
     outcome = SettingsOutcome(
-        update_settings(session, org, update, deactivate_outside=deactivate_outside)
+        update_settings(
+            session, org, update, deactivate_outside=deactivate_outside, spelling=spelling
+        )
     )
     if default_role is not KEEP:
         role_change = access.set_default_role(session, org, default_role)

@@ -446,3 +446,16 @@ def test_huge_durations_are_refused(api: Api, admin: Admin) -> None:
     for path, name in ((f"{base}/rotate", "overlap"), (f"{base}/deprovisioning/release", "for")):
         response = admin.call("POST", path, {name: "99999999999999999999d"})
         assert_error(response, 400, "invalidValue", "is longer than the 30 days allowed")
+
+
+def test_refusals_name_the_api_s_remedies(api: Api, admin: Admin) -> None:
+    api.create_user("out@other.com")
+    outside = admin.call("PATCH", "/organization", {"ssoDomain": "acme.com"})
+    assert_error(outside, 400, "invalidValue", "out@other.com", 'give "deactivateOutside": true')
+    both = admin.call(
+        "PATCH", "/organization", {"ssoDomain": "acme.com", "allowedDomains": ["x.com"]}
+    )
+    assert_error(both, 400, "invalidValue", '("allowedDomains": [] clears the list)')
+    details = outside.get_json()["detail"] + both.get_json()["detail"]
+    assert "--deactivate-outside" not in details
+    assert "--allowed-domains" not in details
