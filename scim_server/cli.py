@@ -451,12 +451,7 @@ def role_create(
                 organization.id,
                 resource_type="Role",
                 resource_id=created.name[:64],
-                changes={
-                    "name": [None, created.name],
-                    "rank": [None, created.rank],
-                    "isAdmin": [None, created.is_admin],
-                    "permissions": [None, created.permissions],
-                },
+                changes=access.role_created_changes(created),
             ),
         )
     click.echo(f"role {created.name} (rank {created.rank}) created in {org_slug}")
@@ -495,11 +490,7 @@ def _delete_and_report(
                 organization.id,
                 resource_type=resource_type,
                 resource_id=removed.name[:64],
-                changes={
-                    "name": [removed.name, None],
-                    "mappingsRemoved": removed.mappings_removed,
-                    "affectedUsers": users,
-                },
+                changes=removed.event_changes(users),
             ),
         )
     _echo_removal(kind, removed, users, as_json)
@@ -507,15 +498,7 @@ def _delete_and_report(
 
 def _echo_removal(kind: str, removed: access.Removal, users: dict[str, Any], as_json: bool) -> None:
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "deleted": removed.name,
-                    "mappingsRemoved": removed.mappings_removed,
-                    "affectedUsers": users,
-                }
-            )
-        )
+        click.echo(json.dumps(removed.result(users)))
         return
     click.echo(f"{kind} {removed.name} deleted, with {removed.mappings_removed} mapping(s)")
     _echo_affected(users)

@@ -8,8 +8,9 @@ operation names as the CLI's (``org.update``, ``deprovisioning.release``, ...), 
 is a 404, as if it did not exist.
 
 The endpoints: the organisation's settings (read, change), its connections (list, create,
-rotate, revoke: a new token is in the answer only, its prefix in the event), its group mappings
-(list, add, remove), and the mass-deprovisioning guard's holds (list, read, release, reject).
+rotate, revoke: a new token is in the answer only, its prefix in the event), its roles and
+access groups (list, create, delete), its group mappings (list, add, remove), and the
+mass-deprovisioning guard's holds (list, read, release, reject).
 Everything else an admin does is in the CLI.
 """
 
@@ -50,6 +51,12 @@ OPERATIONS = {
     "admin.create_connection": "connection.create",
     "admin.rotate_connection": "connection.rotate",
     "admin.revoke_connection": "connection.revoke",
+    "admin.list_roles": "role.list",
+    "admin.create_role": "role.create",
+    "admin.delete_role": "role.delete",
+    "admin.list_access_groups": "access_group.list",
+    "admin.create_access_group": "access_group.create",
+    "admin.delete_access_group": "access_group.delete",
     "admin.list_mappings": "mapping.list",
     "admin.add_mapping": "mapping.add",
     "admin.remove_mapping": "mapping.remove",
@@ -358,6 +365,115 @@ def revoke_connection(connection_id: str) -> Response:
     """Every live token of the connection stops working now (a leaked secret)."""
     _object(set())
     return _answer(_write(_revoke, connection_id))
+
+
+# -- roles and access groups -------------------------------------------------------------------
+
+
+@bp.get("/roles")
+def list_roles() -> Response:
+    principal = require_principal("admin")
+    with _database().transaction(write=False) as session:
+        org = session.get_one(Organization, principal.org_id)
+        roles = [view.to_dict() for view in access.list_roles(session, org)]
+    return _answer({"roles": roles})
+
+
+def _create_role(
+    session: Session, ctx: RequestContext, name: str, rank: int, permissions: list[str], admin: bool
+) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    created = access.create_role(
+        session, org, name, rank=rank, permissions=permissions, is_admin=admin
+    )
+    ctx.audit.resource_type, ctx.audit.resource_id = "Role", created.name[:64]
+    ctx.audit.changes = access.role_created_changes(created)
+    return created.to_dict()
+
+
+def _strings(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidValue(f'"{name}" must be a list of strings, got {json.dumps(value)[:64]}')
+    return value
+
+
+@bp.post("/roles")
+def create_role() -> Response:
+    """A custom role: ``{"name", "rank", "permissions": [...], "isAdmin": false}``."""
+    body = _object({"name", "rank", "permissions", "isAdmin"}, frozenset({"name", "rank"}))
+    rank = int(_whole("rank", body["rank"]))
+    if not -MAX_ID <= rank <= MAX_ID:
+        raise InvalidValue(f'"rank" must be between {-MAX_ID} and {MAX_ID}, got {rank}')
+    permissions = _strings("permissions", body.get("permissions", []))
+    is_admin = _flag("isAdmin", body.get("isAdmin", False))
+    created = _write(
+        _create_role,
+        str(_text("name", body["name"])),
+        rank,
+        permissions,
+        is_admin,
+        status=201,
+    )
+    return _answer(created, 201)
+
+
+def _delete_named(
+    session: Session,
+    ctx: RequestContext,
+    name: str,
+    delete: Callable[[Session, Organization, str], access.Removal],
+    resource_type: str,
+) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    try:
+        removed = delete(session, org, name)
+    except access.NoSuchName:
+        raise NotFound(f'{resource_type} "{name[:64]}" not found') from None
+    users = access.affected_users(session, removed.changes)
+    ctx.audit.resource_type, ctx.audit.resource_id = resource_type, removed.name[:64]
+    ctx.audit.changes = removed.event_changes(users)
+    return removed.result(users)
+
+
+@bp.delete("/roles/<name>")
+def delete_role(name: str) -> Response:
+    """Delete a custom role and the mappings granting it; its holders are recomputed."""
+    return _answer(_write(_delete_named, name, access.delete_role, "Role"))
+
+
+@bp.get("/access-groups")
+def list_access_groups() -> Response:
+    principal = require_principal("admin")
+    with _database().transaction(write=False) as session:
+        org = session.get_one(Organization, principal.org_id)
+        groups = [view.to_dict() for view in access.list_access_groups(session, org)]
+    return _answer({"accessGroups": groups})
+
+
+def _create_access_group(
+    session: Session, ctx: RequestContext, name: str, campaigns: list[str]
+) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    created = access.create_access_group(session, org, name, campaigns)
+    ctx.audit.resource_type, ctx.audit.resource_id = "AccessGroup", created.name[:64]
+    ctx.audit.changes = {"name": [None, created.name], "campaignIds": [None, created.campaign_ids]}
+    return created.to_dict()
+
+
+@bp.post("/access-groups")
+def create_access_group() -> Response:
+    """An access group: ``{"name", "campaignIds": [...]}``."""
+    body = _object({"name", "campaignIds"}, frozenset({"name"}))
+    campaigns = _strings("campaignIds", body.get("campaignIds", []))
+    created = _write(_create_access_group, str(_text("name", body["name"])), campaigns, status=201)
+    return _answer(created, 201)
+
+
+@bp.delete("/access-groups/<name>")
+def delete_access_group(name: str) -> Response:
+    """Delete an access group and the mappings granting it; the users it reached are
+    recomputed."""
+    return _answer(_write(_delete_named, name, access.delete_access_group, "AccessGroup"))
 
 
 # -- group mappings ----------------------------------------------------------------------------

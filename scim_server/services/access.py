@@ -581,7 +581,7 @@ def find_role(session: Session, org_id: int, name: str) -> Role:
     )
     if role is None:
         known = ", ".join(session.scalars(_role_names_query(org_id)))
-        raise ServiceError(f"no role {name!r} in this organisation; its roles are: {known}")
+        raise NoSuchName(f"no role {name!r} in this organisation; its roles are: {known}")
     return role
 
 
@@ -632,6 +632,16 @@ def create_role(
     return _view(role, org.default_role_pk)
 
 
+def role_created_changes(view: RoleView) -> dict[str, Any]:
+    """The ``role.create`` event's change, from the CLI and the admin API alike."""
+    return {
+        "name": [None, view.name],
+        "rank": [None, view.rank],
+        "isAdmin": [None, view.is_admin],
+        "permissions": [None, view.permissions],
+    }
+
+
 @dataclass(frozen=True)
 class Removal:
     """What deleting a role or access group took with it."""
@@ -639,6 +649,21 @@ class Removal:
     name: str
     mappings_removed: int
     changes: dict[int, tuple[Access, Access]]
+
+    def event_changes(self, users: dict[str, Any]) -> dict[str, Any]:
+        """The ``role.delete`` / ``access_group.delete`` event's change."""
+        return {
+            "name": [self.name, None],
+            "mappingsRemoved": self.mappings_removed,
+            "affectedUsers": users,
+        }
+
+    def result(self, users: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "deleted": self.name,
+            "mappingsRemoved": self.mappings_removed,
+            "affectedUsers": users,
+        }
 
 
 def delete_role(session: Session, org: Organization, name: str) -> Removal:
@@ -700,7 +725,7 @@ def find_access_group(session: Session, org_id: int, name: str) -> AccessGroup:
                 .order_by(AccessGroup.name)
             )
         )
-        raise ServiceError(
+        raise NoSuchName(
             f"no access group {name!r} in this organisation; its access groups are: "
             f"{known or '(none)'}"
         )
@@ -781,6 +806,11 @@ class MappingView:
             target = f"with externalId {self.value}"
         grant = f"role {self.role}" if self.role else f"access group {self.access_group}"
         return f"{match[self.kind]} {target} -> {grant}"
+
+
+class NoSuchName(ServiceError):
+    """A role or access group the organisation does not have (a 404 where it is the target,
+    an invalid value where a body names it)."""
 
 
 class NoSuchMapping(ServiceError):

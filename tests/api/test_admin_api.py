@@ -459,3 +459,83 @@ def test_refusals_name_the_api_s_remedies(api: Api, admin: Admin) -> None:
     details = outside.get_json()["detail"] + both.get_json()["detail"]
     assert "--deactivate-outside" not in details
     assert "--allowed-domains" not in details
+
+
+def test_roles_and_access_groups_are_managed_with_their_events(
+    api: Api, admin: Admin, auditor: Auditor
+) -> None:
+    created = admin.call(
+        "POST", "/roles", {"name": "Auditor", "rank": 15, "permissions": ["reports.read"]}
+    )
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json() == {
+        "name": "Auditor",
+        "rank": 15,
+        "isAdmin": False,
+        "builtIn": False,
+        "permissions": ["reports.read"],
+        "default": False,
+    }
+    names = [role["name"] for role in admin.call("GET", "/roles").get_json()["roles"]]
+    assert "Auditor" in names
+    group = admin.call("POST", "/access-groups", {"name": "EMEA", "campaignIds": ["c1", "c2"]})
+    assert group.status_code == 201, group.get_json()
+    assert admin.call("GET", "/access-groups").get_json()["accessGroups"] == [
+        {"name": "EMEA", "campaignIds": ["c1", "c2"]}
+    ]
+    member = api.create_user("emea@acme.com")
+    api.post(
+        "/Groups",
+        {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "EMEA sales",
+            "members": [{"value": member["id"]}],
+        },
+    )
+    assert (
+        admin.call(
+            "POST", "/mappings", {"groupName": "EMEA sales", "accessGroup": "EMEA"}
+        ).status_code
+        == 201
+    )
+    removed = admin.call("DELETE", "/access-groups/emea")  # names are case-insensitive
+    assert removed.status_code == 200, removed.get_json()
+    assert (
+        removed.get_json()["mappingsRemoved"],
+        removed.get_json()["affectedUsers"]["count"],
+    ) == (
+        1,
+        1,
+    )
+    assert admin.call("DELETE", "/roles/Auditor").status_code == 200
+    operations = [event["operation"] for event in auditor.events('actorType eq "admin"')]
+    for operation in ("role.create", "access_group.create", "access_group.delete", "role.delete"):
+        assert operation in operations
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "words"),
+    [
+        ("POST", "/roles", {"name": "X"}, 400, ["(name, rank required)"]),
+        ("POST", "/roles", {"name": "X", "rank": "high"}, 400, ['"rank" must be an integer']),
+        ("POST", "/roles", {"name": "X", "rank": 2**40}, 400, ['"rank" must be between']),
+        (
+            "POST",
+            "/roles",
+            {"name": "X", "rank": 1, "permissions": "all"},
+            400,
+            ["list of strings"],
+        ),
+        ("POST", "/roles", {"name": "Viewer", "rank": 77}, 400, ["exists"]),
+        ("DELETE", "/roles/Administrator", None, 400, ["is built in and cannot be deleted"]),
+        ("DELETE", "/roles/Nobody", None, 404, ['Role "Nobody" not found']),
+        ("DELETE", "/access-groups/Nowhere", None, 404, ['AccessGroup "Nowhere" not found']),
+    ],
+)
+def test_bad_roles_and_access_groups_are_refused(
+    admin: Admin, method: str, path: str, body: Any, status: int, words: list[str]
+) -> None:
+    before = admin.call("GET", "/roles").get_json()
+    scim_type = "invalidValue" if status == 400 else None
+    assert_error(admin.call(method, path, body), status, scim_type, *words)
+    assert admin.call("GET", "/roles").get_json() == before
