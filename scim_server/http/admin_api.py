@@ -9,8 +9,9 @@ is a 404, as if it did not exist.
 
 The endpoints: the organisation's settings (read, change), its connections (list, create,
 rotate, revoke: a new token is in the answer only, its prefix in the event), its roles and
-access groups (list, create, delete), its group mappings (list, add, remove), and the
-mass-deprovisioning guard's holds (list, read, release, reject).
+access groups (list, create, delete), its group mappings (list, add, remove), the
+mass-deprovisioning guard's holds (list, read, release, reject), and its users as CSV (export;
+an import runs longer than a request should, so it stays in the CLI).
 Everything else an admin does is in the CLI.
 """
 
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app, request, stream_with_context
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,14 @@ from scim_server.http.scim import json_body, optional_json_body
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import InvalidValue, NotFound, ScimError
 from scim_server.scim.listing import Limits
-from scim_server.services import access, connections, deprovisioning, organizations, tokens
+from scim_server.services import (
+    access,
+    connections,
+    deprovisioning,
+    organizations,
+    tokens,
+    user_csv,
+)
 from scim_server.services.context import RequestContext
 from scim_server.services.errors import ServiceError
 from scim_server.services.tokens import Principal, parse_duration
@@ -57,6 +65,7 @@ OPERATIONS = {
     "admin.list_access_groups": "access_group.list",
     "admin.create_access_group": "access_group.create",
     "admin.delete_access_group": "access_group.delete",
+    "admin.export_users": "users.export",
     "admin.list_mappings": "mapping.list",
     "admin.add_mapping": "mapping.add",
     "admin.remove_mapping": "mapping.remove",
@@ -474,6 +483,31 @@ def delete_access_group(name: str) -> Response:
     """Delete an access group and the mappings granting it; the users it reached are
     recomputed."""
     return _answer(_write(_delete_named, name, access.delete_access_group, "AccessGroup"))
+
+
+# -- users ---------------------------------------------------------------------------------------
+
+
+@bp.get("/users.csv")
+def export_users() -> Response:
+    """Every user as CSV, streamed: the columns of ``scim-server users export``."""
+    principal = require_principal("admin")
+    database = _database()
+    with database.transaction(write=False) as session:
+        org = session.get_one(Organization, principal.org_id)
+        session.expunge(org)
+    draft = current_draft()
+    if draft is not None:
+        draft.resource_type = "User"
+        draft.detail = "users exported as CSV (streamed)"
+    rows = user_csv.export_rows(
+        database, current_app.extensions["scim_registry"], org, _scim_base_url()
+    )
+    response = Response(stream_with_context(user_csv.csv_text(rows)), mimetype="text/csv")
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="users-{org.slug}.csv"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # -- group mappings ----------------------------------------------------------------------------

@@ -4,6 +4,7 @@ nothing but its event; another organisation's ids are 404s."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import threading
@@ -20,7 +21,7 @@ from scim_server.services import organizations, tokens
 from scim_server.store.db import Database
 from scim_server.store.models import Organization
 from tests.api.audit_support import Auditor, auditor_for, request_id
-from tests.api.test_lifecycle import configure, set_active
+from tests.api.test_lifecycle import cli, configure, set_active
 from tests.api.test_users_errors import assert_error
 from tests.conftest import Api, Tenant, make_tenant, store_snapshot
 
@@ -539,3 +540,33 @@ def test_bad_roles_and_access_groups_are_refused(
     scim_type = "invalidValue" if status == 400 else None
     assert_error(admin.call(method, path, body), status, scim_type, *words)
     assert admin.call("GET", "/roles").get_json() == before
+
+
+def test_users_are_exported_as_csv(
+    app: Flask, api: Api, admin: Admin, auditor: Auditor, database: Database
+) -> None:
+    api.create_user("csv@acme.com", title="=SUM(A1)")
+    rid = request_id("export")
+    response = admin.call("GET", "/users.csv", **{"X-Request-Id": rid})
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-store"
+    text = response.get_data(as_text=True)  # read whole before the next request
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [(row["userName"], row["title"]) for row in rows] == [("csv@acme.com", "'=SUM(A1)")]
+    assert text.endswith("\r\n")  # RFC 4180 line ends
+    # the CLI's file (its runner reads line ends as \n)
+    assert text.replace("\r\n", "\n") == cli_export(database, api.tenant.slug)
+    event = auditor.one(rid)
+    assert (event["operation"], event["actorType"], event["status"]) == (
+        "users.export",
+        "admin",
+        200,
+    )
+    other = make_tenant(database)
+    Api(app.test_client(), other).create_user("theirs@acme.com")
+    assert "theirs@acme.com" not in admin.call("GET", "/users.csv").get_data(as_text=True)
+
+
+def cli_export(database: Database, slug: str) -> str:
+    return cli(database, "users", "export", "--org", slug)
