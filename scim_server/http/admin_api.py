@@ -17,6 +17,7 @@ Everything else an admin does is in the CLI.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -159,6 +160,13 @@ def _organization(session: Session, ctx: RequestContext) -> Organization:
     return session.get_one(Organization, ctx.principal.org_id)
 
 
+def _read(view: Callable[[Session, Organization], Any]) -> Response:
+    """A read endpoint: ``view(session, org)`` of the caller's organisation, answered as JSON."""
+    principal = require_principal("admin")
+    with _database().transaction(write=False) as session:
+        return _answer(view(session, session.get_one(Organization, principal.org_id)))
+
+
 def _connection(session: Session, org_id: int, connection_id: str) -> Connection:
     if not _is_uuid(connection_id):  # ids are UUIDs: anything else exists nowhere
         raise NotFound(f'connection "{connection_id[:64]}" not found')
@@ -175,9 +183,7 @@ def _connection(session: Session, org_id: int, connection_id: str) -> Connection
 
 @bp.get("/organization")
 def show_organization() -> Response:
-    principal = require_principal("admin")
-    with _database().transaction(write=False) as session:
-        return _answer(organizations.show(session, session.get_one(Organization, principal.org_id)))
+    return _read(organizations.show)
 
 
 def _text(name: str, value: Any, *, nullable: bool = False) -> str | None:
@@ -292,11 +298,11 @@ def update_organization() -> Response:
 
 @bp.get("/connections")
 def list_connections() -> Response:
-    principal = require_principal("admin")
-    with _database().transaction(write=False) as session:
-        org = session.get_one(Organization, principal.org_id)
-        listed = [view.to_dict() for view in connections.list_connections(session, org)]
-    return _answer({"connections": listed})
+    return _read(
+        lambda session, org: {
+            "connections": [view.to_dict() for view in connections.list_connections(session, org)]
+        }
+    )
 
 
 def _object(allowed: set[str], required: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -381,11 +387,9 @@ def revoke_connection(connection_id: str) -> Response:
 
 @bp.get("/roles")
 def list_roles() -> Response:
-    principal = require_principal("admin")
-    with _database().transaction(write=False) as session:
-        org = session.get_one(Organization, principal.org_id)
-        roles = [view.to_dict() for view in access.list_roles(session, org)]
-    return _answer({"roles": roles})
+    return _read(
+        lambda session, org: {"roles": [view.to_dict() for view in access.list_roles(session, org)]}
+    )
 
 
 def _create_role(
@@ -452,11 +456,11 @@ def delete_role(name: str) -> Response:
 
 @bp.get("/access-groups")
 def list_access_groups() -> Response:
-    principal = require_principal("admin")
-    with _database().transaction(write=False) as session:
-        org = session.get_one(Organization, principal.org_id)
-        groups = [view.to_dict() for view in access.list_access_groups(session, org)]
-    return _answer({"accessGroups": groups})
+    return _read(
+        lambda session, org: {
+            "accessGroups": [view.to_dict() for view in access.list_access_groups(session, org)]
+        }
+    )
 
 
 def _create_access_group(
@@ -522,12 +526,11 @@ _GRANTS = {"role": "role", "accessGroup": "access_group"}
 
 @bp.get("/mappings")
 def list_mappings() -> Response:
-    principal = require_principal("admin")
-    with _database().transaction(write=False) as session:
-        org = session.get_one(Organization, principal.org_id)
-        return _answer(
-            {"mappings": [view.to_dict() for view in access.list_mappings(session, org)]}
-        )
+    return _read(
+        lambda session, org: {
+            "mappings": [view.to_dict() for view in access.list_mappings(session, org)]
+        }
+    )
 
 
 def _add_mapping(session: Session, ctx: RequestContext, given: dict[str, str]) -> dict[str, Any]:
@@ -582,25 +585,21 @@ def remove_mapping(mapping_id: int) -> Response:
 
 @bp.get("/deprovisioning/holds")
 def list_holds() -> Response:
-    principal = require_principal("admin")
     every = request.args.get("all", "").lower() in {"1", "true", "yes"}
-    with _database().transaction(write=False) as session:
-        org = session.get_one(Organization, principal.org_id)
-        holds = deprovisioning.list_holds(session, org, open_only=not every)
-    return _answer({"holds": holds})
+    return _read(
+        lambda session, org: {"holds": deprovisioning.list_holds(session, org, open_only=not every)}
+    )
 
 
 @bp.get("/deprovisioning/holds/<int:hold_id>")
 def show_hold(hold_id: int) -> Response:
-    principal = require_principal("admin")
-    if hold_id > MAX_ID:
+    def view(session: Session, org: Organization) -> dict[str, Any]:
+        if hold_id <= MAX_ID:
+            with contextlib.suppress(ServiceError):
+                return deprovisioning.show_hold(session, org, hold_id)
         raise NotFound(f"deprovisioning hold {hold_id} not found")
-    with _database().transaction(write=False) as session:
-        org = session.get_one(Organization, principal.org_id)
-        try:
-            return _answer(deprovisioning.show_hold(session, org, hold_id))
-        except ServiceError:
-            raise NotFound(f"deprovisioning hold {hold_id} not found") from None
+
+    return _read(view)
 
 
 def _duration() -> timedelta | None:

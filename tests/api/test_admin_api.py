@@ -8,13 +8,11 @@ import csv
 import io
 import json
 import threading
-import time
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from scim_server.services import organizations, tokens
@@ -23,6 +21,7 @@ from scim_server.store.models import Organization
 from tests.api.audit_support import Auditor, auditor_for, request_id
 from tests.api.test_lifecycle import cli, configure, set_active
 from tests.api.test_users_errors import assert_error
+from tests.api.test_write_conflicts import _wait_for_a_lock_wait
 from tests.conftest import Api, Tenant, make_tenant, store_snapshot
 
 ACCESS = "urn:ietf:params:scim:schemas:extension:access:2.0:User"
@@ -341,23 +340,6 @@ def test_another_organisation_s_mapping_is_not_found(
     assert len(theirs.call("GET", "/mappings").get_json()["mappings"]) == 1
 
 
-def _wait_for_a_lock_waiter(database: Database) -> None:
-    deadline = time.monotonic() + 10
-    with database.engine.connect() as connection:
-        while time.monotonic() < deadline:
-            waiting = connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock%'"
-                )
-            ).scalar()
-            connection.rollback()
-            if waiting:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the admin request never waited for the rules lock")
-
-
 def _patch_during(database: Database, admin: Admin, org_id: int, held: Any, body: Any) -> Any:
     """PATCH ``body`` while another admin's change ``held(session, org)`` is not committed."""
     answers: list[Any] = []
@@ -367,7 +349,7 @@ def _patch_during(database: Database, admin: Admin, org_id: int, held: Any, body
             target=lambda: answers.append(admin.call("PATCH", "/organization", body))
         )
         thread.start()
-        _wait_for_a_lock_waiter(database)
+        _wait_for_a_lock_wait(database, what="the admin request")
     thread.join(30)
     return answers[0]
 

@@ -36,7 +36,9 @@ def _delete_in_background(
     return thread, answer
 
 
-def _wait_for_a_lock_wait(database: Database, timeout: float = 10.0) -> None:
+def _wait_for_a_lock_wait(
+    database: Database, timeout: float = 10.0, what: str = "the DELETE"
+) -> None:
     """Until some other session of the test database waits for a lock."""
     deadline = time.monotonic() + timeout
     with database.engine.connect() as observer:
@@ -51,7 +53,7 @@ def _wait_for_a_lock_wait(database: Database, timeout: float = 10.0) -> None:
             if waiting:
                 return
             time.sleep(0.02)
-    raise AssertionError("the DELETE never waited for the lock held against it")
+    raise AssertionError(f"{what} never waited for the lock held against it")
 
 
 def _events_of(database: Database, rid: str) -> list[tuple[str, int]]:
