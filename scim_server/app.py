@@ -11,7 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from scim_server.audit.recorder import EventRecorder
 from scim_server.config import Settings
-from scim_server.http import admin_api, audit_api, health, scim
+from scim_server.http import admin_api, audit_api, health, oauth, scim
 from scim_server.http.errors import register_error_handlers
 from scim_server.http.metrics import register_metrics
 from scim_server.http.provisioning_log import register_provisioning_log
@@ -84,7 +84,7 @@ def create_app(
     register_metrics(app)  # first: its clock then covers every other hook
     register_provisioning_log(
         app,
-        {**scim.OPERATIONS, **audit_api.OPERATIONS, **admin_api.OPERATIONS},
+        {**scim.OPERATIONS, **audit_api.OPERATIONS, **admin_api.OPERATIONS, **oauth.OPERATIONS},
         failure_limit=settings.auth_failure_limit,
         failure_window=settings.auth_failure_window_seconds,
     )
@@ -100,5 +100,6 @@ def create_app(
     app.register_blueprint(scim.bp)
     app.register_blueprint(audit_api.bp)
     app.register_blueprint(admin_api.bp)
+    app.register_blueprint(oauth.bp)
     app.register_blueprint(health.bp)
     return app

@@ -21,6 +21,7 @@ from scim_server.audit.events import EventDraft
 from scim_server.audit.query import EXPORT_FORMATS
 from scim_server.config import ConfigError, Settings
 from scim_server.policy import lifecycle as policy_lifecycle
+from scim_server.scim import discovery
 from scim_server.scim.errors import ScimError
 from scim_server.scim.schema import ACCESS_USER, default_registry
 from scim_server.services import (
@@ -29,6 +30,7 @@ from scim_server.services import (
     connections,
     deprovisioning,
     lifecycle,
+    oauth,
     organizations,
     tokens,
     user_csv,
@@ -752,7 +754,8 @@ def _token_changes(changes: list[tokens.TokenChange]) -> list[dict[str, Any]]:
 def _describe_changes(changes: list[dict[str, Any]]) -> None:
     for change in changes:
         state = "revoked now" if change["revoked"] else f"valid until {change['expires']}"
-        click.echo(f"  old token {change['prefix']}...: {state}")
+        kind = "client secret" if change["scope"] == tokens.CLIENT_SCOPE else "token"
+        click.echo(f"  old {kind} {change['prefix']}...: {state}")
 
 
 @connection.command("rotate")
@@ -810,6 +813,70 @@ def connection_rotate(
     click.echo(f"Bearer token:  {secret}")
     _describe_changes(changes)
     click.echo("The token is shown only this once; paste it into your IdP now.")
+
+
+@connection.command("oauth")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.argument("connection_ref", metavar="CONNECTION")
+@click.option(
+    "--overlap",
+    default="24h",
+    show_default=True,
+    help="How long a previous client secret keeps working (0: revoked at once; at most 30d).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port shown in the URLs.")
+def connection_oauth(
+    org_slug: str, connection_ref: str, overlap: str, as_json: bool, port: int
+) -> None:
+    """Give a connection an OAuth 2.0 client secret (shown once), for IdPs that use the client
+    credentials grant; a previous secret, and the access tokens issued for it, end after
+    --overlap. The connection's bearer tokens are not touched."""
+    with _database().transaction(write=True) as session:
+        try:
+            organization = tokens.get_organization(session, org_slug)
+            found = connections.find_connection(session, organization, connection_ref)
+            secret, ended = oauth.issue_client_secret(
+                session, organization, found, tokens.parse_duration(overlap)
+            )
+        except (tokens.ServiceError, ScimError) as error:
+            _fail(error)
+        connection_id = found.id
+        changes = _token_changes(ended)
+        append(
+            session,
+            _cli_event(
+                "connection.oauth",
+                organization.id,
+                resource_type="Connection",
+                resource_id=connection_id,
+                token_prefix=tokens.token_prefix(secret),
+                changes={"newSecret": [None, tokens.token_prefix(secret)], "oldTokens": changes},
+            ),
+        )
+    base_url = _scim_base_url("localhost", port)
+    token_url = discovery.token_endpoint(base_url)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "connection_id": connection_id,
+                    "base_url": base_url,
+                    "token_endpoint": token_url,
+                    "client_id": connection_id,
+                    "client_secret": secret,
+                    "previous_tokens": changes,
+                }
+            )
+        )
+        return
+    click.echo(f"connection {connection_id} of organisation {org_slug} has a new client secret")
+    click.echo(f"SCIM base URL:  {base_url}")
+    click.echo(f"Token endpoint: {token_url}")
+    click.echo(f"Client id:      {connection_id}")
+    click.echo(f"Client secret:  {secret}")
+    _describe_changes(changes)
+    click.echo("The secret is shown only this once; paste it into your IdP now.")
 
 
 @connection.command("revoke")

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
+
+#: The longest life of an access token from the OAuth token endpoint: a day.
+MAX_OAUTH_TOKEN_LIFETIME_SECONDS = 86_400
 
 
 class ConfigError(ValueError):
@@ -69,7 +73,13 @@ class Settings:
     rate_limit: str | None = None
     #: Redis shared by every worker for the rate limit; None: each worker counts alone.
     redis_url: str | None = None
+    #: Seconds an access token from the OAuth token endpoint (``/oauth/token``) is valid.
+    oauth_token_lifetime_seconds: int = 3600
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def oauth_token_lifetime(self) -> timedelta:
+        return timedelta(seconds=self.oauth_token_lifetime_seconds)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -103,7 +113,21 @@ class Settings:
             ),
             rate_limit=env.get("SCIM_RATE_LIMIT") or None,
             redis_url=env.get("SCIM_REDIS_URL") or None,
+            oauth_token_lifetime_seconds=_int(
+                env,
+                "SCIM_OAUTH_TOKEN_LIFETIME_SECONDS",
+                cls.oauth_token_lifetime_seconds,
+                minimum=60,
+            ),
         )
+        if settings.oauth_token_lifetime_seconds > MAX_OAUTH_TOKEN_LIFETIME_SECONDS:
+            # a short life is the point of OAuth here: a token taken from a log or a proxy
+            # expires soon, and a revoked client stops within that time at the latest
+            raise ConfigError(
+                "SCIM_OAUTH_TOKEN_LIFETIME_SECONDS must be at most "
+                f"{MAX_OAUTH_TOKEN_LIFETIME_SECONDS} (a day), got "
+                f"{settings.oauth_token_lifetime_seconds}"
+            )
         if settings.cursor_secret is not None and len(settings.cursor_secret) < 32:
             # an HMAC key must not be guessable; 32 characters of `openssl rand -hex 32` or so
             raise ConfigError("SCIM_CURSOR_SECRET must be at least 32 characters long")

@@ -8,7 +8,8 @@ operation names as the CLI's (``org.update``, ``deprovisioning.release``, ...), 
 is a 404, as if it did not exist.
 
 The endpoints: the organisation's settings (read, change), its connections (list, create,
-rotate, revoke: a new token is in the answer only, its prefix in the event), its roles and
+rotate, revoke, a new OAuth client secret: a new secret is in the answer only, its prefix in the
+event), its roles and
 access groups (list, create, delete), its group mappings (list, add, remove), the
 mass-deprovisioning guard's holds (list, read, release, reject), and its users as CSV (export;
 an import runs longer than a request should, so it stays in the CLI).
@@ -33,6 +34,7 @@ from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE, render_scim_error
 from scim_server.http.provisioning_log import current_draft
 from scim_server.http.scim import json_body, optional_json_body
+from scim_server.scim import discovery
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import InvalidValue, NotFound, ScimError
 from scim_server.scim.listing import Limits
@@ -40,6 +42,7 @@ from scim_server.services import (
     access,
     connections,
     deprovisioning,
+    oauth,
     organizations,
     tokens,
     user_csv,
@@ -60,6 +63,7 @@ OPERATIONS = {
     "admin.create_connection": "connection.create",
     "admin.rotate_connection": "connection.rotate",
     "admin.revoke_connection": "connection.revoke",
+    "admin.create_oauth_client": "connection.oauth",
     "admin.list_roles": "role.list",
     "admin.create_role": "role.create",
     "admin.delete_role": "role.delete",
@@ -111,7 +115,8 @@ def _refused(error: ServiceError) -> Response:
 
 def _answer(body: Any, status: int = 200) -> Response:
     response = Response(json.dumps(body), status=status, content_type=SCIM_CONTENT_TYPE)
-    if isinstance(body, dict) and "token" in body:  # a secret, shown once: never cached
+    if isinstance(body, dict) and ("token" in body or "clientSecret" in body):
+        # a secret, shown once: never cached
         response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -364,6 +369,37 @@ def rotate_connection(connection_id: str) -> Response:
     body = _object({"overlap"})
     overlap = parse_duration(str(_text("overlap", body.get("overlap", "24h"))), '"overlap"')
     return _answer(_write(_rotate, connection_id, overlap))
+
+
+def _oauth_client(
+    session: Session, ctx: RequestContext, connection_id: str, overlap: timedelta
+) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    target = _connection(session, org.id, connection_id)
+    secret, ended = oauth.issue_client_secret(session, org, target, overlap)
+    previous = [change.view() for change in ended]
+    ctx.audit.resource_type, ctx.audit.resource_id = "Connection", target.id
+    new_prefix = tokens.token_prefix(secret)
+    ctx.audit.token_prefix = new_prefix
+    ctx.audit.changes = {"newSecret": [None, new_prefix], "oldTokens": previous}
+    base_url = _scim_base_url()
+    return {
+        "id": target.id,
+        "baseUrl": base_url,
+        "tokenEndpoint": discovery.token_endpoint(base_url),
+        "clientId": target.id,
+        "clientSecret": secret,
+        "previousTokens": previous,
+    }
+
+
+@bp.post("/connections/<connection_id>/oauth-client")
+def create_oauth_client(connection_id: str) -> Response:
+    """A new OAuth client secret for the connection (its client id is the connection's id);
+    a previous secret and its access tokens end after ``overlap`` (default 24h)."""
+    body = _object({"overlap"})
+    overlap = parse_duration(str(_text("overlap", body.get("overlap", "24h"))), '"overlap"')
+    return _answer(_write(_oauth_client, connection_id, overlap))
 
 
 def _revoke(session: Session, ctx: RequestContext, connection_id: str) -> dict[str, Any]:

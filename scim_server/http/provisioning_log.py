@@ -25,7 +25,7 @@ from scim_server.store.db import Database
 log = logging.getLogger("scim_server.audit")
 
 #: URL prefixes whose every request is logged.
-AUDITED_PREFIXES = ("/scim/v2", "/audit/v1", "/admin/v1")
+AUDITED_PREFIXES = ("/scim/v2", "/audit/v1", "/admin/v1", "/oauth")
 
 
 def current_draft() -> EventDraft | None:
@@ -97,7 +97,8 @@ def register_provisioning_log(
         draft.status = response.status_code
         if response.status_code >= 400:
             draft.changes = None  # whatever the request meant to change was rolled back
-        if response.status_code == 401:
+        if response.status_code == 401 or draft.operation == "auth.failed":
+            # every refusal of the token endpoint is one too (http.oauth)
             draft.operation = "auth.failed"
             admitted, suppressed = throttle.admit(draft.client_ip or "-")
             if not admitted:

@@ -15,10 +15,26 @@ from __future__ import annotations
 
 import copy
 from typing import Any
+from urllib.parse import urlsplit
 
 from scim_server.scim.schema import Registry
 
 SPC_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"
+
+
+#: Where the SCIM endpoint is mounted, and the OAuth token endpoint beside it (``http.oauth``).
+SCIM_PATH = "/scim/v2"
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - a path, not a secret
+
+
+def token_endpoint(base_url: str) -> str:
+    """The OAuth token endpoint's URL, beside the SCIM base URL ``base_url``, which a proxy
+    may have put under a path of its own (``https://host/idp/scim/v2``: ``/idp/oauth/token``)."""
+    base = base_url.rstrip("/")
+    if base.endswith(SCIM_PATH):
+        return base[: -len(SCIM_PATH)] + TOKEN_PATH
+    parts = urlsplit(base)
+    return f"{parts.scheme}://{parts.netloc}{TOKEN_PATH}"
 
 
 def service_provider_config(
@@ -60,7 +76,16 @@ def service_provider_config(
                 "as 'Authorization: Bearer <token>'.",
                 "specUri": "https://www.rfc-editor.org/rfc/rfc6750",
                 "primary": True,
-            }
+            },
+            {
+                "type": "oauth2",
+                "name": "OAuth 2.0 client credentials",
+                "description": "A connection's client id and secret from `scim-server connection "
+                f"oauth`, exchanged at {token_endpoint(base_url)} (grant_type=client_credentials) "
+                "for a short-lived access token, sent as 'Authorization: Bearer <token>'.",
+                "specUri": "https://www.rfc-editor.org/rfc/rfc6749#section-4.4",
+                "primary": False,
+            },
         ],
         "meta": {
             "resourceType": "ServiceProviderConfig",

@@ -27,6 +27,9 @@ from scim_server.store.models import ApiToken, Connection, Organization
 from scim_server.store.types import utcnow
 
 SCOPES = ("scim", "admin", "audit")
+#: The scope of an OAuth client secret (``services.oauth``): it buys access tokens at the token
+#: endpoint and is never accepted as a bearer token itself.
+CLIENT_SCOPE = "client"
 IDPS = ("okta", "entra", "generic")
 #: ``connections.name`` is VARCHAR(200).
 MAX_CONNECTION_NAME = 200
@@ -105,7 +108,7 @@ _BY_DIGEST = (
         ApiToken.revoked_at,
     )
     .join(Organization, Organization.id == ApiToken.org_id)
-    .where(ApiToken.token_hash == bindparam("digest"))
+    .where(ApiToken.token_hash == bindparam("digest"), ApiToken.scope != CLIENT_SCOPE)
 )
 
 
@@ -159,17 +162,35 @@ def issue_token(
     expires_at: datetime | None = None,
 ) -> str:
     """Create a token and return it in clear: the only time it exists outside the caller."""
-    if scope not in SCOPES:
+    return insert_token(
+        session, org.id, scope, connection.id if connection else None, expires_at=expires_at
+    )
+
+
+def insert_token(
+    session: Session,
+    org_id: int,
+    scope: str,
+    connection_id: str | None,
+    *,
+    expires_at: datetime | None = None,
+    issued_by: int | None = None,
+) -> str:
+    """``issue_token`` by ids (the token endpoint has no entity loaded)."""
+    if scope not in (*SCOPES, CLIENT_SCOPE):
         raise ServiceError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+    if scope == CLIENT_SCOPE and connection_id is None:
+        raise ServiceError("a client secret belongs to a connection")
     token = new_token()
     session.add(
         ApiToken(
-            org_id=org.id,
-            connection_id=connection.id if connection else None,
+            org_id=org_id,
+            connection_id=connection_id,
             scope=scope,
             prefix=token_prefix(token),
             token_hash=hash_token(token),
             expires_at=expires_at,
+            issued_by=issued_by,
         )
     )
     session.flush()
@@ -236,7 +257,8 @@ class TokenChange:
         }
 
 
-def _live(session: Session, org_id: int, *conditions: object) -> list[ApiToken]:
+def live_tokens(session: Session, org_id: int, *conditions: object) -> list[ApiToken]:
+    """The tokens of ``org_id`` neither expired nor revoked that meet ``conditions``, locked."""
     now = utcnow()
     return list(
         session.scalars(
@@ -261,14 +283,31 @@ def _end(token: ApiToken, at: datetime, now: datetime) -> TokenChange:
     return TokenChange(token.prefix, token.scope, token.expires_at, token.revoked_at is not None)
 
 
+def end_tokens(
+    session: Session, org_id: int, ending: list[ApiToken], at: datetime, now: datetime
+) -> list[TokenChange]:
+    """``ending`` stop working at ``at`` (now: revoked), and so do the access tokens issued for
+    any of them (OAuth client secrets, ``services.oauth``), unless they expire sooner."""
+    secrets_ = [token.id for token in ending if token.scope == CLIENT_SCOPE]
+    issued = live_tokens(session, org_id, ApiToken.issued_by.in_(secrets_)) if secrets_ else []
+    return [_end(token, at, now) for token in [*ending, *issued]]
+
+
 def rotate_connection_token(
     session: Session, org: Organization, connection: Connection, overlap: timedelta
 ) -> tuple[str, list[TokenChange]]:
-    """A new SCIM token for ``connection``; its other live tokens end after ``overlap`` (at once
-    when it is zero), so the IdP keeps working while its admin pastes the new secret."""
+    """A new SCIM token for ``connection``; its other bearer tokens end after ``overlap`` (at
+    once when it is zero), so the IdP keeps working while its admin pastes the new secret.
+    Its OAuth client secret, and the tokens issued for it, are left alone (``services.oauth``)."""
     now = utcnow()
-    previous = _live(session, org.id, ApiToken.connection_id == connection.id)
-    changes = [_end(token, now + overlap, now) for token in previous]
+    previous = live_tokens(
+        session,
+        org.id,
+        ApiToken.connection_id == connection.id,
+        ApiToken.scope == "scim",
+        ApiToken.issued_by.is_(None),
+    )
+    changes = end_tokens(session, org.id, previous, now + overlap, now)
     return issue_token(session, org, "scim", connection), changes
 
 
@@ -278,10 +317,13 @@ def revoke_connection_tokens(
     """Every live token of ``connection`` stops working now; the connection keeps what it owns
     (``connection rotate`` gives it a new token)."""
     now = utcnow()
-    return [
-        _end(token, now, now)
-        for token in _live(session, org.id, ApiToken.connection_id == connection.id)
-    ]
+    return end_tokens(
+        session,
+        org.id,
+        live_tokens(session, org.id, ApiToken.connection_id == connection.id),
+        now,
+        now,
+    )
 
 
 def revoke_token(session: Session, org: Organization, prefix: str) -> TokenChange:
@@ -290,7 +332,7 @@ def revoke_token(session: Session, org: Organization, prefix: str) -> TokenChang
     An admin may paste the whole leaked token: it is cut to its prefix at once, and never
     repeated in a message."""
     prefix = token_prefix(prefix.strip())
-    found = _live(session, org.id, ApiToken.prefix == prefix)
+    found = live_tokens(session, org.id, ApiToken.prefix == prefix)
     if not found:
         raise ServiceError(
             f"organisation {org.slug!r} has no live token with prefix {prefix!r} "
@@ -299,4 +341,4 @@ def revoke_token(session: Session, org: Organization, prefix: str) -> TokenChang
     if len(found) > 1:  # 6 random characters: not seen, but never revoke the wrong one
         raise ServiceError(f"{len(found)} live tokens share the prefix {prefix!r}")
     now = utcnow()
-    return _end(found[0], now, now)
+    return end_tokens(session, org.id, found, now, now)[0]

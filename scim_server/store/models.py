@@ -167,8 +167,16 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: The id of the OAuth client secret (a token of scope ``client``) this access token was
+    #: issued for at the token endpoint (``services.oauth``): it ends when that secret ends. No
+    #: foreign key: a secret is never deleted but with its connection, whose cascade takes the
+    #: tokens issued for it too.
+    issued_by: Mapped[int | None] = mapped_column(Integer)
 
-    __table_args__ = (Index("ix_api_tokens_org_id", "org_id"),)
+    __table_args__ = (
+        Index("ix_api_tokens_org_id", "org_id"),
+        Index("ix_api_tokens_issued_by", "issued_by"),
+    )
 
 
 class User(Base):

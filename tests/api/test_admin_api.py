@@ -18,7 +18,7 @@ from werkzeug.test import TestResponse
 from scim_server.services import organizations, tokens
 from scim_server.store.db import Database
 from scim_server.store.models import Organization
-from tests.api.audit_support import Auditor, auditor_for, request_id
+from tests.api.audit_support import Auditor, auditor_for, client_address, client_at, request_id
 from tests.api.test_lifecycle import cli, configure, set_active
 from tests.api.test_users_errors import assert_error
 from tests.api.test_write_conflicts import _wait_for_a_lock_wait
@@ -201,7 +201,7 @@ def test_another_organisation_s_ids_are_not_found(
 
 def scim_status(app: Flask, token: str) -> int:
     return (
-        app.test_client()
+        client_at(app, client_address())
         .get("/scim/v2/Users", headers={"Authorization": f"Bearer {token}"})
         .status_code
     )
@@ -274,6 +274,53 @@ def test_another_organisation_s_connection_cannot_be_rotated_or_revoked(
         response = admin.call("POST", f"/connections/{other.connection_id}/{action}")
         assert_error(response, 404, None, f'connection "{other.connection_id}" not found')
     assert scim_status(app, other.token) == 200
+
+
+def test_an_oauth_client_secret_is_issued_once_and_buys_access_tokens(
+    app: Flask, api: Api, admin: Admin, auditor: Auditor
+) -> None:
+    path = f"/connections/{api.tenant.connection_id}/oauth-client"
+    rid = request_id("oauth")
+    created = admin.call("POST", path, **{"X-Request-Id": rid})
+    assert created.status_code == 200, created.get_json()
+    assert created.headers["Cache-Control"] == "no-store"
+    body = created.get_json()
+    assert body["clientId"] == api.tenant.connection_id
+    assert body["tokenEndpoint"] == "http://localhost/oauth/token"
+    assert body["previousTokens"] == []
+    issued = app.test_client().post(
+        body["tokenEndpoint"],
+        data={
+            "grant_type": "client_credentials",
+            "client_id": body["clientId"],
+            "client_secret": body["clientSecret"],
+        },
+    )
+    assert issued.status_code == 200, issued.get_data(as_text=True)
+    assert scim_status(app, issued.get_json()["access_token"]) == 200
+    event = auditor.one(rid)
+    assert (event["operation"], event["actorType"]) == ("connection.oauth", "admin")
+    assert body["clientSecret"].startswith(event["tokenPrefix"])
+    assert body["clientSecret"] not in str(event)
+
+    replaced = admin.call("POST", path, {"overlap": "0"})
+    assert replaced.status_code == 200, replaced.get_json()
+    assert [(p["scope"], p["revoked"]) for p in replaced.get_json()["previousTokens"]] == [
+        ("client", True),
+        ("scim", True),
+    ]
+    assert scim_status(app, issued.get_json()["access_token"]) == 401
+    assert scim_status(app, api.tenant.token) == 200  # the bearer token is another credential
+    for bad in ({"overlap": "31d"}, {"overlap": 5}, {"lifetime": "1h"}):
+        assert admin.call("POST", path, bad).status_code == 400
+
+
+def test_another_organisation_s_connection_gets_no_oauth_client(
+    admin: Admin, database: Database
+) -> None:
+    other = make_tenant(database)
+    response = admin.call("POST", f"/connections/{other.connection_id}/oauth-client")
+    assert_error(response, 404, None, f'connection "{other.connection_id}" not found')
 
 
 def test_a_mapping_is_added_and_removed_with_its_members_recomputed(

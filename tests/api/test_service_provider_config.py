@@ -45,7 +45,11 @@ def test_claims_are_what_these_tests_exercise(api: Api) -> None:
     }
     # a new claim needs its tests first (bulk's are in test_bulk.py)
     assert claimed == {"patch", "filter", "sort", "etag", "bulk"}
-    assert [scheme["type"] for scheme in config["authenticationSchemes"]] == ["oauthbearertoken"]
+    # oauth2 (the client credentials grant): tests in test_oauth_client_credentials.py
+    assert [scheme["type"] for scheme in config["authenticationSchemes"]] == [
+        "oauthbearertoken",
+        "oauth2",
+    ]
 
 
 def test_etag_on_groups(api: Api, database: Database) -> None:

@@ -1,0 +1,134 @@
+"""OAuth 2.0 client credentials for a connection (DESIGN §7, RFC 6749 §4.4).
+
+Some IdPs (Microsoft Entra ID among them) would rather hold a client id and secret than a
+long-lived bearer token: they ask the token endpoint for a short-lived access token and renew it
+when it expires. Both are rows of ``api_tokens``, so they share everything a bearer token has:
+256 random bits, stored only as SHA-256, a prefix for the log, expiry, revocation.
+
+- The client secret is a token of scope ``client``; its client id is the connection's id. It is
+  never accepted as a bearer token.
+- An access token is a token of scope ``scim`` of the same connection, with ``expires_at`` set
+  and ``issued_by`` naming the secret it was issued for: ending a secret (rotation, revocation)
+  ends the tokens issued for it.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy.orm import Session
+
+from scim_server.services.tokens import (
+    CLIENT_SCOPE,
+    TokenChange,
+    end_tokens,
+    hash_token,
+    insert_token,
+    issue_token,
+    live_tokens,
+    token_prefix,
+)
+from scim_server.store.models import ApiToken, Connection, Organization
+from scim_server.store.types import utcnow
+
+#: How long an expired access token stays in the table (then the next issuance deletes it): a
+#: day in which ``token revoke`` and the log's prefix still find it.
+KEEP_EXPIRED = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class ClientSecret:
+    """A live secret of a client: its row id and stored hash."""
+
+    id: int
+    digest: str
+
+
+@dataclass(frozen=True)
+class Client:
+    """A connection as an OAuth client, with its live secrets (two during a rotation)."""
+
+    client_id: str
+    org_id: int
+    org_slug: str
+    secrets: tuple[ClientSecret, ...]
+
+    def secret_matching(self, secret: str) -> ClientSecret | None:
+        """The live secret equal to ``secret``, compared in constant time with every one."""
+        digest = hash_token(secret)
+        found = None
+        for candidate in self.secrets:
+            if hmac.compare_digest(candidate.digest, digest):
+                found = candidate
+        return found
+
+
+_SECRETS = (
+    select(ApiToken.id, ApiToken.token_hash, ApiToken.org_id, Organization.slug)
+    .join(Organization, Organization.id == ApiToken.org_id)
+    .where(
+        ApiToken.connection_id == bindparam("client_id"),
+        ApiToken.scope == CLIENT_SCOPE,
+        ApiToken.revoked_at.is_(None),
+        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now")),
+    )
+)
+
+
+def find_client(session: Session, client_id: str) -> Client | None:
+    """The client ``client_id`` if it has a live secret; None for anything else."""
+    try:
+        uuid.UUID(client_id)
+    except ValueError:
+        return None  # client ids are connection ids: anything else exists nowhere
+    rows = session.connection().execute(_SECRETS, {"client_id": client_id, "now": utcnow()}).all()
+    if not rows:
+        return None
+    return Client(
+        client_id=client_id,
+        org_id=rows[0].org_id,
+        org_slug=rows[0].slug,
+        secrets=tuple(ClientSecret(row.id, row.token_hash) for row in rows),
+    )
+
+
+def issue_client_secret(
+    session: Session, org: Organization, connection: Connection, overlap: timedelta
+) -> tuple[str, list[TokenChange]]:
+    """A new client secret for ``connection`` (its client id is the connection's id); its
+    previous secrets, and the access tokens issued for them, end after ``overlap``."""
+    now = utcnow()
+    previous = live_tokens(
+        session, org.id, ApiToken.connection_id == connection.id, ApiToken.scope == CLIENT_SCOPE
+    )
+    changes = end_tokens(session, org.id, previous, now + overlap, now)
+    return issue_token(session, org, CLIENT_SCOPE, connection), changes
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: str
+    prefix: str
+    expires_at: datetime
+
+
+def issue_access_token(
+    session: Session, client: Client, secret: ClientSecret, lifetime: timedelta
+) -> IssuedToken:
+    """An access token for the connection ``client`` is, valid for ``lifetime``; the tokens
+    issued for the same secret that expired over a day ago are deleted on the way."""
+    now = utcnow()
+    session.execute(
+        delete(ApiToken).where(
+            ApiToken.issued_by == secret.id, ApiToken.expires_at < now - KEEP_EXPIRED
+        )
+    )
+    expires_at = now + lifetime
+    token = insert_token(
+        session, client.org_id, "scim", client.client_id, expires_at=expires_at, issued_by=secret.id
+    )
+    return IssuedToken(token, token_prefix(token), expires_at)
