@@ -4,15 +4,15 @@ Tokens of scope ``admin`` only (``scim-server token create --scope admin``): a c
 auditor's token is refused (403). Every request is one provisioning-log event, as on every
 audited surface; a change commits with its event (``services.transaction``), under the same
 operation names as the CLI's (``org.update``, ``deprovisioning.release``, ...), with actor type
-``admin``. Errors use the SCIM error schema; an id of another organisation's connection or hold
-is a 404, as if it did not exist.
+``admin``. Errors use the SCIM error schema; an id of another organisation's connection, hold
+or user is a 404, as if it did not exist.
 
 The endpoints: the organisation's settings (read, change), its connections (list, create,
 rotate, revoke, a new OAuth client secret: a new secret is in the answer only, its prefix in the
-event), its roles and
-access groups (list, create, delete), its group mappings (list, add, remove), the
-mass-deprovisioning guard's holds (list, read, release, reject), and its users as CSV (export;
-an import runs longer than a request should, so it stays in the CLI).
+event; ownership transfer), its roles and access groups (list, create, delete), its group
+mappings (list, add, remove), the mass-deprovisioning guard's holds (list, read, release,
+reject), invitations (list, resend, cancel), unlocking a user, the domain policy's report, and
+its users as CSV (export; an import runs longer than a request should, so it stays in the CLI).
 Everything else an admin does is in the CLI.
 """
 
@@ -34,14 +34,17 @@ from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE, render_scim_error
 from scim_server.http.provisioning_log import current_draft
 from scim_server.http.scim import json_body, optional_json_body
+from scim_server.policy.lifecycle import LOCKED
 from scim_server.scim import discovery
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import InvalidValue, NotFound, ScimError
 from scim_server.scim.listing import Limits
+from scim_server.scim.schema import ACCESS_USER
 from scim_server.services import (
     access,
     connections,
     deprovisioning,
+    lifecycle,
     oauth,
     organizations,
     tokens,
@@ -52,7 +55,7 @@ from scim_server.services.errors import ServiceError
 from scim_server.services.tokens import Principal, parse_duration
 from scim_server.services.transaction import perform_write
 from scim_server.store.db import Database
-from scim_server.store.models import Connection, Organization
+from scim_server.store.models import Connection, Organization, User
 
 bp = Blueprint("admin", __name__, url_prefix="/admin/v1")
 
@@ -64,6 +67,12 @@ OPERATIONS = {
     "admin.rotate_connection": "connection.rotate",
     "admin.revoke_connection": "connection.revoke",
     "admin.create_oauth_client": "connection.oauth",
+    "admin.transfer_ownership": "connection.transfer",
+    "admin.list_invitations": "invitation.list",
+    "admin.resend_invitation": "invitation.resend",
+    "admin.cancel_invitation": "invitation.cancel",
+    "admin.unlock_user": "user.unlock",
+    "admin.policy_check": "policy.check",
     "admin.list_roles": "role.list",
     "admin.create_role": "role.create",
     "admin.delete_role": "role.delete",
@@ -81,6 +90,8 @@ OPERATIONS = {
 }
 
 
+#: The body of the endpoints that act on one user.
+USER = frozenset({"user"})
 #: The largest key of a hold or a mapping (INTEGER): a larger id exists nowhere.
 MAX_ID = 2**31 - 1
 #: What PATCH /organization takes: what GET shows (but slug and name), and two actions.
@@ -416,6 +427,126 @@ def revoke_connection(connection_id: str) -> Response:
     """Every live token of the connection stops working now (a leaked secret)."""
     _object(set())
     return _answer(_write(_revoke, connection_id))
+
+
+def _transfer(session: Session, ctx: RequestContext, source: str, target: str) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    moved = connections.transfer_ownership(session, org, source, target)
+    ctx.audit.resource_type, ctx.audit.resource_id = "Connection", moved.source.id
+    ctx.audit.changes = {
+        "owner": [moved.source.id, moved.target.id],
+        "usersMoved": moved.users,
+        "groupsMoved": moved.groups,
+    }
+    return {
+        "from": {"id": moved.source.id, "name": moved.source.name},
+        "to": {"id": moved.target.id, "name": moved.target.name},
+        "users": moved.users,
+        "groups": moved.groups,
+    }
+
+
+@bp.post("/connections/transfer")
+def transfer_ownership() -> Response:
+    """``{"from", "to"}`` (connection ids or names): the users and groups ``from`` owns become
+    ``to``'s (an IdP migration), as ``connection transfer``."""
+    body = _object({"from", "to"}, frozenset({"from", "to"}))
+    source, target = str(_text("from", body["from"])), str(_text("to", body["to"]))
+    return _answer(_write(_transfer, source, target))
+
+
+# -- users: invitations, unlock, the domain policy's report -----------------------------------
+
+
+def _named_user(body: dict[str, Any]) -> str:
+    name = str(_text("user", body["user"])).strip()
+    if not name:
+        raise InvalidValue('"user" must be a userName or a user id')
+    return name
+
+
+def _user_action(
+    session: Session,
+    ctx: RequestContext,
+    action: Callable[[Session, Organization, str], tuple[Any, dict[str, Any], dict[str, Any]]],
+    name: str,
+) -> dict[str, Any]:
+    """``action(session, org, name)`` on one user, named by userName or id: a 404 for a user
+    the organisation does not have; the event names the user and what changed."""
+    org = _organization(session, ctx)
+    try:
+        user, changes, answer = action(session, org, name)
+    except lifecycle.NoSuchUser:
+        raise NotFound(f'user "{name[:64]}" not found') from None
+    ctx.audit.resource_type, ctx.audit.resource_id = "User", user.id
+    ctx.audit.user_name = user.user_name
+    ctx.audit.changes = changes
+    return {"id": user.id, "userName": user.user_name, **answer}
+
+
+def _resend(
+    session: Session, org: Organization, name: str
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    issued = lifecycle.resend_invitation(session, org.id, name)
+    user = session.get_one(User, issued.invitation.user_pk)
+    summary = issued.summary()
+    return user, {"invitation": [None, summary]}, {"invitation": summary}
+
+
+def _cancel(
+    session: Session, org: Organization, name: str
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    user = lifecycle.cancel_invitation(session, org.id, name)
+    return user, {"invitation": ["pending", None]}, {"cancelled": True}
+
+
+def _unlock(
+    session: Session, org: Organization, name: str
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    user, status = lifecycle.unlock_user(session, org, name)
+    return user, {f"{ACCESS_USER}:status": [LOCKED, status]}, {"status": status}
+
+
+@bp.get("/invitations")
+def list_invitations() -> Response:
+    """The invitations, oldest first (``?pending=true``: only those still usable); link tokens
+    are never shown."""
+    pending = request.args.get("pending", "false").strip().lower()
+    if pending not in ("true", "false"):
+        raise InvalidValue(f'"pending" must be true or false, got "{pending[:16]}"')
+    return _read(
+        lambda session, org: {
+            "invitations": lifecycle.list_invitations(
+                session, org.id, pending_only=pending == "true"
+            )
+        }
+    )
+
+
+@bp.post("/invitations/resend")
+def resend_invitation() -> Response:
+    """``{"user": userName or id}``: a new invitation (a new link) for an invited user; the old
+    link stops working. The mailer takes it from the outbox (``invitation drain``)."""
+    return _answer(_write(_user_action, _resend, _named_user(_object({"user"}, USER))))
+
+
+@bp.post("/invitations/cancel")
+def cancel_invitation() -> Response:
+    """``{"user": userName or id}``: the user's pending invitation stops working; the user
+    stays invited (resend to invite again)."""
+    return _answer(_write(_user_action, _cancel, _named_user(_object({"user"}, USER))))
+
+
+@bp.post("/users/unlock")
+def unlock_user() -> Response:
+    """``{"user": userName or id}``: lift a lock the host product set (SCIM cannot)."""
+    return _answer(_write(_user_action, _unlock, _named_user(_object({"user"}, USER))))
+
+
+@bp.get("/policy-check")
+def policy_check() -> Response:
+    """The users in the store the current domain policy would refuse, as ``policy check``."""
+    return _read(lambda session, org: organizations.policy_report(session, org).to_dict())
 
 
 # -- roles and access groups -------------------------------------------------------------------

@@ -285,8 +285,12 @@ def find_user(session: Session, org_id: int, user_name_or_id: str) -> User:
         .with_for_update()
     )
     if user is None:
-        raise ServiceError(f"no user {user_name_or_id!r} in this organisation")
+        raise NoSuchUser(f"no user {user_name_or_id!r} in this organisation")
     return user
+
+
+class NoSuchUser(ServiceError):
+    """No live user of the organisation has that userName or id (a 404 where it is the target)."""
 
 
 def list_invitations(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import text
 from werkzeug.test import TestResponse
 
 from scim_server.services import organizations, tokens
@@ -321,6 +322,142 @@ def test_another_organisation_s_connection_gets_no_oauth_client(
     other = make_tenant(database)
     response = admin.call("POST", f"/connections/{other.connection_id}/oauth-client")
     assert_error(response, 404, None, f'connection "{other.connection_id}" not found')
+
+
+def test_ownership_moves_from_one_connection_to_another(
+    app: Flask, api: Api, admin: Admin, auditor: Auditor, database: Database
+) -> None:
+    created = admin.call("POST", "/connections", {"name": "Entra", "idp": "entra"}).get_json()
+    user = api.create_user("moved@acme.com")
+    entra = Api(app.test_client(), Tenant(api.tenant.slug, api.tenant.org_id, created["token"], ""))
+    assert set_active(entra, user["id"], False).status_code == 409  # owned by the first one
+    rid = request_id("transfer")
+    moved = admin.call(
+        "POST",
+        "/connections/transfer",
+        {"from": api.tenant.connection_id, "to": "Entra"},
+        **{"X-Request-Id": rid},
+    )
+    assert moved.status_code == 200, moved.get_json()
+    assert moved.get_json() == {
+        "from": {"id": api.tenant.connection_id, "name": "test connection"},
+        "to": {"id": created["id"], "name": "Entra"},
+        "users": 1,
+        "groups": 0,
+    }
+    assert set_active(entra, user["id"], False).status_code == 200
+    event = auditor.one(rid)
+    assert (event["operation"], event["actorType"]) == ("connection.transfer", "admin")
+    assert event["changes"]["owner"] == [api.tenant.connection_id, created["id"]]
+
+    other = make_tenant(database)
+    before = store_snapshot(database, api.tenant.org_id)
+    for body in (
+        {"from": "Entra", "to": "Entra"},
+        {"from": other.connection_id, "to": "Entra"},
+        {"from": "Entra"},
+        {"from": "Entra", "to": 7},
+    ):
+        refused = admin.call("POST", "/connections/transfer", body)
+        assert refused.status_code == 400, (body, refused.get_json())
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_invitations_are_listed_resent_and_cancelled_without_their_links(
+    api: Api, admin: Admin, auditor: Auditor, database: Database
+) -> None:
+    user = api.create_user("invitee@acme.com")
+    assert user[ACCESS]["status"] == "invited"
+    listed = admin.call("GET", "/invitations?pending=true")
+    assert listed.status_code == 200, listed.get_json()
+    (first,) = listed.get_json()["invitations"]
+    assert (first["userId"], first["userName"]) == (user["id"], "invitee@acme.com")
+
+    rid = request_id("resend")
+    resent = admin.call(
+        "POST", "/invitations/resend", {"user": "INVITEE@acme.com"}, **{"X-Request-Id": rid}
+    )
+    assert resent.status_code == 200, resent.get_json()
+    assert resent.get_json()["id"] == user["id"]
+    assert resent.get_json()["invitation"]["id"] != first["id"]
+    event = auditor.one(rid)
+    assert (event["operation"], event["resourceId"], event["userName"]) == (
+        "invitation.resend",
+        user["id"],
+        "invitee@acme.com",
+    )
+    pending = admin.call("GET", "/invitations?pending=true").get_json()["invitations"]
+    assert [entry["id"] for entry in pending] == [resent.get_json()["invitation"]["id"]]
+    with database.engine.connect() as connection:
+        links = connection.execute(
+            text("SELECT token_hash FROM invitations WHERE user_pk IN "
+                 "(SELECT pk FROM users WHERE id = :u)"), {"u": user["id"]}
+        ).scalars().all()  # fmt: skip
+    everything = json.dumps([listed.get_json(), resent.get_json(), event])
+    assert not any(link and link in everything for link in links)
+
+    cancelled = admin.call("POST", "/invitations/cancel", {"user": user["id"]})
+    assert cancelled.status_code == 200, cancelled.get_json()
+    assert admin.call("GET", "/invitations?pending=true").get_json()["invitations"] == []
+    assert len(admin.call("GET", "/invitations").get_json()["invitations"]) == 2
+    again = admin.call("POST", "/invitations/cancel", {"user": user["id"]})
+    assert_error(again, 400, "invalidValue", "user 'invitee@acme.com' has no pending invitation")
+    missing = admin.call("POST", "/invitations/resend", {"user": "nobody@acme.com"})
+    assert_error(missing, 404, None, 'user "nobody@acme.com" not found')
+    assert admin.call("GET", "/invitations?pending=maybe").status_code == 400
+    assert admin.call("POST", "/invitations/resend", {"userName": "x"}).status_code == 400
+
+
+def test_a_locked_user_is_unlocked_and_another_organisation_s_is_not_found(
+    api: Api, admin: Admin, auditor: Auditor, database: Database
+) -> None:
+    user = api.create_user("locked@acme.com")
+    with database.engine.begin() as connection:  # what the host product does
+        connection.execute(
+            text("UPDATE users SET status = 'locked' WHERE id = :i"), {"i": user["id"]}
+        )
+    rid = request_id("unlock")
+    unlocked = admin.call(
+        "POST", "/users/unlock", {"user": "locked@acme.com"}, **{"X-Request-Id": rid}
+    )
+    assert unlocked.status_code == 200, unlocked.get_json()
+    assert unlocked.get_json() == {
+        "id": user["id"],
+        "userName": "locked@acme.com",
+        "status": "invited",
+    }
+    assert api.get(f"/Users/{user['id']}").get_json()[ACCESS]["status"] == "invited"
+    event = auditor.one(rid)
+    assert event["changes"] == {f"{ACCESS}:status": ["locked", "invited"]}
+    assert_error(
+        admin.call("POST", "/users/unlock", {"user": user["id"]}),
+        400,
+        "invalidValue",
+        "user 'locked@acme.com' is invited, not locked",
+    )
+    theirs = Api(api.client, make_tenant(database)).create_user("theirs@acme.com")
+    assert_error(
+        admin.call("POST", "/users/unlock", {"user": theirs["id"]}),
+        404,
+        None,
+        f'user "{theirs["id"]}" not found',
+    )
+
+
+def test_the_policy_report_lists_users_the_settings_would_refuse(
+    api: Api, admin: Admin, auditor: Auditor
+) -> None:
+    api.create_user("in@acme.com")
+    outside = api.create_user("out@elsewhere.com")
+    changed = admin.call("PATCH", "/organization", {"allowedDomains": ["acme.com"]})
+    assert changed.status_code == 200, changed.get_json()
+    rid = request_id("policy")
+    report = admin.call("GET", "/policy-check", **{"X-Request-Id": rid})
+    assert report.status_code == 200, report.get_json()
+    body = report.get_json()
+    assert body["count"] == 1
+    assert [entry["id"] for entry in body["users"]] == [outside["id"]]
+    assert auditor.one(rid)["operation"] == "policy.check"
 
 
 def test_a_mapping_is_added_and_removed_with_its_members_recomputed(
