@@ -31,14 +31,13 @@ from sqlalchemy.orm import Session
 
 from scim_server.config import Settings
 from scim_server.http.auth import require_principal
+from scim_server.http.context import request_context
 from scim_server.http.errors import SCIM_CONTENT_TYPE, render_scim_error
 from scim_server.http.provisioning_log import current_draft
 from scim_server.http.scim import json_body, optional_json_body
 from scim_server.policy.lifecycle import LOCKED
 from scim_server.scim import discovery
-from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import InvalidValue, NotFound, ScimError
-from scim_server.scim.listing import Limits
 from scim_server.scim.schema import ACCESS_USER
 from scim_server.services import (
     access,
@@ -52,7 +51,7 @@ from scim_server.services import (
 )
 from scim_server.services.context import RequestContext
 from scim_server.services.errors import ServiceError
-from scim_server.services.tokens import Principal, parse_duration
+from scim_server.services.tokens import parse_duration
 from scim_server.services.transaction import perform_write
 from scim_server.store.db import Database
 from scim_server.store.models import Connection, Organization, User
@@ -137,26 +136,10 @@ def _database() -> Database:
     return database
 
 
-def _context(principal: Principal) -> RequestContext:
-    settings: Settings = current_app.extensions["scim_settings"]
-    cursors: CursorSettings = current_app.extensions["scim_cursors"]
-    limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_filter_length)
-    draft = current_draft()
-    assert draft is not None  # /admin/v1 is an audited prefix
-    return RequestContext(
-        principal,
-        current_app.extensions["scim_registry"],
-        request.host_url.rstrip("/"),
-        limits,
-        draft,
-        cursors,
-    )
-
-
 def _write(action: Callable[..., Any], *args: Any, status: int = 200) -> Any:
     """Run ``action(session, ctx, *args)`` as a write: its event commits with it."""
     principal = require_principal("admin")
-    return perform_write(_database(), _context(principal), status, action, *args)
+    return perform_write(_database(), request_context(principal), status, action, *args)
 
 
 def _scim_base_url() -> str:

@@ -22,10 +22,9 @@ from flask import Blueprint, Response, current_app, request
 from sqlalchemy.orm import Session
 
 from scim_server.config import Settings
+from scim_server.http.context import request_context
 from scim_server.http.provisioning_log import current_draft, note_error
 from scim_server.http.request_db import end_request_session, request_session
-from scim_server.scim.cursor import CursorSettings
-from scim_server.scim.listing import Limits
 from scim_server.services import oauth
 from scim_server.services.context import RequestContext
 from scim_server.services.tokens import CLIENT_SCOPE, Principal, presented_prefix
@@ -164,29 +163,18 @@ def _issue(
     return issued
 
 
-def _context(client: oauth.Client, secret: oauth.ClientSecret) -> RequestContext:
-    settings: Settings = current_app.extensions["scim_settings"]
-    cursors: CursorSettings = current_app.extensions["scim_cursors"]
+def _context(client: oauth.Client) -> RequestContext:
     draft = current_draft()
-    assert draft is not None  # /oauth is an audited prefix
     principal = Principal(
         org_id=client.org_id,
         org_slug=client.org_slug,
         connection_id=client.client_id,
         scope=CLIENT_SCOPE,
-        token_prefix=draft.token_prefix or "",
+        token_prefix=(draft.token_prefix if draft else None) or "",
         expires_at=None,
         revoked=False,
     )
-    limits = Limits(settings.default_page_size, settings.max_page_size, settings.max_filter_length)
-    return RequestContext(
-        principal,
-        current_app.extensions["scim_registry"],
-        request.host_url.rstrip("/"),
-        limits,
-        draft,
-        cursors,
-    )
+    return request_context(principal)
 
 
 @bp.post("/token")
@@ -214,7 +202,7 @@ def issue_token() -> Response:
     end_request_session()  # the client's read transaction is over; the write opens its own
     database: Database = current_app.extensions["scim_db"]
     issued = perform_write(
-        database, _context(client.client, client.secret), 200, _issue, client.client, client.secret
+        database, _context(client.client), 200, _issue, client.client, client.secret
     )
     settings: Settings = current_app.extensions["scim_settings"]
     body = {
