@@ -1513,10 +1513,12 @@ def token_revoke(org_slug: str, prefix: str, as_json: bool) -> None:
     with _database().transaction(write=True) as session:
         try:
             organization = tokens.get_organization(session, org_slug)
-            ended = tokens.revoke_token(session, organization, prefix)
+            ended, *issued = tokens.revoke_token(session, organization, prefix)
         except (tokens.ServiceError, ScimError) as error:
             _fail(error)
-        changes = _token_changes([ended])
+        changes = {"revoked": [False, True], "scope": ended.scope}
+        if issued:  # an OAuth client secret: its access tokens ended with it
+            changes["oldTokens"] = _token_changes(issued)
         append(
             session,
             _cli_event(
@@ -1525,13 +1527,15 @@ def token_revoke(org_slug: str, prefix: str, as_json: bool) -> None:
                 resource_type="Token",
                 resource_id=ended.prefix,
                 token_prefix=ended.prefix,
-                changes={"revoked": [False, True], "scope": ended.scope},
+                changes=changes,
             ),
         )
     if as_json:
-        click.echo(json.dumps(changes[0]))
+        click.echo(json.dumps({**ended.view(), "issuedTokens": _token_changes(issued)}))
         return
     click.echo(f"token {ended.prefix}... ({ended.scope}) of organisation {org_slug} revoked")
+    for change in issued:
+        click.echo(f"  access token {change.prefix}... issued for it: revoked now")
 
 
 @main.group()

@@ -11,17 +11,25 @@ failures, in the organisation's log when the client id is known.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidRequestError
+from authlib.oauth2.rfc6749 import (
+    ClientMixin,
+    InsecureTransportError,
+    InvalidClientError,
+    InvalidRequestError,
+)
 from authlib.oauth2.rfc6749.grants import ClientCredentialsGrant
 from authlib.oauth2.rfc6749.requests import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.orm import Session
 
 from scim_server.config import Settings
+from scim_server.http.auth import REALM
 from scim_server.http.context import request_context
 from scim_server.http.provisioning_log import current_draft, note_error
 from scim_server.http.request_db import end_request_session, request_session
@@ -30,6 +38,7 @@ from scim_server.services.context import RequestContext
 from scim_server.services.tokens import CLIENT_SCOPE, Principal, presented_prefix
 from scim_server.services.transaction import perform_write
 from scim_server.store.db import Database
+from scim_server.store.types import utcnow
 
 if TYPE_CHECKING:  # imported by the app only when SCIM_RATE_LIMIT is set
     from scim_server.http.rate_limit import ConnectionRateLimit
@@ -91,7 +100,11 @@ class _FormPayload(OAuth2Payload):  # type: ignore[misc]
 
 class _TokenRequest(OAuth2Request):  # type: ignore[misc]
     def __init__(self) -> None:
-        super().__init__(method=request.method, uri=request.url, headers=request.headers)
+        # authlib refuses a plain-HTTP URI unless its host is "localhost" or a loopback address,
+        # which the client's Host header decides; _transport_refusal has already decided by
+        # the connection instead, so authlib is given the URI as HTTPS
+        uri = "https://" + request.url.partition("://")[2]
+        super().__init__(method=request.method, uri=uri, headers=request.headers)
         self.payload = _FormPayload(request.form)
 
     @property
@@ -131,22 +144,80 @@ _server = _Server()
 _server.register_grant(_ClientCredentials)
 
 
-def _refused(oauth_request: OAuth2Request | None, error: OAuth2Error) -> Response:
-    if error.error == "insecure_transport":
-        error.description = (
-            "the token endpoint takes client secrets over HTTPS only (plain HTTP from this "
-            "machine only); behind a TLS proxy, set SCIM_TRUSTED_PROXY_HOPS so that its "
-            "X-Forwarded-Proto is believed"
+#: Parameters that belong in the body only (RFC 6749 §2.3.1, §3.2): a URL reaches logs.
+_BODY_ONLY = ("grant_type", "client_id", "client_secret", "scope")
+#: What every failed client authentication answers, whatever failed: a probe learns nothing
+#: of which client ids exist or have a secret (the log keeps authlib's reason).
+_CLIENT_FAILED = "client authentication failed"
+_BASIC_CHALLENGE = f'Basic realm="{REALM}", error="invalid_client"'
+
+
+def _transport_refusal() -> OAuth2Error | None:
+    """Secrets travel over HTTPS, or in plain HTTP from this very machine (the quick start).
+
+    Decided by the connection, not by the Host header: HTTPS as the request arrived (or as a
+    trusted proxy says, ``SCIM_TRUSTED_PROXY_HOPS``), or a loopback peer that is not an
+    untrusted proxy (a request through a proxy carries its ``X-Forwarded-*`` headers)."""
+    if request.scheme == "https":
+        return None
+    forwarded = any(name.lower().startswith("x-forwarded-") for name, _ in request.headers.items())
+    try:
+        loopback = ipaddress.ip_address(request.remote_addr or "").is_loopback
+    except ValueError:
+        loopback = False
+    if loopback and not forwarded:
+        return None
+    return InsecureTransportError(
+        description="the token endpoint takes client secrets over HTTPS only (plain HTTP from "
+        "this machine only); behind a TLS proxy, set SCIM_TRUSTED_PROXY_HOPS so that its "
+        "X-Forwarded-Proto is believed"
+    )
+
+
+def _request_refusal() -> OAuth2Error | None:
+    """What RFC 6749 refuses before any client is looked up: credentials in the URL, a repeated
+    parameter, no grant type, two ways of authenticating at once."""
+    in_url = [name for name in _BODY_ONLY if name in request.args]
+    if in_url:
+        return InvalidRequestError(
+            f"{in_url[0]} belongs in the form-encoded body, never in the URL (RFC 6749 section 2.3)"
         )
-    if error.error == "invalid_client":
-        # authlib answers an unknown client_id of the form 400 and a wrong secret 401; one
-        # status for both, so that a probe learns nothing of which client ids exist
-        error.status_code = 401
+    repeated = [name for name in request.form if len(request.form.getlist(name)) > 1]
+    if repeated:
+        name = "".join(c for c in repeated[0][:64] if c.isalnum() or c in "_-.")
+        return InvalidRequestError(f"{name} is repeated (RFC 6749 section 3.2)")
+    if not request.form.get("grant_type"):
+        return InvalidRequestError("grant_type is missing: send grant_type=client_credentials")
+    scheme = request.headers.get("Authorization", "").split(None, 1)
+    if scheme and scheme[0].lower() == "basic":
+        # one client, authenticated once (section 2.3); a client that repeats its credentials
+        # in the body is let through, one whose two sets differ is not (authlib would accept
+        # whichever of them is right)
+        basic = extract_basic_authorization(request.headers)
+        in_body = (
+            request.form.get("client_id", basic[0]),
+            request.form.get("client_secret", basic[1]),
+        )
+        if in_body != basic:
+            return InvalidRequestError(
+                "authenticate once: the client_id and client_secret of the body differ from "
+                "those of HTTP Basic (RFC 6749 section 2.3)"
+            )
+    return None
+
+
+def _refused(oauth_request: OAuth2Request | None, error: OAuth2Error) -> Response:
     draft = current_draft()
     if draft is not None:
         draft.operation = "auth.failed"
     note_error(None, f"{error.error}: {error.get_error_description()}")
-    return _server.handle_error_response(oauth_request, error)  # type: ignore[no-any-return]
+    if error.error == "invalid_client":
+        error.status_code = 401  # authlib answers an unknown client_id of the form 400
+        error.description = _CLIENT_FAILED
+    response: Response = _server.handle_error_response(oauth_request, error)
+    if error.error == "invalid_client":
+        response.headers["WWW-Authenticate"] = _BASIC_CHALLENGE  # RFC 7617 wants a realm
+    return response
 
 
 def _issue(
@@ -157,6 +228,7 @@ def _issue(
     ctx.audit.resource_type, ctx.audit.resource_id = "Connection", client.client_id
     ctx.audit.token_prefix = issued.prefix  # of the new token: the log then shows its use
     ctx.audit.changes = {
+        "clientSecret": secret.prefix,  # during a rotation's overlap: which one the IdP uses
         "accessToken": [None, issued.prefix],
         "expires": [None, issued.expires_at.isoformat().replace("+00:00", "Z")],
     }
@@ -179,14 +251,9 @@ def _context(client: oauth.Client) -> RequestContext:
 
 @bp.post("/token")
 def issue_token() -> Response:
-    if request.args:
-        return _refused(
-            None,
-            InvalidRequestError(
-                "send the parameters in the form-encoded body, never in the URL "
-                "(RFC 6749 section 2.3)"
-            ),
-        )
+    refusal = _transport_refusal() or _request_refusal()
+    if refusal is not None:
+        return _refused(None, refusal)
     oauth_request: OAuth2Request | None = None
     try:
         oauth_request = _server.create_oauth2_request(None)
@@ -201,14 +268,17 @@ def issue_token() -> Response:
         rate_limit.check(client.client.client_id)
     end_request_session()  # the client's read transaction is over; the write opens its own
     database: Database = current_app.extensions["scim_db"]
-    issued = perform_write(
-        database, _context(client.client), 200, _issue, client.client, client.secret
-    )
-    settings: Settings = current_app.extensions["scim_settings"]
+    try:
+        issued = perform_write(
+            database, _context(client.client), 200, _issue, client.client, client.secret
+        )
+    except oauth.SecretEnded as ended:  # revoked or rotated since it was checked
+        return _refused(None, InvalidClientError(description=str(ended)))
     body = {
         "access_token": issued.token,
         "token_type": "Bearer",
-        "expires_in": int(settings.oauth_token_lifetime.total_seconds()),
+        # the lifetime, or less when the secret ends sooner (a rotation's overlap)
+        "expires_in": max(1, round((issued.expires_at - utcnow()).total_seconds())),
         "scope": SCOPE,
     }
     return Response(

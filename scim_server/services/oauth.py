@@ -19,7 +19,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, or_, select
+from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.orm import Session
 
 from scim_server.services.tokens import (
@@ -42,15 +42,22 @@ KEEP_EXPIRED = timedelta(days=1)
 
 @dataclass(frozen=True)
 class ClientSecret:
-    """A live secret of a client: its row id and stored hash."""
+    """A live secret of a client: its row id, stored hash and prefix (for the log)."""
 
     id: int
     digest: str
+    prefix: str
+
+
+#: Compared with when a client has no live secret, so that a known client without one costs
+#: what a wrong secret does.
+_NO_SECRET = ClientSecret(0, "0" * 64, "")
 
 
 @dataclass(frozen=True)
 class Client:
-    """A connection as an OAuth client, with its live secrets (two during a rotation)."""
+    """A connection as an OAuth client, with its live secrets: none once they were revoked or
+    ended, two during a rotation's overlap."""
 
     client_id: str
     org_id: int
@@ -61,38 +68,48 @@ class Client:
         """The live secret equal to ``secret``, compared in constant time with every one."""
         digest = hash_token(secret)
         found = None
-        for candidate in self.secrets:
-            if hmac.compare_digest(candidate.digest, digest):
+        for candidate in self.secrets or (_NO_SECRET,):
+            if hmac.compare_digest(candidate.digest, digest) and candidate.id:
                 found = candidate
         return found
 
 
-_SECRETS = (
-    select(ApiToken.id, ApiToken.token_hash, ApiToken.org_id, Organization.slug)
-    .join(Organization, Organization.id == ApiToken.org_id)
-    .where(
-        ApiToken.connection_id == bindparam("client_id"),
-        ApiToken.scope == CLIENT_SCOPE,
-        ApiToken.revoked_at.is_(None),
-        or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now")),
+_LIVE_SECRET = and_(
+    ApiToken.scope == CLIENT_SCOPE,
+    ApiToken.revoked_at.is_(None),
+    or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > bindparam("now")),
+)
+_CLIENT = (
+    select(
+        Connection.org_id,
+        Organization.slug,
+        ApiToken.id,
+        ApiToken.token_hash,
+        ApiToken.prefix,
     )
+    .join(Organization, Organization.id == Connection.org_id)
+    .outerjoin(ApiToken, and_(ApiToken.connection_id == Connection.id, _LIVE_SECRET))
+    .where(Connection.id == bindparam("client_id"))
 )
 
 
 def find_client(session: Session, client_id: str) -> Client | None:
-    """The client ``client_id`` if it has a live secret; None for anything else."""
+    """The connection ``client_id`` as a client (with no secret if it has none left); None if
+    there is no such connection."""
     try:
         uuid.UUID(client_id)
     except ValueError:
         return None  # client ids are connection ids: anything else exists nowhere
-    rows = session.connection().execute(_SECRETS, {"client_id": client_id, "now": utcnow()}).all()
+    rows = session.connection().execute(_CLIENT, {"client_id": client_id, "now": utcnow()}).all()
     if not rows:
         return None
     return Client(
         client_id=client_id,
         org_id=rows[0].org_id,
         org_slug=rows[0].slug,
-        secrets=tuple(ClientSecret(row.id, row.token_hash) for row in rows),
+        secrets=tuple(
+            ClientSecret(row.id, row.token_hash, row.prefix) for row in rows if row.id is not None
+        ),
     )
 
 
@@ -116,18 +133,40 @@ class IssuedToken:
     expires_at: datetime
 
 
+class SecretEnded(Exception):
+    """The secret a token was asked with ended (rotated, revoked) after it was checked."""
+
+
 def issue_access_token(
     session: Session, client: Client, secret: ClientSecret, lifetime: timedelta
 ) -> IssuedToken:
-    """An access token for the connection ``client`` is, valid for ``lifetime``; the tokens
-    issued for the same secret that expired over a day ago are deleted on the way."""
+    """An access token for the connection ``client`` is, valid for ``lifetime`` but never
+    beyond its secret; the connection's access tokens that expired over a day ago are deleted
+    on the way.
+
+    The secret was checked in the request's read transaction: it is read again here, locked, so
+    that a revocation that committed in between is seen (:class:`SecretEnded`), and one that
+    comes later waits for this token and ends it too (``tokens.end_tokens``).
+    """
     now = utcnow()
+    ends = session.execute(
+        select(ApiToken.expires_at)
+        .where(ApiToken.id == secret.id, _LIVE_SECRET)
+        .with_for_update(read=True),
+        {"now": now},
+    ).first()
+    if ends is None:
+        raise SecretEnded(f"the client secret {secret.prefix}... ended")
     session.execute(
         delete(ApiToken).where(
-            ApiToken.issued_by == secret.id, ApiToken.expires_at < now - KEEP_EXPIRED
+            ApiToken.connection_id == client.client_id,
+            ApiToken.issued_by.is_not(None),
+            ApiToken.expires_at < now - KEEP_EXPIRED,
         )
     )
     expires_at = now + lifetime
+    if ends.expires_at is not None:
+        expires_at = min(expires_at, ends.expires_at)
     token = insert_token(
         session, client.org_id, "scim", client.client_id, expires_at=expires_at, issued_by=secret.id
     )

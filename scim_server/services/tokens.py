@@ -289,7 +289,16 @@ def end_tokens(
     """``ending`` stop working at ``at`` (now: revoked), and so do the access tokens issued for
     any of them (OAuth client secrets, ``services.oauth``), unless they expire sooner."""
     secrets_ = [token.id for token in ending if token.scope == CLIENT_SCOPE]
-    issued = live_tokens(session, org_id, ApiToken.issued_by.in_(secrets_)) if secrets_ else []
+    issued = (
+        live_tokens(
+            session,
+            org_id,
+            ApiToken.issued_by.in_(secrets_),
+            ApiToken.id.not_in([token.id for token in ending]),
+        )
+        if secrets_
+        else []
+    )
     return [_end(token, at, now) for token in [*ending, *issued]]
 
 
@@ -326,8 +335,9 @@ def revoke_connection_tokens(
     )
 
 
-def revoke_token(session: Session, org: Organization, prefix: str) -> TokenChange:
-    """The live token of ``org`` whose prefix is ``prefix`` stops working now.
+def revoke_token(session: Session, org: Organization, prefix: str) -> list[TokenChange]:
+    """The live token of ``org`` whose prefix is ``prefix`` stops working now (first in the
+    answer), and so do the access tokens issued for it if it is an OAuth client secret.
 
     An admin may paste the whole leaked token: it is cut to its prefix at once, and never
     repeated in a message."""
@@ -341,4 +351,4 @@ def revoke_token(session: Session, org: Organization, prefix: str) -> TokenChang
     if len(found) > 1:  # 6 random characters: not seen, but never revoke the wrong one
         raise ServiceError(f"{len(found)} live tokens share the prefix {prefix!r}")
     now = utcnow()
-    return end_tokens(session, org.id, found, now, now)[0]
+    return end_tokens(session, org.id, found, now, now)

@@ -22,6 +22,7 @@ from werkzeug.test import TestResponse
 
 from scim_server.app import create_app
 from scim_server.config import ConfigError, Settings
+from scim_server.http import oauth as http_oauth
 from scim_server.store.db import Database
 from scim_server.store.models import SYSTEM_CHAIN, ApiToken
 from tests.api.audit_support import (
@@ -60,7 +61,7 @@ def _basic(client_id: str, secret: str) -> dict[str, str]:
 
 
 def _token_request(
-    client: FlaskClient, client_id: str, secret: str, *, basic: bool = False, **headers: str
+    client: HttpsClient, client_id: str, secret: str, *, basic: bool = False, **headers: str
 ) -> TestResponse:
     form = {"grant_type": "client_credentials"}
     if basic:
@@ -77,14 +78,35 @@ def _access_token(app: Flask, client_id: str, secret: str) -> str:
     return token
 
 
-def _client(app: Flask) -> FlaskClient:
-    """A client at an address of its own: the refusals these tests provoke never use up the
-    per-address auth-failure throttle that other tests' events pass through."""
+class HttpsClient:
+    """An IdP over HTTPS (the token endpoint refuses plain HTTP from another machine)."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def post(self, *args: Any, **kwargs: Any) -> TestResponse:
+        kwargs.setdefault("base_url", "https://scim.example.com")
+        return self.client.post(*args, **kwargs)
+
+    def get(self, *args: Any, **kwargs: Any) -> TestResponse:
+        kwargs.setdefault("base_url", "https://scim.example.com")
+        return self.client.get(*args, **kwargs)
+
+
+def _client(app: Flask, address: str | None = None) -> HttpsClient:
+    """An IdP over HTTPS, at an address of its own: the refusals these tests provoke never use
+    up the per-address auth-failure throttle that other tests' events pass through."""
+    return HttpsClient(client_at(app, address or client_address()))
+
+
+def _users_client(app: Flask) -> FlaskClient:
     return client_at(app, client_address())
 
 
 def _users_status(app: Flask, token: str) -> int:
-    response = _client(app).get("/scim/v2/Users", headers={"Authorization": f"Bearer {token}"})
+    response = _users_client(app).get(
+        "/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}
+    )
     return response.status_code
 
 
@@ -209,7 +231,7 @@ def test_a_wrong_secret_is_refused_and_recorded_in_the_organisations_log(
     address = client_address()
     wrong = issued["client_secret"][:-4] + "AAAA"
     for basic in (False, True):
-        response = _token_request(client_at(app, address), issued["client_id"], wrong, basic=basic)
+        response = _token_request(_client(app, address), issued["client_id"], wrong, basic=basic)
         assert response.status_code == 401
         assert response.get_json()["error"] == "invalid_client"
         assert response.headers["WWW-Authenticate"].startswith("Basic ")
@@ -232,7 +254,7 @@ def test_an_unknown_client_is_refused_in_the_system_log(
     for client_id in unknown:
         for basic in (False, True):
             response = _token_request(
-                client_at(app, address), client_id, "scim_" + "x" * 43, basic=basic
+                _client(app, address), client_id, "scim_" + "x" * 43, basic=basic
             )
             assert response.status_code == 401  # as for a known client's wrong secret
             assert response.get_json()["error"] == "invalid_client"
@@ -244,30 +266,73 @@ def test_malformed_token_requests_get_rfc_6749_errors(
     app: Flask, database: Database, tenant: Tenant
 ) -> None:
     issued = _oauth(database, tenant)
-    client = client_at(app, client_address())
+    client = _client(app)
     credentials = {"client_id": issued["client_id"], "client_secret": issued["client_secret"]}
 
-    wrong_grant = client.post(TOKEN_URL, data={"grant_type": "password", **credentials})
-    assert wrong_grant.status_code == 400
-    assert wrong_grant.get_json()["error"] == "unsupported_grant_type"
+    def error_of(response: TestResponse) -> tuple[int, str]:
+        return response.status_code, response.get_json()["error"]
 
+    wrong_grant = client.post(TOKEN_URL, data={"grant_type": "password", **credentials})
+    assert error_of(wrong_grant) == (400, "unsupported_grant_type")
+    no_grant = client.post(TOKEN_URL, data=credentials)
+    assert error_of(no_grant) == (400, "invalid_request")
+    assert "grant_type" in no_grant.get_json()["error_description"]
     as_json = client.post(TOKEN_URL, json={"grant_type": "client_credentials", **credentials})
-    assert as_json.status_code == 400  # RFC 6749: form-encoded only
-    assert as_json.get_json()["error"] == "unsupported_grant_type"
+    assert error_of(as_json) == (400, "invalid_request")  # RFC 6749: form-encoded only
 
     in_url = client.post(
         TOKEN_URL, query_string={"grant_type": "client_credentials", **credentials}
     )
-    assert in_url.status_code == 400
-    assert in_url.get_json()["error"] == "invalid_request"
+    assert error_of(in_url) == (400, "invalid_request")
     assert "URL" in in_url.get_json()["error_description"]
+    other_query = client.post(
+        TOKEN_URL + "?tenant=acme", data={"grant_type": "client_credentials", **credentials}
+    )
+    assert other_query.status_code == 200  # RFC 6749 §3.2: the endpoint's URI may have a query
+
+    repeated = client.post(
+        TOKEN_URL,
+        data=f"grant_type=client_credentials&grant_type=password&client_id={issued['client_id']}"
+        f"&client_secret={issued['client_secret']}",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert error_of(repeated) == (400, "invalid_request")
+
+    basic_and_form = client.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials", **credentials},
+        headers=_basic(issued["client_id"], "scim_" + "y" * 43),
+    )
+    assert error_of(basic_and_form) == (400, "invalid_request")  # two different credentials
+    other = _oauth(database, make_tenant(database))
+    two_ids = client.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials", "client_id": other["client_id"]},
+        headers=_basic(issued["client_id"], issued["client_secret"]),
+    )
+    assert error_of(two_ids) == (400, "invalid_request")
+    same_id = client.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials", "client_id": issued["client_id"]},
+        headers=_basic(issued["client_id"], issued["client_secret"]),
+    )
+    assert same_id.status_code == 200  # §3.2.1 lets the client repeat its id in the body
+    repeated_both = client.post(
+        TOKEN_URL,
+        data={"grant_type": "client_credentials", **credentials},
+        headers=_basic(issued["client_id"], issued["client_secret"]),
+    )
+    assert repeated_both.status_code == 200  # the same credentials twice: one client
 
     no_credentials = client.post(TOKEN_URL, data={"grant_type": "client_credentials"})
-    assert no_credentials.status_code == 401
-    assert no_credentials.get_json()["error"] == "invalid_client"
+    assert error_of(no_credentials) == (401, "invalid_client")
+    assert (
+        no_credentials.headers["WWW-Authenticate"] == 'Basic realm="scim", error="invalid_client"'
+    )
 
     assert client.get(TOKEN_URL).status_code == 405
-    assert not [r for r in _token_rows(database, tenant.connection_id) if r["issued_by"]]
+    issued_tokens = [r for r in _token_rows(database, tenant.connection_id) if r["issued_by"]]
+    assert len(issued_tokens) == 3  # the three requests that were right
 
 
 def test_the_token_endpoint_refuses_plain_http_but_from_this_machine(
@@ -279,13 +344,26 @@ def test_the_token_endpoint_refuses_plain_http_but_from_this_machine(
         "client_id": issued["client_id"],
         "client_secret": issued["client_secret"],
     }
-    client = client_at(app, client_address())
-    remote = client.post(TOKEN_URL, data=form, base_url="http://scim.example.com")
-    assert remote.status_code == 400
-    assert remote.get_json()["error"] == "insecure_transport"
-    assert "SCIM_TRUSTED_PROXY_HOPS" in remote.get_json()["error_description"]
-    secure = client.post(TOKEN_URL, data=form, base_url="https://scim.example.com")
-    assert secure.status_code == 200
+    remote = client_at(app, client_address())
+    # plain HTTP from another machine, whatever Host it names (nginx's proxy_pass sends
+    # "Host: 127.0.0.1:8000" unless told otherwise)
+    for host in ("http://scim.example.com", "http://localhost:8000", "http://127.0.0.1:8000"):
+        refused = remote.post(TOKEN_URL, data=form, base_url=host)
+        assert refused.status_code == 400, host
+        assert refused.get_json()["error"] == "insecure_transport"
+        assert "SCIM_TRUSTED_PROXY_HOPS" in refused.get_json()["error_description"]
+    assert remote.post(TOKEN_URL, data=form, base_url="https://scim.example.com").status_code == 200
+
+    local = client_at(app, "127.0.0.1")  # the quick start: curl on the same machine
+    assert local.post(TOKEN_URL, data=form, base_url="http://localhost:8000").status_code == 200
+    through_a_proxy = local.post(
+        TOKEN_URL,
+        data=form,
+        base_url="http://localhost:8000",
+        headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"},
+    )
+    assert through_a_proxy.status_code == 400  # a proxy this server was not told to trust
+    assert through_a_proxy.get_json()["error"] == "insecure_transport"
 
 
 def test_a_client_secret_is_not_a_bearer_token(
@@ -445,3 +523,134 @@ def test_the_access_token_lifetime_is_configurable_within_a_day(
     for wrong, message in (("30", "at least 60"), ("86401", "at most 86400"), ("1h", "integer")):
         with pytest.raises(ConfigError, match=message):
             Settings.from_env({"SCIM_OAUTH_TOKEN_LIFETIME_SECONDS": wrong})
+
+
+def test_a_secret_revoked_while_a_token_is_being_issued_buys_no_token(
+    app: Flask, database: Database, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The secret is checked in the request's read transaction and the token written in a
+    write transaction: a revocation that commits in between must be seen."""
+    issued = _oauth(database, tenant)
+    end_reading = http_oauth.end_request_session
+
+    def revoke_in_between() -> None:
+        end_reading()
+        revoked = run_cli(
+            database, "connection", "revoke", "--org", tenant.slug, tenant.connection_id
+        )
+        assert revoked.exit_code == 0, revoked.output
+
+    monkeypatch.setattr(http_oauth, "end_request_session", revoke_in_between)
+    address = client_address()
+    response = _token_request(_client(app, address), issued["client_id"], issued["client_secret"])
+    monkeypatch.undo()
+    assert response.status_code == 401, response.get_json()
+    assert response.get_json()["error"] == "invalid_client"
+    assert not [r for r in _token_rows(database, tenant.connection_id) if r["issued_by"]]
+    (event,) = events_from(database, address)
+    assert (event["org_id"], event["operation"], event["status"]) == (
+        tenant.org_id,
+        "auth.failed",
+        401,
+    )
+
+
+def test_an_access_token_never_outlives_its_secret(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    old = _oauth(database, tenant)
+    _oauth(database, tenant, "--overlap", "60s")  # the old secret ends in a minute
+    response = _token_request(_client(app), old["client_id"], old["client_secret"])
+    assert response.status_code == 200
+    assert 55 <= response.get_json()["expires_in"] <= 60
+    rows = _token_rows(database, tenant.connection_id)
+    (secret,) = [r for r in rows if r["prefix"] == old["client_secret"][:11]]
+    (access,) = [r for r in rows if r["issued_by"] == secret["id"]]
+    assert access["expires_at"] == secret["expires_at"]
+
+
+def test_an_unknown_client_and_a_wrong_secret_get_the_same_answer(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    issued = _oauth(database, tenant)
+    wrong = "scim_" + "y" * 43
+    client = _client(app)
+    unknown = _token_request(client, "00000000" + issued["client_id"][8:], wrong)
+    known = _token_request(client, issued["client_id"], wrong)
+    assert (unknown.status_code, known.status_code) == (401, 401)
+    assert unknown.get_json() == known.get_json()
+    assert unknown.headers["WWW-Authenticate"] == known.headers["WWW-Authenticate"]
+
+
+def test_attempts_with_a_revoked_secret_stay_in_the_organisations_log(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    issued = _oauth(database, tenant)
+    revoked = run_cli(database, "connection", "revoke", "--org", tenant.slug, tenant.connection_id)
+    assert revoked.exit_code == 0, revoked.output
+    address = client_address()
+    refused = _token_request(_client(app, address), issued["client_id"], issued["client_secret"])
+    assert refused.status_code == 401
+    (event,) = events_from(database, address)
+    assert (event["org_id"], event["operation"]) == (tenant.org_id, "auth.failed")
+
+
+def test_connection_revoke_lists_each_token_once(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    issued = _oauth(database, tenant)
+    access = _access_token(app, issued["client_id"], issued["client_secret"])
+    result = run_cli(
+        database, "connection", "revoke", "--org", tenant.slug, tenant.connection_id, "--json"
+    )
+    prefixes = sorted(change["prefix"] for change in json.loads(result.stdout)["revoked"])
+    assert prefixes == sorted(
+        token[:11] for token in (tenant.token, issued["client_secret"], access)
+    )
+
+
+def test_expired_access_tokens_of_a_previous_secret_are_deleted_too(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    first = _oauth(database, tenant)
+    for _ in range(3):
+        _access_token(app, first["client_id"], first["client_secret"])
+    second = _oauth(database, tenant, "--overlap", "0")
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE api_tokens SET expires_at = :old "
+                "WHERE connection_id = :c AND issued_by IS NOT NULL"
+            ),
+            {"old": datetime.now(UTC) - timedelta(days=30), "c": tenant.connection_id},
+        )
+    _access_token(app, second["client_id"], second["client_secret"])
+    assert len([r for r in _token_rows(database, tenant.connection_id) if r["issued_by"]]) == 1
+
+
+def test_token_revoke_of_a_secret_names_the_access_tokens_it_ended(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    issued = _oauth(database, tenant)
+    access = _access_token(app, issued["client_id"], issued["client_secret"])
+    result = run_cli(
+        database, "token", "revoke", "--org", tenant.slug, issued["client_secret"][:11], "--json"
+    )
+    assert result.exit_code == 0, result.output
+    assert [t["prefix"] for t in json.loads(result.stdout)["issuedTokens"]] == [access[:11]]
+    (event,) = auditor_for(app, database, tenant.slug).events('operation eq "token.revoke"')
+    assert [t["prefix"] for t in event["changes"]["oldTokens"]] == [access[:11]]
+
+
+def test_the_oauth_token_event_names_the_secret_used(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    old = _oauth(database, tenant)
+    new = _oauth(database, tenant)  # 24 h overlap: two live secrets
+    _access_token(app, old["client_id"], old["client_secret"])
+    _access_token(app, new["client_id"], new["client_secret"])
+    events = auditor_for(app, database, tenant.slug).events('operation eq "oauth.token"')
+    assert [e["changes"]["clientSecret"] for e in events] == [
+        old["client_secret"][:11],
+        new["client_secret"][:11],
+    ]
