@@ -1466,7 +1466,7 @@ main.add_command(click.Group("user", commands=users.commands, hidden=True))
 
 @main.group()
 def token() -> None:
-    """Bearer tokens for the admin and audit surfaces."""
+    """Tokens: create admin and audit tokens; list and revoke any token of an organisation."""
 
 
 @token.command("create")
@@ -1502,6 +1502,35 @@ def token_create(org_slug: str, scope: str, as_json: bool) -> None:
         return
     click.echo(f"{scope} token for organisation {org_slug}: {secret}")
     click.echo("The token is shown only this once.")
+
+
+@token.command("list")
+@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--all", "ended", is_flag=True, help="Expired and revoked tokens too.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+def token_list(org_slug: str, ended: bool, as_json: bool) -> None:
+    """The organisation's live tokens, oldest first, by prefix (never the tokens): connections'
+    bearer tokens, OAuth client secrets and the access tokens issued for them, admin and audit
+    tokens. Revoke one with `token revoke PREFIX`."""
+    with _database().transaction(write=False) as session:
+        listed = tokens.list_tokens(session, _org(session, org_slug), ended=ended)
+    if as_json:
+        click.echo(json.dumps([view.to_dict() for view in listed]))
+        return
+    for view in listed:
+        shown = view.to_dict()
+        owner = f"  {view.connection_name} ({view.connection_id})" if view.connection_id else ""
+        state = (
+            f"revoked {shown['revoked']}"
+            if view.revoked_at
+            else f"expires {shown['expires']}"
+            if view.expires_at
+            else "no expiry"
+        )
+        issued = f"  issued for {view.issued_for}..." if view.issued_for else ""
+        click.echo(
+            f"{view.prefix}...  {view.kind}{owner}  created {shown['created']}  {state}{issued}"
+        )
 
 
 @token.command("revoke")

@@ -9,11 +9,11 @@ or user is a 404, as if it did not exist.
 
 The endpoints: the organisation's settings (read, change), its connections (list, create,
 rotate, revoke, a new OAuth client secret: a new secret is in the answer only, its prefix in the
-event; ownership transfer), its roles and access groups (list, create, delete), its group
-mappings (list, add, remove), the mass-deprovisioning guard's holds (list, read, release,
-reject), invitations (list, resend, cancel), unlocking a user, the domain policy's report, and
-its users as CSV (export; an import runs longer than a request should, so it stays in the CLI).
-Everything else an admin does is in the CLI.
+event; ownership transfer), its tokens (list by prefix, revoke), its roles and access groups
+(list, create, delete), its group mappings (list, add, remove), the mass-deprovisioning guard's
+holds (list, read, release, reject), invitations (list, resend, cancel), unlocking a user, the
+domain policy's report, and its users as CSV (export; an import runs longer than a request
+should, so it stays in the CLI). Everything else an admin does is in the CLI.
 """
 
 from __future__ import annotations
@@ -72,6 +72,8 @@ OPERATIONS = {
     "admin.cancel_invitation": "invitation.cancel",
     "admin.unlock_user": "user.unlock",
     "admin.policy_check": "policy.check",
+    "admin.list_tokens": "token.list",
+    "admin.revoke_token": "token.revoke",
     "admin.list_roles": "role.list",
     "admin.create_role": "role.create",
     "admin.delete_role": "role.delete",
@@ -438,6 +440,50 @@ def transfer_ownership() -> Response:
     return _answer(_write(_transfer, source, target))
 
 
+@bp.get("/tokens")
+def list_tokens() -> Response:
+    """The organisation's live tokens by prefix (``?all=true``: ended ones too), as
+    ``token list --json``: what there is to rotate or revoke."""
+    ended = _flag_argument("all")
+    return _read(
+        lambda session, org: {
+            "tokens": [view.to_dict() for view in tokens.list_tokens(session, org, ended=ended)]
+        }
+    )
+
+
+def _revoke_token(session: Session, ctx: RequestContext, prefix: str) -> dict[str, Any]:
+    org = _organization(session, ctx)
+    try:
+        ended, *issued = tokens.revoke_token(session, org, prefix)
+    except tokens.NoSuchToken as missing:
+        raise NotFound(str(missing)) from None
+    ctx.audit.resource_type, ctx.audit.resource_id = "Token", ended.prefix
+    changes: dict[str, Any] = {"revoked": [False, True], "scope": ended.scope}
+    if issued:  # an OAuth client secret: its access tokens ended with it
+        changes["oldTokens"] = [change.view() for change in issued]
+    ctx.audit.changes = changes
+    return {**ended.view(), "issuedTokens": [change.view() for change in issued]}
+
+
+@bp.post("/tokens/revoke")
+def revoke_token() -> Response:
+    """``{"prefix": ...}`` (or the whole leaked token, cut to its prefix and never echoed): that
+    token of the organisation stops working now, as ``token revoke``."""
+    body = _object({"prefix"}, frozenset({"prefix"}))
+    prefix = str(_text("prefix", body["prefix"])).strip()
+    if not prefix:
+        raise InvalidValue('"prefix" must be the start of a token, e.g. scim_Ab3dE9')
+    return _answer(_write(_revoke_token, prefix))
+
+
+def _flag_argument(name: str) -> bool:
+    value = request.args.get(name, "false").strip().lower()
+    if value not in ("true", "false"):
+        raise InvalidValue(f'"{name}" must be true or false, got "{value[:16]}"')
+    return value == "true"
+
+
 # -- users: invitations, unlock, the domain policy's report -----------------------------------
 
 
@@ -494,14 +540,10 @@ def _unlock(
 def list_invitations() -> Response:
     """The invitations, oldest first (``?pending=true``: only those still usable); link tokens
     are never shown."""
-    pending = request.args.get("pending", "false").strip().lower()
-    if pending not in ("true", "false"):
-        raise InvalidValue(f'"pending" must be true or false, got "{pending[:16]}"')
+    pending = _flag_argument("pending")
     return _read(
         lambda session, org: {
-            "invitations": lifecycle.list_invitations(
-                session, org.id, pending_only=pending == "true"
-            )
+            "invitations": lifecycle.list_invitations(session, org.id, pending_only=pending)
         }
     )
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from scim_server.audit.chain import create_chain
 from scim_server.services.access import seed_roles
@@ -335,6 +335,10 @@ def revoke_connection_tokens(
     )
 
 
+class NoSuchToken(ServiceError):
+    """No live token of the organisation has that prefix (a 404 where it is the target)."""
+
+
 def revoke_token(session: Session, org: Organization, prefix: str) -> list[TokenChange]:
     """The live token of ``org`` whose prefix is ``prefix`` stops working now (first in the
     answer), and so do the access tokens issued for it if it is an OAuth client secret.
@@ -344,7 +348,7 @@ def revoke_token(session: Session, org: Organization, prefix: str) -> list[Token
     prefix = token_prefix(prefix.strip())
     found = live_tokens(session, org.id, ApiToken.prefix == prefix)
     if not found:
-        raise ServiceError(
+        raise NoSuchToken(
             f"organisation {org.slug!r} has no live token with prefix {prefix!r} "
             "(the prefix is the start of the token shown in the provisioning log)"
         )
@@ -352,3 +356,85 @@ def revoke_token(session: Session, org: Organization, prefix: str) -> list[Token
         raise ServiceError(f"{len(found)} live tokens share the prefix {prefix!r}")
     now = utcnow()
     return end_tokens(session, org.id, found, now, now)
+
+
+# -- listing (DESIGN §7: what is live, to rotate or revoke it) ----------------------------------
+
+#: Most tokens one listing shows (an organisation has a few; access tokens add about one an hour
+#: per OAuth client, kept a day past their expiry).
+MAX_LISTED_TOKENS = 1000
+
+
+@dataclass(frozen=True)
+class TokenView:
+    """A token as an admin sees it: never the token, its prefix."""
+
+    prefix: str
+    scope: str
+    kind: str
+    connection_id: str | None
+    connection_name: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    issued_for: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        def iso(moment: datetime | None) -> str | None:
+            return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+        return {
+            "prefix": self.prefix,
+            "kind": self.kind,
+            "scope": self.scope,
+            "connectionId": self.connection_id,
+            "connectionName": self.connection_name,
+            "created": iso(self.created_at),
+            "expires": iso(self.expires_at),
+            "revoked": iso(self.revoked_at),
+            "issuedFor": self.issued_for,
+        }
+
+
+def token_kind(scope: str, issued_by: int | None) -> str:
+    """``connection`` (a bearer token of an IdP connection), ``oauth-client`` (its client
+    secret), ``oauth-access`` (a token the token endpoint issued), ``admin`` or ``audit``."""
+    if scope == CLIENT_SCOPE:
+        return "oauth-client"
+    if issued_by is not None:
+        return "oauth-access"
+    return "connection" if scope == "scim" else scope
+
+
+def list_tokens(session: Session, org: Organization, *, ended: bool = False) -> list[TokenView]:
+    """The organisation's live tokens, oldest first (with ``ended``: expired and revoked ones
+    too, as long as they are kept)."""
+    secret = aliased(ApiToken)
+    query = (
+        select(ApiToken, Connection.name, secret.prefix)
+        .outerjoin(Connection, Connection.id == ApiToken.connection_id)
+        .outerjoin(secret, secret.id == ApiToken.issued_by)
+        .where(ApiToken.org_id == org.id)
+        .order_by(ApiToken.created_at, ApiToken.id)
+        .limit(MAX_LISTED_TOKENS)
+    )
+    if not ended:
+        now = utcnow()
+        query = query.where(
+            ApiToken.revoked_at.is_(None),
+            or_(ApiToken.expires_at.is_(None), ApiToken.expires_at > now),
+        )
+    return [
+        TokenView(
+            prefix=token.prefix,
+            scope=token.scope,
+            kind=token_kind(token.scope, token.issued_by),
+            connection_id=token.connection_id,
+            connection_name=name,
+            created_at=token.created_at,
+            expires_at=token.expires_at,
+            revoked_at=token.revoked_at,
+            issued_for=issued_for,
+        )
+        for token, name, issued_for in session.execute(query)
+    ]

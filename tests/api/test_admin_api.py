@@ -316,6 +316,50 @@ def test_an_oauth_client_secret_is_issued_once_and_buys_access_tokens(
         assert admin.call("POST", path, bad).status_code == 400
 
 
+def test_the_tokens_are_listed_by_prefix(api: Api, admin: Admin, auditor: Auditor) -> None:
+    rid = request_id("tokens")
+    listed = admin.call("GET", "/tokens", **{"X-Request-Id": rid})
+    assert listed.status_code == 200, listed.get_json()
+    kinds = {(t["prefix"], t["kind"]) for t in listed.get_json()["tokens"]}
+    assert kinds == {
+        (api.tenant.token[:11], "connection"),
+        (admin.token[:11], "admin"),
+        (auditor.token[:11], "audit"),
+    }
+    assert api.tenant.token not in listed.get_data(as_text=True)
+    assert auditor.one(rid)["operation"] == "token.list"
+    assert admin.call("GET", "/tokens?all=maybe").status_code == 400
+
+
+def test_a_leaked_token_is_revoked_by_prefix_and_never_echoed(
+    app: Flask, api: Api, admin: Admin, auditor: Auditor, database: Database
+) -> None:
+    rid = request_id("revoke-token")
+    revoked = admin.call(
+        "POST", "/tokens/revoke", {"prefix": auditor.token}, **{"X-Request-Id": rid}
+    )  # the whole token, pasted
+    assert revoked.status_code == 200, revoked.get_json()
+    assert revoked.get_json() == {
+        "prefix": auditor.token[:11],
+        "scope": "audit",
+        "revoked": True,
+        "expires": None,
+        "issuedTokens": [],
+    }
+    assert auditor.token not in revoked.get_data(as_text=True)
+    assert auditor.get().status_code == 401
+    event = Auditor(app.test_client(), tokens_of_scope(database, api.tenant.slug, "audit")).one(rid)
+    assert (event["operation"], event["resourceId"]) == ("token.revoke", auditor.token[:11])
+    assert auditor.token not in json.dumps(event)
+    again = admin.call("POST", "/tokens/revoke", {"prefix": auditor.token[:11]})
+    assert again.status_code == 404
+    other = make_tenant(database)
+    theirs = admin.call("POST", "/tokens/revoke", {"prefix": other.token[:11]})
+    assert theirs.status_code == 404
+    assert scim_status(app, other.token) == 200
+    assert admin.call("POST", "/tokens/revoke", {"prefix": ""}).status_code == 400
+
+
 def test_another_organisation_s_connection_gets_no_oauth_client(
     admin: Admin, database: Database
 ) -> None:

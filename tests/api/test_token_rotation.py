@@ -158,3 +158,47 @@ def test_overlaps_that_make_no_sense_are_refused(database: Database, tenant: Ten
     unknown = run_cli(database, "connection", "rotate", "--org", tenant.slug, "no-such")
     assert unknown.exit_code != 0
     assert "no connection 'no-such'" in unknown.output
+
+
+def test_token_list_shows_every_live_credential_by_prefix_only(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    oauth = _cli_json(database, "connection", "oauth", "--org", tenant.slug, tenant.connection_id)
+    access = app.test_client().post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": oauth["client_id"],
+            "client_secret": oauth["client_secret"],
+        },
+        base_url="https://scim.example.com",
+    )
+    assert access.status_code == 200, access.get_json()
+    access_token = access.get_json()["access_token"]
+    audit = _cli_json(database, "token", "create", "--org", tenant.slug, "--scope", "audit")
+    revoked = _cli_json(database, "token", "create", "--org", tenant.slug, "--scope", "admin")
+    run_cli(database, "token", "revoke", "--org", tenant.slug, revoked["token"][:11])
+
+    result = run_cli(database, "token", "list", "--org", tenant.slug, "--json")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert [(t["prefix"], t["kind"]) for t in listed] == [
+        (tenant.token[:11], "connection"),
+        (oauth["client_secret"][:11], "oauth-client"),
+        (access_token[:11], "oauth-access"),
+        (audit["token"][:11], "audit"),
+    ]
+    assert listed[2]["issuedFor"] == oauth["client_secret"][:11]
+    assert listed[2]["expires"] is not None
+    assert {t["connectionId"] for t in listed[:3]} == {tenant.connection_id}
+    every = json.loads(
+        run_cli(database, "token", "list", "--org", tenant.slug, "--all", "--json").stdout
+    )
+    assert [t["prefix"] for t in every if t["revoked"]] == [revoked["token"][:11]]
+    text = run_cli(database, "token", "list", "--org", tenant.slug).output
+    for secret in (tenant.token, oauth["client_secret"], access_token, audit["token"]):
+        assert secret not in result.stdout + text
+        assert secret[:11] in text
+    other = make_tenant(database)
+    theirs = json.loads(run_cli(database, "token", "list", "--org", other.slug, "--json").stdout)
+    assert [t["prefix"] for t in theirs] == [other.token[:11]]
