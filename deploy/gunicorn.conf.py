@@ -57,6 +57,12 @@ logconfig_dict = gunicorn_logconfig(loglevel, os.environ.get("SCIM_LOG_FORMAT", 
 # with a filter of SCIM_MAX_FILTER_LENGTH characters with its own HTML 414); nginx's default
 # header buffer is the same 8 KiB. Longer queries belong in POST /.search (RFC 7644 §3.4.3).
 limit_request_line = 8190
+# Which proxies are believed is SCIM_TRUSTED_PROXY_HOPS's to say (werkzeug's ProxyFix in the
+# app), not gunicorn's: by default gunicorn takes X-Forwarded-Proto (and X-Forwarded-Ssl) from
+# any peer on 127.0.0.1, so a local plain-HTTP proxy that passes a client's headers through
+# would let that client claim HTTPS (the OAuth token endpoint takes secrets over HTTPS only)
+forwarded_allow_ips = ""
+secure_scheme_headers: dict[str, str] = {}
 # the path without its query string: a query can carry a token (?access_token=, which is
 # refused, but the line would keep it) and filters carry people's addresses
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss rid=%({x-request-id}o)s'

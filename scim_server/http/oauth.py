@@ -152,20 +152,36 @@ _CLIENT_FAILED = "client authentication failed"
 _BASIC_CHALLENGE = f'Basic realm="{REALM}", error="invalid_client"'
 
 
+#: Headers a proxy adds: a request that carries one came through a proxy, and from a proxy
+#: this server was not told to trust (``SCIM_TRUSTED_PROXY_HOPS``) plain HTTP is refused.
+_PROXY_HEADERS = ("forwarded", "via", "x-real-ip")
+
+
+def _from_this_machine() -> bool:
+    """The peer is a loopback address (IPv4-mapped too: a dual-stack socket reports
+    ``::ffff:127.0.0.1``) and no proxy says it relays someone else."""
+    try:
+        address = ipaddress.ip_address(request.remote_addr or "")
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    if not (mapped or address).is_loopback:
+        return False
+    return not any(
+        name.lower().startswith("x-forwarded-") or name.lower() in _PROXY_HEADERS
+        for name, _ in request.headers.items()
+    )
+
+
 def _transport_refusal() -> OAuth2Error | None:
     """Secrets travel over HTTPS, or in plain HTTP from this very machine (the quick start).
 
     Decided by the connection, not by the Host header: HTTPS as the request arrived (or as a
-    trusted proxy says, ``SCIM_TRUSTED_PROXY_HOPS``), or a loopback peer that is not an
-    untrusted proxy (a request through a proxy carries its ``X-Forwarded-*`` headers)."""
-    if request.scheme == "https":
-        return None
-    forwarded = any(name.lower().startswith("x-forwarded-") for name, _ in request.headers.items())
-    try:
-        loopback = ipaddress.ip_address(request.remote_addr or "").is_loopback
-    except ValueError:
-        loopback = False
-    if loopback and not forwarded:
+    trusted proxy says: ProxyFix, ``SCIM_TRUSTED_PROXY_HOPS``, is the only judge of that;
+    ``deploy/gunicorn.conf.py`` turns gunicorn's own trust of local proxies off), or a
+    loopback peer that is not a proxy. A local proxy that adds no header at all cannot be told
+    from a local client: it must not serve plain HTTP to others."""
+    if request.scheme == "https" or _from_this_machine():
         return None
     return InsecureTransportError(
         description="the token endpoint takes client secrets over HTTPS only (plain HTTP from "
@@ -174,26 +190,55 @@ def _transport_refusal() -> OAuth2Error | None:
     )
 
 
+class _MalformedBasic(Exception):
+    """An ``Authorization: Basic`` header that does not decode (not base64, not UTF-8)."""
+
+
+def _basic_credentials() -> tuple[str | None, str | None] | None:
+    """The id and secret of an ``Authorization: Basic`` header; None without one."""
+    scheme = request.headers.get("Authorization", "").split(None, 1)
+    if not scheme or scheme[0].lower() != "basic":
+        return None
+    try:
+        client_id, secret = extract_basic_authorization(request.headers)
+    except ValueError as error:  # UnicodeDecodeError, or "Basic" and nothing after it
+        raise _MalformedBasic(str(error)) from None
+    return client_id, secret
+
+
+def _parameter_name(name: str) -> str:
+    """A parameter's name as an error description may quote it (ASCII letters and digits)."""
+    kept = "".join(c for c in name[:64] if c.isascii() and (c.isalnum() or c in "_-."))
+    return kept or "a parameter"
+
+
 def _request_refusal() -> OAuth2Error | None:
-    """What RFC 6749 refuses before any client is looked up: credentials in the URL, a repeated
-    parameter, no grant type, two ways of authenticating at once."""
+    """What RFC 6749 refuses before any client is looked up: credentials in the URL, a body
+    that is not a form, a repeated parameter, no grant type, two different credentials."""
     in_url = [name for name in _BODY_ONLY if name in request.args]
     if in_url:
         return InvalidRequestError(
             f"{in_url[0]} belongs in the form-encoded body, never in the URL (RFC 6749 section 2.3)"
         )
+    if request.mimetype != "application/x-www-form-urlencoded":
+        return InvalidRequestError(
+            "the body must be application/x-www-form-urlencoded (RFC 6749 section 4.4.2)"
+        )
     repeated = [name for name in request.form if len(request.form.getlist(name)) > 1]
     if repeated:
-        name = "".join(c for c in repeated[0][:64] if c.isalnum() or c in "_-.")
-        return InvalidRequestError(f"{name} is repeated (RFC 6749 section 3.2)")
+        return InvalidRequestError(
+            f"{_parameter_name(repeated[0])} is repeated (RFC 6749 section 3.2)"
+        )
     if not request.form.get("grant_type"):
         return InvalidRequestError("grant_type is missing: send grant_type=client_credentials")
-    scheme = request.headers.get("Authorization", "").split(None, 1)
-    if scheme and scheme[0].lower() == "basic":
+    try:
+        basic = _basic_credentials()
+    except _MalformedBasic:
+        return InvalidClientError(description="the Basic credentials do not decode")
+    if basic is not None:
         # one client, authenticated once (section 2.3); a client that repeats its credentials
         # in the body is let through, one whose two sets differ is not (authlib would accept
         # whichever of them is right)
-        basic = extract_basic_authorization(request.headers)
         in_body = (
             request.form.get("client_id", basic[0]),
             request.form.get("client_secret", basic[1]),
@@ -206,10 +251,37 @@ def _request_refusal() -> OAuth2Error | None:
     return None
 
 
+def _attribute_to_named_client() -> None:
+    """A request refused before its client was authenticated still names a client id (in the
+    form or in HTTP Basic): if it is one of an organisation's connections, the refusal belongs
+    in that organisation's log, where its admin looks (a proxy that is not trusted yet, a
+    wrong grant type). The answer does not depend on it."""
+    draft = current_draft()
+    if draft is None or draft.actor_type != "anonymous":
+        return
+    try:
+        basic = _basic_credentials()
+    except _MalformedBasic:
+        basic = None
+    named = request.form.get("client_id") or (basic[0] if basic else None)
+    found = oauth.find_client(request_session(), named) if named else None
+    if found is not None:
+        draft.org_id, draft.actor_type, draft.actor = found.org_id, "connection", found.client_id
+
+
 def _refused(oauth_request: OAuth2Request | None, error: OAuth2Error) -> Response:
     draft = current_draft()
     if draft is not None:
         draft.operation = "auth.failed"
+    if error.error == "unsupported_grant_type":
+        # authlib's description repeats the client's value, which the log would then keep
+        error = OAuth2Error(
+            error="unsupported_grant_type",
+            description="only grant_type=client_credentials is supported",
+            status_code=400,
+        )
+    if error.error != "invalid_client":  # an authentication failure is attributed already
+        _attribute_to_named_client()
     note_error(None, f"{error.error}: {error.get_error_description()}")
     if error.error == "invalid_client":
         error.status_code = 401  # authlib answers an unknown client_id of the form 400

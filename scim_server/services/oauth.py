@@ -146,13 +146,17 @@ def issue_access_token(
 
     The secret was checked in the request's read transaction: it is read again here, locked, so
     that a revocation that committed in between is seen (:class:`SecretEnded`), and one that
-    comes later waits for this token and ends it too (``tokens.end_tokens``).
+    comes later waits for this token (and only this one) and ends it too (``tokens.end_tokens``).
     """
     now = utcnow()
     ends = session.execute(
         select(ApiToken.expires_at)
         .where(ApiToken.id == secret.id, _LIVE_SECRET)
-        .with_for_update(read=True),
+        # FOR NO KEY UPDATE, not FOR SHARE: share locks do not conflict with one another, so
+        # a flood of token requests kept the row always share-locked and a revocation's
+        # FOR UPDATE waited until the flood stopped; these requests queue in turn instead
+        # (they already did, on the audit chain's head)
+        .with_for_update(key_share=True),
         {"now": now},
     ).first()
     if ends is None:

@@ -95,3 +95,24 @@ def test_from_this_machine_directly_plain_http_is_accepted(
     status, body = _token_request(server, issued, {})
     assert status == 200, body
     assert body["token_type"] == "Bearer"
+
+
+def test_without_a_trusted_proxy_a_claimed_https_is_not_believed(
+    database: Database, tmp_path: Path
+) -> None:
+    """gunicorn by default believes X-Forwarded-Proto from any local peer; the server's own
+    configuration turns that off, so SCIM_TRUSTED_PROXY_HOPS alone decides (a local plain-HTTP
+    proxy that passes its client's headers through must not let the client claim HTTPS)."""
+    tenant = make_tenant(database, "oauth-untrusted")
+    issued = json.loads(
+        cli(database.url, "connection", "oauth", "--org", tenant.slug, tenant.connection_id,
+            "--json")
+    )  # fmt: skip
+    with serve(database.url, workers=1, log_path=tmp_path / "server.log") as untrusting:
+        for claimed in ({"X-Forwarded-Proto": "https"}, {"X-Forwarded-Ssl": "on"}):
+            status, body = _token_request(
+                untrusting, issued, {"X-Forwarded-For": "198.51.100.7", **claimed}
+            )
+            assert (status, body["error"]) == (400, "insecure_transport"), claimed
+        status, body = _token_request(untrusting, issued, {})
+        assert status == 200, body  # from this machine, directly: the quick start
