@@ -758,6 +758,40 @@ def _describe_changes(changes: list[dict[str, Any]]) -> None:
         click.echo(f"  old {kind} {change['prefix']}...: {state}")
 
 
+def _renew_credential(
+    org_slug: str,
+    connection_ref: str,
+    overlap: str,
+    operation: str,
+    changed: str,
+    renew: Callable[
+        [Session, Organization, Connection, timedelta], tuple[str, list[tokens.TokenChange]]
+    ],
+) -> tuple[str, str, list[dict[str, Any]]]:
+    """A new credential of a connection (``renew``: a bearer token, an OAuth client secret) whose
+    previous ones end after ``overlap``, audited as ``operation`` with the prefixes only."""
+    with _database().transaction(write=True) as session:
+        try:
+            organization = tokens.get_organization(session, org_slug)
+            found = connections.find_connection(session, organization, connection_ref)
+            secret, ended = renew(session, organization, found, tokens.parse_duration(overlap))
+        except (tokens.ServiceError, ScimError) as error:
+            _fail(error)
+        changes = _token_changes(ended)
+        append(
+            session,
+            _cli_event(
+                operation,
+                organization.id,
+                resource_type="Connection",
+                resource_id=found.id,
+                token_prefix=tokens.token_prefix(secret),
+                changes={changed: [None, tokens.token_prefix(secret)], "oldTokens": changes},
+            ),
+        )
+        return found.id, secret, changes
+
+
 @connection.command("rotate")
 @click.option("--org", "org_slug", required=True, help="Organisation slug.")
 @click.argument("connection_ref", metavar="CONNECTION")
@@ -773,28 +807,10 @@ def connection_rotate(
     org_slug: str, connection_ref: str, overlap: str, as_json: bool, port: int
 ) -> None:
     """Give a connection a new token (shown once); its old ones end after --overlap."""
-    with _database().transaction(write=True) as session:
-        try:
-            organization = tokens.get_organization(session, org_slug)
-            found = connections.find_connection(session, organization, connection_ref)
-            secret, ended = tokens.rotate_connection_token(
-                session, organization, found, tokens.parse_duration(overlap)
-            )
-        except (tokens.ServiceError, ScimError) as error:
-            _fail(error)
-        connection_id = found.id
-        changes = _token_changes(ended)
-        append(
-            session,
-            _cli_event(
-                "connection.rotate",
-                organization.id,
-                resource_type="Connection",
-                resource_id=connection_id,
-                token_prefix=tokens.token_prefix(secret),
-                changes={"newToken": [None, tokens.token_prefix(secret)], "oldTokens": changes},
-            ),
-        )
+    connection_id, secret, changes = _renew_credential(
+        org_slug, connection_ref, overlap, "connection.rotate", "newToken",
+        tokens.rotate_connection_token,
+    )  # fmt: skip
     base_url = _scim_base_url("localhost", port)
     if as_json:
         click.echo(
@@ -832,28 +848,10 @@ def connection_oauth(
     """Give a connection an OAuth 2.0 client secret (shown once), for IdPs that use the client
     credentials grant; a previous secret, and the access tokens issued for it, end after
     --overlap. The connection's bearer tokens are not touched."""
-    with _database().transaction(write=True) as session:
-        try:
-            organization = tokens.get_organization(session, org_slug)
-            found = connections.find_connection(session, organization, connection_ref)
-            secret, ended = oauth.issue_client_secret(
-                session, organization, found, tokens.parse_duration(overlap)
-            )
-        except (tokens.ServiceError, ScimError) as error:
-            _fail(error)
-        connection_id = found.id
-        changes = _token_changes(ended)
-        append(
-            session,
-            _cli_event(
-                "connection.oauth",
-                organization.id,
-                resource_type="Connection",
-                resource_id=connection_id,
-                token_prefix=tokens.token_prefix(secret),
-                changes={"newSecret": [None, tokens.token_prefix(secret)], "oldTokens": changes},
-            ),
-        )
+    connection_id, secret, changes = _renew_credential(
+        org_slug, connection_ref, overlap, "connection.oauth", "newSecret",
+        oauth.issue_client_secret,
+    )  # fmt: skip
     base_url = _scim_base_url("localhost", port)
     token_url = discovery.token_endpoint(base_url)
     if as_json:
