@@ -31,8 +31,10 @@ from sqlalchemy.orm import Session
 from scim_server.config import Settings
 from scim_server.http.auth import REALM
 from scim_server.http.context import request_context
+from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.http.provisioning_log import current_draft, note_error
 from scim_server.http.request_db import end_request_session, request_session
+from scim_server.scim.discovery import TOKEN_PATH
 from scim_server.services import oauth
 from scim_server.services.context import RequestContext
 from scim_server.services.tokens import CLIENT_SCOPE, Principal, presented_prefix
@@ -319,6 +321,31 @@ def _context(client: oauth.Client) -> RequestContext:
         revoked=False,
     )
     return request_context(principal)
+
+
+#: The RFC 6749 §5.2 error code of an answer this module did not word itself (routing, the
+#: rate limit, a database outage), by status; anything else 4xx is invalid_request.
+_OAUTH_ERROR_OF_STATUS = {429: "temporarily_unavailable", 503: "temporarily_unavailable"}
+
+
+@bp.after_app_request
+def _errors_as_oauth(response: Response) -> Response:
+    """An OAuth client reads ``error`` from a token endpoint's failure: the SCIM-shaped errors
+    of the app's own handlers (405, 413, 429, 500, 503) are reworded here, status and headers
+    (``Retry-After``, ``Allow``) kept."""
+    if not request.path.startswith(TOKEN_PATH) or response.mimetype != SCIM_CONTENT_TYPE:
+        return response
+    detail = str((response.get_json(silent=True) or {}).get("detail", ""))
+    status = response.status_code
+    code = _OAUTH_ERROR_OF_STATUS.get(status) or (
+        "server_error" if status >= 500 else "invalid_request"
+    )
+    # RFC 6749 §5.2 allows printable ASCII but the double quote and the backslash
+    allowed = "".join(c for c in detail if " " <= c <= "~" and c not in '"\\')
+    response.set_data(json.dumps({"error": code, "error_description": allowed}))
+    response.mimetype = "application/json"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/token")

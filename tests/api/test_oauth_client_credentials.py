@@ -761,3 +761,28 @@ def test_plain_http_from_a_local_proxy_or_a_dual_stack_socket(
     for loopback in ("::1", "::ffff:127.0.0.1"):
         direct = client_at(app, loopback).post(TOKEN_URL, data=form, base_url="http://localhost")
         assert direct.status_code == 200, loopback
+
+
+def test_every_failure_of_the_token_endpoint_is_worded_for_an_oauth_client(
+    database: Database, tenant: Tenant
+) -> None:
+    """An OAuth client reads ``error``: the answers the app's own handlers give (a wrong
+    method, the connection's rate limit) keep their status and headers, in RFC 6749's shape."""
+    limited = create_app(
+        Settings(database_url=database.url, rate_limit="2/minute"), database=database
+    )
+    issued = _oauth(database, tenant)
+    client = _client(limited)
+    wrong_method = client.get(TOKEN_URL)
+    assert wrong_method.status_code == 405
+    assert wrong_method.mimetype == "application/json"
+    assert wrong_method.get_json()["error"] == "invalid_request"
+    assert wrong_method.headers["Allow"]
+    answers = [
+        _token_request(client, issued["client_id"], issued["client_secret"]) for _ in range(3)
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[2].get_json()["error"] == "temporarily_unavailable"
+    assert "rate limit" in answers[2].get_json()["error_description"]
+    assert int(answers[2].headers["Retry-After"]) >= 1
+    assert answers[2].headers["Cache-Control"] == "no-store"
