@@ -764,9 +764,7 @@ def _renew_credential(
     overlap: str,
     operation: str,
     changed: str,
-    renew: Callable[
-        [Session, Organization, Connection, timedelta], tuple[str, list[tokens.TokenChange]]
-    ],
+    renew: tokens.Renewal,
 ) -> tuple[str, str, list[dict[str, Any]]]:
     """A new credential of a connection (``renew``: a bearer token, an OAuth client secret) whose
     previous ones end after ``overlap``, audited as ``operation`` with the prefixes only."""
@@ -1543,9 +1541,6 @@ def token_revoke(org_slug: str, prefix: str, as_json: bool) -> None:
             ended, *issued = tokens.revoke_token(session, organization, prefix)
         except (tokens.ServiceError, ScimError) as error:
             _fail(error)
-        changes = {"revoked": [False, True], "scope": ended.scope}
-        if issued:  # an OAuth client secret: its access tokens ended with it
-            changes["oldTokens"] = _token_changes(issued)
         append(
             session,
             _cli_event(
@@ -1554,7 +1549,7 @@ def token_revoke(org_slug: str, prefix: str, as_json: bool) -> None:
                 resource_type="Token",
                 resource_id=ended.prefix,
                 token_prefix=ended.prefix,
-                changes=changes,
+                changes=tokens.revocation_changes(ended, issued),
             ),
         )
     if as_json:

@@ -340,17 +340,40 @@ def create_connection() -> Response:
     return _answer(_write(_create_connection, name.strip(), idp, status=201), 201)
 
 
-def _rotate(
-    session: Session, ctx: RequestContext, connection_id: str, overlap: timedelta
-) -> dict[str, Any]:
+def _renew(
+    session: Session,
+    ctx: RequestContext,
+    connection_id: str,
+    overlap: timedelta,
+    renew: tokens.Renewal,
+    changed: str,
+) -> tuple[Connection, str, list[dict[str, Any]]]:
+    """A new credential of the caller's connection ``connection_id`` (``renew``: a bearer token,
+    an OAuth client secret); the previous ones end after ``overlap``. The event keeps the new
+    credential's prefix (the actor is the admin), never the credential."""
     org = _organization(session, ctx)
     target = _connection(session, org.id, connection_id)
-    secret, ended = tokens.rotate_connection_token(session, org, target, overlap)
+    secret, ended = renew(session, org, target, overlap)
     previous = [change.view() for change in ended]
     ctx.audit.resource_type, ctx.audit.resource_id = "Connection", target.id
     new_prefix = tokens.token_prefix(secret)
-    ctx.audit.token_prefix = new_prefix  # as for a create: the new token's; actor is the caller
-    ctx.audit.changes = {"newToken": [None, new_prefix], "oldTokens": previous}
+    ctx.audit.token_prefix = new_prefix
+    ctx.audit.changes = {changed: [None, new_prefix], "oldTokens": previous}
+    return target, secret, previous
+
+
+def _overlap() -> timedelta:
+    """The optional body ``{"overlap": "24h"}`` of a renewal."""
+    body = _object({"overlap"})
+    return parse_duration(str(_text("overlap", body.get("overlap", "24h"))), '"overlap"')
+
+
+def _rotate(
+    session: Session, ctx: RequestContext, connection_id: str, overlap: timedelta
+) -> dict[str, Any]:
+    target, secret, previous = _renew(
+        session, ctx, connection_id, overlap, tokens.rotate_connection_token, "newToken"
+    )
     return {
         "id": target.id,
         "baseUrl": _scim_base_url(),
@@ -362,22 +385,15 @@ def _rotate(
 @bp.post("/connections/<connection_id>/rotate")
 def rotate_connection(connection_id: str) -> Response:
     """A new token for the connection; its old ones end after ``overlap`` (default 24h)."""
-    body = _object({"overlap"})
-    overlap = parse_duration(str(_text("overlap", body.get("overlap", "24h"))), '"overlap"')
-    return _answer(_write(_rotate, connection_id, overlap))
+    return _answer(_write(_rotate, connection_id, _overlap()))
 
 
 def _oauth_client(
     session: Session, ctx: RequestContext, connection_id: str, overlap: timedelta
 ) -> dict[str, Any]:
-    org = _organization(session, ctx)
-    target = _connection(session, org.id, connection_id)
-    secret, ended = oauth.issue_client_secret(session, org, target, overlap)
-    previous = [change.view() for change in ended]
-    ctx.audit.resource_type, ctx.audit.resource_id = "Connection", target.id
-    new_prefix = tokens.token_prefix(secret)
-    ctx.audit.token_prefix = new_prefix
-    ctx.audit.changes = {"newSecret": [None, new_prefix], "oldTokens": previous}
+    target, secret, previous = _renew(
+        session, ctx, connection_id, overlap, oauth.issue_client_secret, "newSecret"
+    )
     base_url = _scim_base_url()
     return {
         "id": target.id,
@@ -393,9 +409,7 @@ def _oauth_client(
 def create_oauth_client(connection_id: str) -> Response:
     """A new OAuth client secret for the connection (its client id is the connection's id);
     a previous secret and its access tokens end after ``overlap`` (default 24h)."""
-    body = _object({"overlap"})
-    overlap = parse_duration(str(_text("overlap", body.get("overlap", "24h"))), '"overlap"')
-    return _answer(_write(_oauth_client, connection_id, overlap))
+    return _answer(_write(_oauth_client, connection_id, _overlap()))
 
 
 def _revoke(session: Session, ctx: RequestContext, connection_id: str) -> dict[str, Any]:
@@ -459,10 +473,7 @@ def _revoke_token(session: Session, ctx: RequestContext, prefix: str) -> dict[st
     except tokens.NoSuchToken as missing:
         raise NotFound(str(missing)) from None
     ctx.audit.resource_type, ctx.audit.resource_id = "Token", ended.prefix
-    changes: dict[str, Any] = {"revoked": [False, True], "scope": ended.scope}
-    if issued:  # an OAuth client secret: its access tokens ended with it
-        changes["oldTokens"] = [change.view() for change in issued]
-    ctx.audit.changes = changes
+    ctx.audit.changes = tokens.revocation_changes(ended, issued)
     return {**ended.view(), "issuedTokens": [change.view() for change in issued]}
 
 

@@ -12,6 +12,7 @@ import hmac
 import re
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -302,6 +303,11 @@ def end_tokens(
     return [_end(token, at, now) for token in [*ending, *issued]]
 
 
+#: A use case that gives a connection a new credential and ends its previous ones after an
+#: overlap: ``rotate_connection_token``, ``oauth.issue_client_secret``.
+Renewal = Callable[[Session, Organization, Connection, timedelta], tuple[str, list["TokenChange"]]]
+
+
 def rotate_connection_token(
     session: Session, org: Organization, connection: Connection, overlap: timedelta
 ) -> tuple[str, list[TokenChange]]:
@@ -333,6 +339,15 @@ def revoke_connection_tokens(
         now,
         now,
     )
+
+
+def revocation_changes(ended: TokenChange, issued: list[TokenChange]) -> dict[str, Any]:
+    """The ``token.revoke`` event's changes: the token, and the access tokens that ended with
+    it when it is an OAuth client secret."""
+    changes: dict[str, Any] = {"revoked": [False, True], "scope": ended.scope}
+    if issued:
+        changes["oldTokens"] = [change.view() for change in issued]
+    return changes
 
 
 class NoSuchToken(ServiceError):

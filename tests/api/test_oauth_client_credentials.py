@@ -130,6 +130,18 @@ def _token_rows(database: Database, connection_id: str) -> list[dict[str, Any]]:
         ]
 
 
+def _expire_access_tokens(database: Database, connection_id: str, *, ago: timedelta) -> None:
+    """What time does to the connection's access tokens: they expired ``ago``."""
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE api_tokens SET expires_at = :at "
+                "WHERE connection_id = :c AND issued_by IS NOT NULL"
+            ),
+            {"at": datetime.now(UTC) - ago, "c": connection_id},
+        )
+
+
 def test_the_cli_gives_a_connection_a_client_id_and_a_secret_shown_once(
     app: Flask, database: Database, tenant: Tenant
 ) -> None:
@@ -378,14 +390,7 @@ def test_a_client_secret_is_not_a_bearer_token(
 def test_an_expired_access_token_is_refused(app: Flask, database: Database, tenant: Tenant) -> None:
     issued = _oauth(database, tenant)
     token = _access_token(app, issued["client_id"], issued["client_secret"])
-    with database.engine.begin() as connection:
-        connection.execute(
-            text(
-                "UPDATE api_tokens SET expires_at = :past "
-                "WHERE connection_id = :c AND issued_by IS NOT NULL"
-            ),
-            {"past": datetime.now(UTC) - timedelta(seconds=1), "c": tenant.connection_id},
-        )
+    _expire_access_tokens(database, tenant.connection_id, ago=timedelta(seconds=1))
     assert _users_status(app, token) == 401
     assert (
         _users_status(app, _access_token(app, issued["client_id"], issued["client_secret"])) == 200
@@ -483,14 +488,7 @@ def test_expired_access_tokens_do_not_pile_up(
     issued = _oauth(database, tenant)
     for _ in range(3):
         _access_token(app, issued["client_id"], issued["client_secret"])
-    with database.engine.begin() as connection:
-        connection.execute(
-            text(
-                "UPDATE api_tokens SET expires_at = :old "
-                "WHERE connection_id = :c AND issued_by IS NOT NULL"
-            ),
-            {"old": datetime.now(UTC) - timedelta(days=2), "c": tenant.connection_id},
-        )
+    _expire_access_tokens(database, tenant.connection_id, ago=timedelta(days=2))
     _access_token(app, issued["client_id"], issued["client_secret"])
     assert len([r for r in _token_rows(database, tenant.connection_id) if r["issued_by"]]) == 1
 
@@ -618,14 +616,7 @@ def test_expired_access_tokens_of_a_previous_secret_are_deleted_too(
     for _ in range(3):
         _access_token(app, first["client_id"], first["client_secret"])
     second = _oauth(database, tenant, "--overlap", "0")
-    with database.engine.begin() as connection:
-        connection.execute(
-            text(
-                "UPDATE api_tokens SET expires_at = :old "
-                "WHERE connection_id = :c AND issued_by IS NOT NULL"
-            ),
-            {"old": datetime.now(UTC) - timedelta(days=30), "c": tenant.connection_id},
-        )
+    _expire_access_tokens(database, tenant.connection_id, ago=timedelta(days=30))
     _access_token(app, second["client_id"], second["client_secret"])
     assert len([r for r in _token_rows(database, tenant.connection_id) if r["issued_by"]]) == 1
 
