@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test lint typecheck pytest install clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml setup.py constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (set PYTHON=...)")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -21,7 +21,7 @@ run: $(STAMP)
 	$(BIN)/scim-server demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check scim_server tests deploy $(wildcard bench)
+	$(BIN)/ruff check scim_server tests deploy setup.py $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -9,7 +9,6 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, NoReturn
 
 import click
@@ -21,6 +20,7 @@ from scim_server.audit.events import EventDraft
 from scim_server.audit.query import EXPORT_FORMATS
 from scim_server.config import ConfigError, Settings
 from scim_server.policy import lifecycle as policy_lifecycle
+from scim_server.project_files import gunicorn_config
 from scim_server.scim import discovery
 from scim_server.scim.errors import ScimError
 from scim_server.scim.schema import ACCESS_USER, default_registry
@@ -39,7 +39,6 @@ from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
 from scim_server.store.models import SYSTEM_CHAIN, Connection, Organization, User
 
-DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 DEFAULT_PORT = 8000
 
 
@@ -1711,7 +1710,7 @@ def _gunicorn_command(host: str, port: int, workers: int | None) -> list[str]:
         "-m",
         "gunicorn",
         "--config",
-        str(DEPLOY / "gunicorn.conf.py"),
+        str(gunicorn_config()),
         "--bind",
         f"{host}:{port}",
     ]

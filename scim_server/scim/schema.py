@@ -14,6 +14,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from scim_server.project_files import schema_folder
+
 CORE_USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 CORE_GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE_USER = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -199,10 +201,7 @@ class Registry:
 
 def default_schema_folder() -> Path:
     """``schemas/`` at the project root, or the copy installed inside the package."""
-    packaged = Path(__file__).resolve().parent.parent / "schema_documents"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "schemas"
+    return schema_folder()
 
 
 _default: Registry | None = None

@@ -53,16 +53,18 @@ def serve(
     log_path: Path,
     startup_timeout: float = 30.0,
     environment: dict[str, str] | None = None,
+    cwd: Path = ROOT,
 ) -> Iterator[Server]:
     """Run ``scim-server serve`` on a free port until the block ends; fail with its log if it
-    does not answer ``/healthz`` in time. ``environment``: more variables for the server."""
+    does not answer ``/healthz`` in time. ``environment``: more variables for the server;
+    ``cwd``: where it runs (the checkout, whose ``scim_server`` it then imports first)."""
     port = free_port()
     env = {**os.environ, "SCIM_DATABASE_URL": database_url, "SCIM_LOG_LEVEL": "warning"}
     env.update(environment or {})
     command = [sys.executable, "-m", "scim_server.cli", "serve"]
     command += ["--port", str(port), "--workers", str(workers)]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = Server(f"http://127.0.0.1:{port}", process, log_path)
     try:
         deadline = time.monotonic() + startup_timeout
@@ -118,12 +120,14 @@ def call(
     return Reply(status, received, json.loads(raw) if raw.strip() else None)
 
 
-def run_cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    database_url: str, *args: str, environment: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
     """Run ``scim-server`` against ``database_url`` as an operator would."""
-    env = {**os.environ, "SCIM_DATABASE_URL": database_url}
+    env = {**os.environ, "SCIM_DATABASE_URL": database_url, **(environment or {})}
     return subprocess.run(
         [sys.executable, "-m", "scim_server.cli", *args],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         capture_output=True,
         text=True,
