@@ -34,6 +34,16 @@ def _unicode_lower(value: Any) -> Any:
     return value.lower() if isinstance(value, str) else value
 
 
+@contextmanager
+def write_intent() -> Iterator[None]:
+    """Transactions begun inside take SQLite's write lock at once (``BEGIN IMMEDIATE``)."""
+    token = _write_intent.set(True)
+    try:
+        yield
+    finally:
+        _write_intent.reset(token)
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

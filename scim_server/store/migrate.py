@@ -6,9 +6,13 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+
+from scim_server.store.db import write_intent
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+#: PostgreSQL advisory lock key held while migrating (any constant no other code uses).
+MIGRATION_LOCK_KEY = 0x5C1A_0001
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -19,9 +23,19 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Create or upgrade the schema to ``revision``."""
+    """Create or upgrade the schema to ``revision``.
+
+    Every replica may run ``scim-server init`` as it starts (an init container, a systemd
+    ``ExecStartPre``): concurrent callers queue on a lock taken before Alembic reads the current
+    revision, so one migrates and the others find the work done. Without it they raced to
+    create the same tables and all but one crashed.
+    """
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    with write_intent(), engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import exc, inspect, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, exc, inspect, text
 
 from scim_server.store.db import Database
+from scim_server.store.migrate import alembic_config
 from scim_server.store.models import Base
-from tests.conftest import Api
+from tests.conftest import Api, _postgres_database
 
 #: SQLAlchemy reflects ``lower(user_name) COLLATE "C"`` without its COLLATE, so autogenerate
 #: always sees it changed; test_expression_indexes_exist checks its definition instead.
@@ -126,3 +134,46 @@ def test_multi_valued_attributes_count_past_32_bits(api: Api, database: Database
     found = api.list_users(filter='emails.value eq "s@example.com"')
     assert [user["id"] for user in found["Resources"]] == [second["id"]]
     assert api.get(f"/Users/{first['id']}").get_json()["emails"][0]["value"] == "first@example.com"
+
+
+@contextmanager
+def _empty_database_like(database: Database, folder: Path) -> Iterator[str]:
+    if database.is_sqlite:
+        yield f"sqlite:///{folder / 'empty.db'}"
+    else:
+        yield from _postgres_database()
+
+
+def test_concurrent_inits_on_an_empty_database_all_succeed(
+    database: Database, tmp_path: Path
+) -> None:
+    """Every replica (a Kubernetes init container, a systemd ExecStartPre on each host) runs
+    ``scim-server init`` at start; on one empty database they must queue, not crash."""
+    with _empty_database_like(database, tmp_path) as url:
+        env = {**os.environ, "SCIM_DATABASE_URL": url}
+        inits = [
+            subprocess.Popen(
+                [sys.executable, "-m", "scim_server.cli", "init"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        outputs = [init.communicate(timeout=120)[0] for init in inits]
+        assert [init.returncode for init in inits] == [0, 0, 0], outputs
+        engine = create_engine(url)
+        try:
+            with engine.connect() as connection:
+                versions = connection.execute(text("SELECT version_num FROM alembic_version"))
+                assert [row[0] for row in versions] == [_head_revision()]
+        finally:
+            engine.dispose()
+
+
+def _head_revision() -> str:
+    script = ScriptDirectory.from_config(alembic_config(create_engine("sqlite://")))
+    head = script.get_current_head()
+    assert head is not None
+    return head
