@@ -1,4 +1,5 @@
-"""Liveness and readiness probes (DESIGN §8): ``/healthz`` never touches the database."""
+"""Liveness and readiness probes (DESIGN §8): ``/healthz`` never touches the database;
+``/readyz`` asks it to answer, and to have at least the schema this code needs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
 from scim_server.store.db import Database
+from scim_server.store.revision import database_revision, head_revision, is_behind
 
 bp = Blueprint("health", __name__)
 
@@ -21,6 +23,16 @@ def readyz() -> tuple[Response, int]:
     try:
         with database.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
+            revision = database_revision(connection)
     except Exception:
         return jsonify(status="unavailable", database="unreachable"), 503
-    return jsonify(status="ok", database="reachable"), 200
+    if is_behind(revision):
+        detail = "the database schema is older than this server: run scim-server init"
+        return jsonify(
+            status="unavailable",
+            database="reachable",
+            schema=revision,
+            required=head_revision(),
+            detail=detail,
+        ), 503
+    return jsonify(status="ok", database="reachable", schema=revision), 200
