@@ -90,7 +90,10 @@ def main() -> None:
 
 @main.command()
 def init() -> None:
-    """Create or upgrade the database schema at SCIM_DATABASE_URL."""
+    """Create or upgrade the database schema at SCIM_DATABASE_URL.
+
+    Safe to run at every start: a current schema is only read, and concurrent runs take turns.
+    """
     database = _database()
     upgrade(database.engine)
     click.echo(f"database ready: {database.engine.url.render_as_string(hide_password=True)}")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 
 from scim_server.store.db import write_intent
@@ -28,16 +30,32 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     Every replica may run ``scim-server init`` as it starts (an init container, a systemd
     ``ExecStartPre``): concurrent callers queue on a lock taken before Alembic reads the current
     revision, so one migrates and the others find the work done. Without it they raced to
-    create the same tables and all but one crashed.
+    create the same tables and all but one crashed. A database already at ``revision`` is only
+    read, so a restart never waits for SQLite's write lock behind a busy server.
     """
     config = alembic_config(engine)
-    with write_intent(), engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-            )
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    target = ScriptDirectory.from_config(config).get_revision(revision)
+    if target is not None and _current_revision(engine) == target.revision:
+        return
+    with write_intent(), engine.connect() as connection:
+        postgresql = connection.dialect.name == "postgresql"
+        if postgresql:
+            # a waiter's snapshot must be taken after the lock, to see the tables the winner
+            # created: per statement, whatever the database's default isolation level
+            connection.execution_options(isolation_level="READ COMMITTED")
+        with connection.begin():
+            if postgresql:
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                )
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        current: str | None = MigrationContext.configure(connection).get_current_revision()
+        return current
 
 
 def autogenerate(engine: Engine, message: str) -> None:

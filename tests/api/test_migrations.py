@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import warnings
@@ -15,6 +16,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, exc, inspect, text
+from sqlalchemy.engine import make_url
 
 from scim_server.store.db import Database
 from scim_server.store.migrate import alembic_config
@@ -148,8 +150,12 @@ def test_concurrent_inits_on_an_empty_database_all_succeed(
     database: Database, tmp_path: Path
 ) -> None:
     """Every replica (a Kubernetes init container, a systemd ExecStartPre on each host) runs
-    ``scim-server init`` at start; on one empty database they must queue, not crash."""
+    ``scim-server init`` at start; on one empty database they must queue, not crash. On
+    PostgreSQL the database defaults to REPEATABLE READ, where a waiter's snapshot taken at the
+    lock would miss the tables the winner created."""
     with _empty_database_like(database, tmp_path) as url:
+        if not database.is_sqlite:
+            _default_isolation(url, "repeatable read")
         env = {**os.environ, "SCIM_DATABASE_URL": url}
         inits = [
             subprocess.Popen(
@@ -170,6 +176,37 @@ def test_concurrent_inits_on_an_empty_database_all_succeed(
                 assert [row[0] for row in versions] == [_head_revision()]
         finally:
             engine.dispose()
+
+
+def test_init_on_a_current_sqlite_database_does_not_wait_for_the_write_lock(
+    tmp_path: Path,
+) -> None:
+    """systemd runs ``init`` before every start; a restart beside a long write (an import in
+    the CLI holds the write lock until it ends) must not fail after the 30 s busy timeout."""
+    path = tmp_path / "busy.db"
+    env = {**os.environ, "SCIM_DATABASE_URL": f"sqlite:///{path}"}
+    init = [sys.executable, "-m", "scim_server.cli", "init"]
+    subprocess.run(init, env=env, check=True, capture_output=True, timeout=60)
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        again = subprocess.run(init, env=env, capture_output=True, text=True, timeout=20)
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def _default_isolation(url: str, level: str) -> None:
+    name = make_url(url).database
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            connection.execute(
+                text(f"ALTER DATABASE \"{name}\" SET default_transaction_isolation = '{level}'")
+            )
+    finally:
+        engine.dispose()
 
 
 def _head_revision() -> str:
