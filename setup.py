@@ -21,6 +21,7 @@ class BuildWithProjectFiles(build_py):
         if self.editable_mode:  # an editable install reads them in the checkout
             return
         target = Path(self.build_lib, "scim_server", "_files")
+        shutil.rmtree(target, ignore_errors=True)  # a file deleted since the last build goes too
         for relative in SHIPPED:
             source, copy = ROOT / relative, target / relative
             copy.parent.mkdir(parents=True, exist_ok=True)

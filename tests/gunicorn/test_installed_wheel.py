@@ -27,9 +27,13 @@ _NOT_SOURCE = (".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".
 
 @pytest.fixture(scope="module")
 def unpacked_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    # from a copy: a build/ folder left in the checkout by an earlier build would be reused
+    # from a copy of the checkout, without its own build/ folder
     source = tmp_path_factory.mktemp("source") / "scim-server"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*_NOT_SOURCE))
+    # what an earlier build in the same tree left: a schema since deleted must not ship
+    stale = source / "build" / "lib" / "scim_server" / "_files" / "schemas" / "deleted.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")
     dist = tmp_path_factory.mktemp("dist")
     subprocess.run(
         [

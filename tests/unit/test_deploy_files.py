@@ -120,10 +120,19 @@ def test_a_renamed_option_would_be_caught() -> None:
 def test_the_image_the_pods_and_compose_agree_on_port_and_user() -> None:
     docker = _dockerfile()
     assert docker["EXPOSE"] == [str(PORT)]
+    assert docker["USER"] == [f"{IMAGE_USER}:{IMAGE_USER}"], "the image runs as its own user"
     assert re.search(rf"--uid {IMAGE_USER} --gid {IMAGE_USER}", (DEPLOY / "Dockerfile").read_text())
     pod = _deployment()["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] == IMAGE_USER
     assert pod["securityContext"]["runAsGroup"] == IMAGE_USER
+    for container in pod["initContainers"] + pod["containers"]:
+        hardened = container["securityContext"]
+        assert hardened["readOnlyRootFilesystem"] is True, container["name"]
+        assert hardened["allowPrivilegeEscalation"] is False, container["name"]
+        assert hardened["capabilities"]["drop"] == ["ALL"], container["name"]
+        writable = {mount["mountPath"] for mount in container["volumeMounts"]}
+        assert writable == {"/tmp", "/var/lib/scim-server"}, container["name"]
     (server,) = pod["containers"]
     assert server["ports"] == [{"name": "http", "containerPort": PORT}]
     (published,) = _compose()["services"]["scim-server"]["ports"]
@@ -131,18 +140,25 @@ def test_the_image_the_pods_and_compose_agree_on_port_and_user() -> None:
     assert published.startswith("127.0.0.1:"), "compose publishes for a local TLS proxy only"
 
 
-def test_the_probes_ask_the_servers_health_endpoints(tmp_path: Path) -> None:
+def test_the_probes_ask_the_servers_health_endpoints_on_its_port(tmp_path: Path) -> None:
     app = create_app(Settings(database_url=f"sqlite:///{tmp_path / 'probe.db'}"))
     routes = app.url_map.bind("localhost")
     (server,) = _deployment()["spec"]["template"]["spec"]["containers"]
-    probed = [
-        server["readinessProbe"]["httpGet"]["path"],
-        server["livenessProbe"]["httpGet"]["path"],
-    ]
-    compose_check = " ".join(_compose()["services"]["scim-server"]["healthcheck"]["test"])
-    probed += re.findall(r"127\.0\.0\.1:\d+(/\w+)", compose_check)
-    probed += re.findall(r"127\.0\.0\.1:\d+(/\w+)", " ".join(_dockerfile()["HEALTHCHECK"]))
-    assert sorted(set(probed)) == ["/healthz", "/readyz"]
+    probes = [server[probe]["httpGet"] for probe in ("startupProbe", "readinessProbe")]
+    probes.append(server["livenessProbe"]["httpGet"])
+    assert {probe["port"] for probe in probes} == {"http"}
+    # the start waits for a current schema; afterwards an outage is the server's own 503
+    assert [probe["path"] for probe in probes] == ["/readyz", "/healthz", "/healthz"]
+    probed = [probe["path"] for probe in probes]
+    for check in (
+        " ".join(_compose()["services"]["scim-server"]["healthcheck"]["test"]),
+        " ".join(_dockerfile()["HEALTHCHECK"]),
+    ):
+        urls = re.findall(r"http://127\.0\.0\.1:(\d+)(/\w+)", check)
+        assert urls, check
+        for port, path in urls:
+            assert int(port) == PORT, check
+            probed.append(path)
     for path in probed:
         endpoint, _ = routes.match(path, method="GET")
         assert endpoint.startswith("health."), path
@@ -153,5 +169,17 @@ def test_graceful_stop_outlasts_gunicorns_graceful_timeout() -> None:
     setting = re.search(r"^graceful_timeout = (\d+)$", text, re.MULTILINE)
     assert setting is not None
     graceful = int(setting[1])
-    assert _deployment()["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > graceful
+    pod = _deployment()["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    pre_stop = server["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    assert pod["terminationGracePeriodSeconds"] > graceful + int(pre_stop[1])
     assert int(_systemd()["TimeoutStopSec"]) > graceful
+    compose_grace = _compose()["services"]["scim-server"]["stop_grace_period"]
+    assert compose_grace.endswith("s")
+    assert int(compose_grace[:-1]) > graceful, "compose's default of 10 s cuts requests"
+    readme = (DEPLOY.parent / "README.md").read_text()
+    for command in re.findall(r"^docker run -d .*$", readme, re.MULTILINE):
+        timeout = re.search(r"--stop-timeout (\d+)", command)
+        assert timeout is not None, command
+        assert int(timeout[1]) > graceful, command
