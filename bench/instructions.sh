@@ -6,6 +6,7 @@
 #
 #   bench/instructions.sh get                          # this checkout
 #   bench/instructions.sh filter /path/to/other/tree   # another checkout, same venv
+#   bench/instructions.sh ceiling-get                  # the load benchmark's ceiling app
 #
 # Needs valgrind (Debian: apt install valgrind); not part of `make install`.
 set -euo pipefail
@@ -14,9 +15,14 @@ tree=${2:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 a=${A:-40}
 b=${B:-240}
+script=$here/bench/inprocess.py
+if [[ $kind == ceiling-* ]]; then
+    script=$here/bench/ceiling_inprocess.py
+    kind=${kind#ceiling-}
+fi
 count() {
     PYTHONPATH=$tree valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-        "$here/.venv/bin/python" "$here/bench/inprocess.py" "$kind" --users 60 --passes 1 \
+        "$here/.venv/bin/python" "$script" "$kind" --users 60 --passes 1 \
         --requests "$1" 2>&1 | grep -oP "Collected : \K\d+"
 }
 first=$(count "$a")
