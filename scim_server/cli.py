@@ -38,6 +38,7 @@ from scim_server.services import (
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
 from scim_server.store.models import SYSTEM_CHAIN, Connection, Organization, User
+from scim_server.store.revision import head_revision, is_ahead
 
 DEFAULT_PORT = 8000
 
@@ -95,8 +96,15 @@ def init() -> None:
     Safe to run at every start: a current schema is only read, and concurrent runs take turns.
     """
     database = _database()
-    upgrade(database.engine)
-    click.echo(f"database ready: {database.engine.url.render_as_string(hide_password=True)}")
+    revision = upgrade(database.engine)
+    where = database.engine.url.render_as_string(hide_password=True)
+    if is_ahead(revision):
+        click.echo(
+            f"database ready: {where} (schema {revision} is newer than this release's "
+            f"{head_revision()}: left as it is)"
+        )
+        return
+    click.echo(f"database ready: {where}")
 
 
 @main.group()

@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from scim_server.store.db import Database
 from scim_server.store.revision import database_revision, head_revision, is_behind
 
 bp = Blueprint("health", __name__)
+_log = logging.getLogger("scim_server.health")
 
 
 @bp.get("/healthz")
@@ -23,7 +27,19 @@ def readyz() -> tuple[Response, int]:
     try:
         with database.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-            revision = database_revision(connection)
+            try:
+                revision = database_revision(connection)
+            except DBAPIError as error:
+                if error.connection_invalidated:
+                    raise
+                # reachable, but the schema cannot be read: init would not help
+                _log.warning("readiness: cannot read the schema revision: %s", error.orig)
+                return jsonify(
+                    status="unavailable",
+                    database="error",
+                    detail="the database answers but its schema revision cannot be read "
+                    "(see the server log)",
+                ), 503
     except Exception:
         return jsonify(status="unavailable", database="unreachable"), 503
     if is_behind(revision):

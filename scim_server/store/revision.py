@@ -11,10 +11,11 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Connection, inspect, text
 
 _VERSIONS = Path(__file__).resolve().parent / "migrations" / "versions"
+#: Alembic's bookkeeping table.
+VERSION_TABLE = "alembic_version"
 
 
 @cache
@@ -26,15 +27,13 @@ def head_revision() -> str:
 def database_revision(connection: Connection) -> str | None:
     """The revision the database is at; ``None`` if ``scim-server init`` never ran on it.
 
-    Make it the connection's last statement: on PostgreSQL a missing table aborts the
-    transaction. A lost connection is raised, not taken for a missing table.
+    The table is looked up in the catalogue first: a missing table is an answer, where any
+    error reading it (no privilege, a lock beyond the statement timeout) is raised, not taken
+    for a database to initialise.
     """
-    try:
-        found = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
-    except DBAPIError as error:
-        if error.connection_invalidated:
-            raise
+    if not inspect(connection).has_table(VERSION_TABLE):
         return None
+    found = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     return None if found is None else str(found)
 
 
@@ -42,3 +41,8 @@ def is_behind(revision: str | None) -> bool:
     """Whether a database at ``revision`` lacks some of this code's migrations. A later one
     (another release's init ran first, during a rolling upgrade) is not behind."""
     return revision is None or revision < head_revision()
+
+
+def is_ahead(revision: str | None) -> bool:
+    """Whether a database at ``revision`` was migrated by a later release than this code."""
+    return revision is not None and revision > head_revision()

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, exc, inspect, text
 from sqlalchemy.engine import make_url
 
 from scim_server.store.db import Database
-from scim_server.store.migrate import alembic_config
+from scim_server.store.migrate import alembic_config, upgrade
 from scim_server.store.models import Base
 from tests.conftest import Api, _postgres_database
 
@@ -214,3 +214,41 @@ def _head_revision() -> str:
     head = script.get_current_head()
     assert head is not None
     return head
+
+
+def test_init_leaves_a_schema_of_a_later_release_as_it_is(
+    database: Database, tmp_path: Path
+) -> None:
+    """During a rolling upgrade (or after a rollback) a pod of the older release restarts and
+    runs init on a database the newer one has migrated: it must start, as /readyz lets it."""
+    with _empty_database_like(database, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            upgrade(engine)
+            newer = f"{int(_head_revision()) + 1:04d}"
+            with engine.begin() as connection:
+                connection.execute(
+                    text("UPDATE alembic_version SET version_num = :v"), {"v": newer}
+                )
+        finally:
+            engine.dispose()
+        init = subprocess.run(
+            [sys.executable, "-m", "scim_server.cli", "init"],
+            env={**os.environ, "SCIM_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert init.returncode == 0, init.stdout + init.stderr
+    assert f"schema {newer} is newer than this release's {_head_revision()}" in init.stdout
+
+
+def test_relative_revisions_still_upgrade(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'steps.db'}")
+    try:
+        previous = f"{int(_head_revision()) - 1:04d}"
+        assert upgrade(engine, previous) == previous
+        assert upgrade(engine, "+1") == _head_revision()
+        assert upgrade(engine) == _head_revision()
+    finally:
+        engine.dispose()

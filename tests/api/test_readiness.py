@@ -5,12 +5,14 @@ answering every IdP request with an error."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from scim_server.app import create_app
 from scim_server.config import Settings
@@ -113,3 +115,36 @@ def test_an_unreachable_database_is_not_ready(tmp_path: Path) -> None:
         finally:
             unreachable.dispose()
         assert (status, body) == (503, {"status": "unavailable", "database": "unreachable"}), url
+
+
+def test_a_schema_that_cannot_be_read_is_an_error_not_a_missing_schema(
+    database: Database, tmp_path: Path
+) -> None:
+    """A runtime role without SELECT on alembic_version was told to run ``init``, which cannot
+    help; it is now told the database errs, and the server log says why."""
+    with _empty_database_like(database, tmp_path) as fresh:
+        upgrade(fresh.engine)
+        if fresh.is_sqlite:
+            # SQLite has no privileges: a view in its place that cannot be read the same way
+            with fresh.engine.begin() as connection:
+                connection.execute(text("DROP TABLE alembic_version"))
+                connection.execute(text("CREATE VIEW alembic_version AS SELECT 1 AS v"))
+            reader = fresh
+        else:
+            role = f"reader_{secrets.token_hex(3)}"
+            with fresh.engine.begin() as connection:
+                connection.execute(text(f"CREATE ROLE {role} LOGIN"))
+                connection.execute(text(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}"))
+                connection.execute(text(f"REVOKE ALL ON alembic_version FROM {role}"))
+            reader = Database(make_url(fresh.url).set(username=role).render_as_string(False))
+        try:
+            status, body = _ready(reader)
+        finally:
+            if reader is not fresh:
+                reader.dispose()
+                with fresh.engine.begin() as connection:
+                    connection.execute(text(f"DROP OWNED BY {role}"))
+                    connection.execute(text(f"DROP ROLE {role}"))
+    assert status == 503
+    assert body["database"] == "error"
+    assert "scim-server init" not in str(body["detail"])
