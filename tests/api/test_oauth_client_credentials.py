@@ -19,7 +19,7 @@ from urllib.parse import quote
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select, text
+from sqlalchemy import select, text, update
 from werkzeug.test import TestResponse
 
 from scim_server.app import create_app
@@ -132,13 +132,13 @@ def _token_rows(database: Database, connection_id: str) -> list[dict[str, Any]]:
 
 def _expire_access_tokens(database: Database, connection_id: str, *, ago: timedelta) -> None:
     """What time does to the connection's access tokens: they expired ``ago``."""
+    # through the column's type, stored as the server stores it (and no sqlite3 default adapter,
+    # deprecated since Python 3.12)
     with database.engine.begin() as connection:
         connection.execute(
-            text(
-                "UPDATE api_tokens SET expires_at = :at "
-                "WHERE connection_id = :c AND issued_by IS NOT NULL"
-            ),
-            {"at": datetime.now(UTC) - ago, "c": connection_id},
+            update(ApiToken)
+            .where(ApiToken.connection_id == connection_id, ApiToken.issued_by.is_not(None))
+            .values(expires_at=datetime.now(UTC) - ago)
         )
 
 
