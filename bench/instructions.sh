@@ -11,6 +11,7 @@
 # Needs valgrind (Debian: apt install valgrind); not part of `make install`.
 set -euo pipefail
 kind=${1:?usage: bench/instructions.sh KIND [PYTHONPATH]}
+label=$kind
 tree=${2:-}
 here=$(cd "$(dirname "$0")/.." && pwd)
 a=${A:-40}
@@ -27,4 +28,4 @@ count() {
 }
 first=$(count "$a")
 second=$(count "$b")
-echo "$kind ${tree:-$here}: $(((second - first) / (b - a))) instructions per request"
+echo "$label ${tree:-$here}: $(((second - first) / (b - a))) instructions per request"
