@@ -186,3 +186,24 @@ def test_graceful_stop_outlasts_gunicorns_graceful_timeout() -> None:
         timeout = re.search(r"--stop-timeout (\d+)", command)
         assert timeout is not None, command
         assert int(timeout[1]) > graceful, command
+
+
+def test_the_nginx_front_passes_what_the_server_decides_on() -> None:
+    """Checked by hand with nginx 1.22 (README, Deploying); what can drift is held here."""
+    conf = (DEPLOY / "nginx.conf").read_text()
+    assert re.search(rf"server 127\.0\.0\.1:{PORT};", conf), "the port the deploy files serve on"
+    size = re.search(r"client_max_body_size (\d+)m;", conf)
+    assert size is not None
+    # a body over the server's limits must get the server's SCIM 413, not nginx's HTML one
+    defaults = Settings(database_url="sqlite://")
+    assert int(size[1]) * 1024 * 1024 > max(
+        defaults.max_body_bytes, defaults.bulk_max_payload_bytes
+    )
+    # the one hop SCIM_TRUSTED_PROXY_HOPS=1 believes: replaced, never appended to
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in conf
+    assert "$proxy_add_x_forwarded_for" not in conf
+    for header in ("X-Forwarded-Proto $scheme", "X-Forwarded-Host $host"):
+        assert f"proxy_set_header {header};" in conf
+    # nginx's own errors become a SCIM 503 with Retry-After; the server's pass untouched
+    assert "proxy_intercept_errors on" not in conf
+    assert re.search(r"add_header Retry-After \d+ always;", conf)
