@@ -1,5 +1,6 @@
-"""The README's configuration table is how an operator learns the environment variables; it must
-name every one the server reads, none it does not, and the defaults the code applies."""
+"""The README is how an operator learns the configuration and the CLI: its configuration table
+must name every environment variable the server reads, none it does not, and the defaults the
+code applies; its CLI reference every command there is, and no other."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import dataclasses
 import re
 from pathlib import Path
 
+import click
+
+from scim_server.cli import main
 from scim_server.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,3 +78,28 @@ def test_the_readme_states_the_defaults_the_code_applies() -> None:
         code = re.search(rf'os\.environ\.get\("{name}", "(\d+)"\)', gunicorn_file)
         assert code is not None, name
         assert table[name] == f"`{code[1]}`", (name, table[name])
+
+
+def _commands(command: click.Command, prefix: tuple[str, ...] = ()) -> set[str]:
+    if not isinstance(command, click.Group):
+        return {" ".join(prefix)}
+    found: set[str] = set()
+    for name, sub in command.commands.items():
+        if not sub.hidden:  # an alias (``user`` for ``users``), named beside its command
+            found |= _commands(sub, (*prefix, name))
+    return found
+
+
+def test_the_cli_reference_shows_every_command_and_only_those() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## CLI reference\n", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        match[1].strip()
+        for match in re.finditer(r"^scim-server ((?:[a-z][a-z-]* ?)+)", section, re.MULTILINE)
+    }
+    commands = _commands(main)
+    assert len(commands) > 30, commands
+    assert not commands - documented, f"not in README's CLI reference: {commands - documented}"
+    assert not documented - commands, (
+        f"in README's CLI reference, no such command: {documented - commands}"
+    )
