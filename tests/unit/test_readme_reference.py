@@ -1,6 +1,7 @@
-"""The README is how an operator learns the configuration and the CLI: its configuration table
-must name every environment variable the server reads, none it does not, and the defaults the
-code applies; its CLI reference every command there is, and no other."""
+"""The README is how an operator learns the configuration, the CLI and the admin API: its
+configuration table must name every environment variable the server reads, none it does not,
+and the defaults the code applies; its CLI reference and Admin API table every command and
+endpoint there is, and no other."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from scim_server.app import create_app
 from scim_server.cli import main
 from scim_server.config import Settings
 
@@ -102,4 +104,30 @@ def test_the_cli_reference_shows_every_command_and_only_those() -> None:
     assert not commands - documented, f"not in README's CLI reference: {commands - documented}"
     assert not documented - commands, (
         f"in README's CLI reference, no such command: {documented - commands}"
+    )
+
+
+def test_the_admin_api_table_shows_every_endpoint_and_only_those() -> None:
+    app = create_app(Settings(database_url="sqlite://"))
+    served = {
+        (method, re.sub(r"<[^>]+>", "ID", rule.rule))
+        for rule in app.url_map.iter_rules()
+        if rule.rule.startswith("/admin/v1/")
+        for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}
+    }
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("\n## Admin API\n", 1)[1].split("\n## ", 1)[0]
+    documented = {
+        # `GET /admin/v1/tokens[?all=true]`, `DELETE /admin/v1/roles/NAME`
+        (match[1], re.sub(r"/(ID|NAME)(?=/|$)", "/ID", match[2]))
+        for match in re.finditer(
+            r"^\| `(GET|POST|PUT|PATCH|DELETE) (/admin/v1/[^`\[]*)(?:\[[^\]]*\])?` \|",
+            section,
+            re.MULTILINE,
+        )
+    }
+    assert len(served) > 20, served
+    assert not served - documented, f"not in README's Admin API table: {served - documented}"
+    assert not documented - served, (
+        f"in README's Admin API table, not served: {documented - served}"
     )
