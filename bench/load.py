@@ -287,6 +287,10 @@ def drive(
     """Send ``requests`` with ``clients`` processes; requests are dealt round-robin."""
     context = multiprocessing.get_context("fork")
     start = context.Event()
+    if seconds is not None and 0 < len(requests) < clients:
+        # a timed scenario cycles its requests, so every client may send them all: one request
+        # (a deep page, a group GET) then runs at the concurrency asked for, not at one client
+        requests = list(requests) * -(-clients // len(requests))
     clients = max(1, min(clients, len(requests)))
     pipes, processes = [], []
     for number in range(clients):
