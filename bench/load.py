@@ -7,8 +7,10 @@
 The server is started as an operator starts it (``scim-server init``, ``org create``,
 ``connection create --json``, ``scim-server serve`` with ``deploy/gunicorn.conf.py``) in a
 temporary folder. Beside it, ``bench/ceiling_app.py`` (minimal Flask + SQLAlchemy on SQLite, no
-validation, no audit) runs on the same gunicorn settings; every scenario runs against both, one
-after the other, and is reported as a ratio to the ceiling, so the figures hold on a busy machine.
+validation, no audit) runs on the same gunicorn settings; every scenario runs against both in
+alternating rounds (server, ceiling, ceiling, server, ...) and is reported as the median of the
+rounds' ratios to the ceiling, so the figures hold on a busy machine; the ratio of server CPU per
+operation is reported beside it.
 
 The client is a set of forked processes, each with one keep-alive ``http.client`` connection,
 closed loop; their CPU time is reported beside the server's so one can see it is not the
@@ -337,6 +339,84 @@ def drive(
     )
 
 
+def merged(outcomes: Sequence[Outcome]) -> Outcome:
+    """The rounds of one scenario on one server, as if they had been one run."""
+    ops = sum(outcome.ops for outcome in outcomes)
+    wall = sum(outcome.seconds for outcome in outcomes)
+    latencies = sorted(latency / 1000 for o in outcomes for latency in o.latencies_ms)
+    server_cpu = sum(o.server_cpu_ms_per_op * o.ops for o in outcomes)
+    client_cpu = sum(o.client_cpu_ms_per_op * o.ops for o in outcomes)
+    return Outcome(
+        ops=ops,
+        seconds=round(wall, 3),
+        ops_per_s=round(ops / wall, 1) if wall else 0.0,
+        p50_ms=round(_percentile(latencies, 0.5) * 1000, 2),
+        p99_ms=round(_percentile(latencies, 0.99) * 1000, 2),
+        errors=sum(o.errors for o in outcomes),
+        first_error=next((o.first_error for o in outcomes if o.first_error), ""),
+        server_cpu_ms_per_op=round(server_cpu / max(ops, 1), 3),
+        client_cpu_ms_per_op=round(client_cpu / max(ops, 1), 3),
+        client_cpu_cores=round(client_cpu / 1000 / wall, 2) if wall else 0.0,
+        latencies_ms=[latency for o in outcomes for latency in o.latencies_ms],
+        ids=[identifier for o in outcomes for identifier in o.ids],
+    )
+
+
+@dataclass
+class Pair:
+    """One scenario on both servers, in rounds."""
+
+    server: Outcome
+    ceiling: Outcome
+    round_ratios: list[float]
+
+
+def drive_pair(
+    server: Server,
+    ceiling: Server,
+    headers: dict[str, str],
+    requests: Callable[[Server], Sequence[Request]],
+    *,
+    rounds: int,
+    clients: int,
+    seconds: float | None,
+    expected: tuple[int, ...] = (200,),
+    collect_ids: bool = False,
+) -> Pair:
+    """A scenario on both servers in alternating rounds: server, ceiling, ceiling, server, ...
+
+    A burst of other work on the machine (another tenant, a frequency change) that lasts
+    seconds then falls on both servers alike, and the ratio reported is the median of the
+    rounds' ratios, so one disturbed round does not move it. A timed scenario gives each
+    round ``seconds / rounds``; one that sends each request once sends the ``rounds`` parts of
+    its list in turn (the creates: users 0-2,499 to both, then 2,500-4,999, ...).
+    """
+    lists = {target.name: list(requests(target)) for target in (server, ceiling)}
+    done: dict[str, list[Outcome]] = {server.name: [], ceiling.name: []}
+    ratios: list[float] = []
+    for number in range(rounds):
+        order = (server, ceiling) if number % 2 == 0 else (ceiling, server)
+        for target in order:
+            sent = lists[target.name]
+            if seconds is None:  # this round's part of the list
+                size = -(-len(sent) // rounds)
+                sent = sent[number * size : (number + 1) * size]
+            done[target.name].append(
+                drive(
+                    target,
+                    headers,
+                    sent,
+                    clients=clients,
+                    seconds=None if seconds is None else seconds / rounds,
+                    expected=expected,
+                    collect_ids=collect_ids,
+                )
+            )
+        ours, theirs = done[server.name][-1], done[ceiling.name][-1]
+        ratios.append(ours.ops_per_s / theirs.ops_per_s if theirs.ops_per_s else 0.0)
+    return Pair(merged(done[server.name]), merged(done[ceiling.name]), ratios)
+
+
 def _get(server: Server, headers: dict[str, str], path: str) -> Any:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
     connection.request("GET", path, headers=headers)
@@ -388,6 +468,10 @@ class Row:
     ceiling: dict[str, Any] | None
     ratio: float | None
     note: str = ""
+    #: each round's ratio of throughputs (``ratio`` is their median)
+    round_ratios: list[float] = field(default_factory=list)
+    #: the ceiling's server CPU per operation over ours: the steadier figure on a busy machine
+    cpu_ratio: float | None = None
 
 
 def _summary(outcome: Outcome) -> dict[str, Any]:
@@ -406,12 +490,24 @@ class Run:
     rows: list[Row] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def add_pair(self, scenario: str, pair: Pair) -> None:
+        self.add(scenario, pair.server, pair.ceiling, round_ratios=pair.round_ratios)
+
     def add(
-        self, scenario: str, server: Outcome | None, ceiling: Outcome | None, note: str = ""
+        self,
+        scenario: str,
+        server: Outcome | None,
+        ceiling: Outcome | None,
+        note: str = "",
+        round_ratios: Sequence[float] = (),
     ) -> None:
-        ratio = None
+        ratio = cpu_ratio = None
         if server is not None and ceiling is not None and ceiling.ops_per_s:
             ratio = round(server.ops_per_s / ceiling.ops_per_s, 2)
+            if round_ratios:
+                ratio = round(statistics.median(round_ratios), 2)
+            if server.server_cpu_ms_per_op:
+                cpu_ratio = round(ceiling.server_cpu_ms_per_op / server.server_cpu_ms_per_op, 2)
         self.rows.append(
             Row(
                 scenario,
@@ -419,6 +515,8 @@ class Run:
                 None if ceiling is None else _summary(ceiling),
                 ratio,
                 note,
+                [round(value, 3) for value in round_ratios],
+                cpu_ratio,
             )
         )
         line = f"  {scenario:<34}"
@@ -428,7 +526,14 @@ class Run:
                     f" {label} {outcome.ops_per_s:8.1f}/s p50 {outcome.p50_ms:7.2f}"
                     f" p99 {outcome.p99_ms:7.2f} err {outcome.errors}"
                 )
-        print(line + (f"  ratio {ratio}" if ratio is not None else f"  {note}"), flush=True)
+        if ratio is None:
+            line += f"  {note}"
+        else:
+            line += f"  ratio {ratio}"
+            if len(round_ratios) > 1:
+                line += f" (rounds {min(round_ratios):.2f}-{max(round_ratios):.2f})"
+            line += f", CPU {cpu_ratio}"
+        print(line, flush=True)
         for outcome in (server, ceiling):
             if outcome is not None and outcome.errors:
                 print(f"    first error: {outcome.first_error}", flush=True)
@@ -436,8 +541,6 @@ class Run:
 
 def benchmark(database_url: str, label: str, args: argparse.Namespace, workdir: Path) -> Run:
     users = args.users
-    seconds = args.seconds
-    clients = args.clients
     env = {
         **os.environ,
         "SCIM_DATABASE_URL": database_url,
@@ -465,7 +568,7 @@ def benchmark(database_url: str, label: str, args: argparse.Namespace, workdir: 
         sampler = MemorySampler([server, ceiling])
         sampler.start()
         try:
-            _scenarios(run, server, ceiling, headers, users, seconds, clients, args.group_size)
+            _scenarios(run, server, ceiling, headers, args)
         finally:
             sampler.stop()
         run.extra["server_peak_process_rss_mib"] = round(server.peak_process_mib(), 1)
@@ -488,15 +591,9 @@ def benchmark(database_url: str, label: str, args: argparse.Namespace, workdir: 
 
 
 def _scenarios(
-    run: Run,
-    server: Server,
-    ceiling: Server,
-    headers: dict[str, str],
-    users: int,
-    seconds: float,
-    clients: int,
-    group_size: int,
+    run: Run, server: Server, ceiling: Server, headers: dict[str, str], args: argparse.Namespace
 ) -> None:
+    users = args.users
     both = (server, ceiling)
 
     def each(
@@ -505,27 +602,25 @@ def _scenarios(
         *,
         expected: tuple[int, ...] = (200,),
         timed: bool = True,
-        concurrency: int | None = None,
-    ) -> tuple[Outcome, Outcome]:
-        outcomes = [
-            drive(
-                target,
-                headers,
-                requests(target),
-                clients=concurrency or clients,
-                seconds=seconds if timed else None,
-                expected=expected,
-                collect_ids=scenario == "create user",
-            )
-            for target in both
-        ]
-        run.add(scenario, outcomes[0], outcomes[1])
-        return outcomes[0], outcomes[1]
+    ) -> Pair:
+        pair = drive_pair(
+            server,
+            ceiling,
+            headers,
+            requests,
+            rounds=args.rounds,
+            clients=args.clients,
+            seconds=args.seconds if timed else None,
+            expected=expected,
+            collect_ids=scenario == "create user",
+        )
+        run.add_pair(scenario, pair)
+        return pair
 
     # create: the IdP's initial cycle, every user once, through the API
     creates = [("POST", "/scim/v2/Users", _body(user_document(n))) for n in range(users)]
     created = each("create user", lambda _: creates, expected=(201,), timed=False)
-    ids = {server.name: created[0].ids, ceiling.name: created[1].ids}
+    ids = {server.name: created.server.ids, ceiling.name: created.ceiling.ids}
     for target in both:
         if len(ids[target.name]) != users:
             raise SystemExit(f"{target.name}: {len(ids[target.name])} of {users} users created")
@@ -548,7 +643,7 @@ def _scenarios(
         f"list page startIndex={deep} count=100",
         lambda _: [("GET", f"/scim/v2/Users?startIndex={deep}&count=100", None)],
     )
-    _cursor_scenario(run, server, ceiling, headers, users, seconds, clients)
+    _cursor_scenario(run, server, ceiling, headers, args)
     patch_inactive = _body(
         {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "path": "active", "value": False}]}
     )
@@ -563,17 +658,11 @@ def _scenarios(
             for n in spread
         ],
     )
-    _group_scenarios(run, server, ceiling, headers, ids, seconds, clients, group_size)
+    _group_scenarios(run, server, ceiling, headers, ids, args)
 
 
 def _cursor_scenario(
-    run: Run,
-    server: Server,
-    ceiling: Server,
-    headers: dict[str, str],
-    users: int,
-    seconds: float,
-    clients: int,
+    run: Run, server: Server, ceiling: Server, headers: dict[str, str], args: argparse.Namespace
 ) -> None:
     """RFC 9865 cursor paging, when this build advertises it: the page before the last. The
     ceiling's equivalent is the same keyset page by primary key (``pk > N-100 LIMIT 100``),
@@ -583,7 +672,7 @@ def _cursor_scenario(
     if not pagination.get("cursor"):
         run.add("cursor page near the end", None, None, "not supported by this build")
         return
-    page_size = 100
+    users, page_size = args.users, 100
     cursor, seen, last_cursor = "", 0, ""
     while True:
         page = _get(server, headers, f"/scim/v2/Users?cursor={cursor}&count={page_size}")
@@ -593,21 +682,20 @@ def _cursor_scenario(
             last_cursor = next_cursor or cursor
             break
         cursor = next_cursor
-    outcome = drive(
+    paths = {
+        server.name: f"/scim/v2/Users?cursor={last_cursor}&count={page_size}",
+        ceiling.name: f"/scim/v2/Users?after={max(0, users - page_size)}&count={page_size}",
+    }
+    pair = drive_pair(
         server,
-        headers,
-        [("GET", f"/scim/v2/Users?cursor={last_cursor}&count={page_size}", None)],
-        clients=clients,
-        seconds=seconds,
-    )
-    ceiling_outcome = drive(
         ceiling,
         headers,
-        [("GET", f"/scim/v2/Users?after={max(0, users - page_size)}&count={page_size}", None)],
-        clients=clients,
-        seconds=seconds,
+        lambda target: [("GET", paths[target.name], None)],
+        rounds=args.rounds,
+        clients=args.clients,
+        seconds=args.seconds,
     )
-    run.add("cursor page near the end", outcome, ceiling_outcome)
+    run.add_pair("cursor page near the end", pair)
 
 
 def _group_scenarios(
@@ -616,11 +704,10 @@ def _group_scenarios(
     ceiling: Server,
     headers: dict[str, str],
     ids: dict[str, list[str]],
-    seconds: float,
-    clients: int,
-    group_size: int,
+    args: argparse.Namespace,
 ) -> None:
     both = (server, ceiling)
+    clients = args.clients
 
     def new_group(target: Server, name: str) -> str:
         connection = http.client.HTTPConnection("127.0.0.1", target.port, timeout=60)
@@ -650,7 +737,7 @@ def _group_scenarios(
     def group_path(target: Server, query: str = "") -> str:
         return f"/scim/v2/Groups/{group_ids[target.name]}{query}"
 
-    size = min(group_size, len(ids[server.name]))
+    size = min(args.group_size, len(ids[server.name]))
     batches: dict[str, list[Request]] = {}
     for target in both:
         members = ids[target.name][:size]
@@ -684,17 +771,16 @@ def _group_scenarios(
         ("GET group excludedAttributes=members", "?excludedAttributes=members"),
         (f"GET group with all {size} members", ""),
     ):
-        outcomes = [
-            drive(
-                t,
-                headers,
-                [("GET", group_path(t, query), None)],
-                clients=clients,
-                seconds=seconds,
-            )
-            for t in both
-        ]
-        run.add(scenario, outcomes[0], outcomes[1])
+        pair = drive_pair(
+            server,
+            ceiling,
+            headers,
+            lambda t, query=query: [("GET", group_path(t, query), None)],
+            rounds=args.rounds,
+            clients=clients,
+            seconds=args.seconds,
+        )
+        run.add_pair(scenario, pair)
 
     removes = min(200, size // 4)
     for scenario, make in (
@@ -808,21 +894,27 @@ def print_table(run: Run) -> None:
     print(f"\n## {run.database}, {run.users} users\n")
     print(
         "| scenario | ops/s | p50 ms | p99 ms | errors | server CPU ms/op | client CPU ms/op"
-        " | ceiling ops/s | ceiling p50 ms | ceiling CPU ms/op | ratio |"
+        " | ceiling ops/s | ceiling p50 ms | ceiling CPU ms/op | ratio | rounds | CPU ratio |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- |" + " ---: |" * 12)
     for row in run.rows:
         s, c = row.server, row.ceiling
         if s is None:
-            print(f"| {row.scenario} | {row.note} | | | | | | | | | |")
+            print(f"| {row.scenario} | {row.note} |" + " |" * 11)
             continue
+        spread = (
+            f"{min(row.round_ratios):.2f}-{max(row.round_ratios):.2f}"
+            if len(row.round_ratios) > 1
+            else "-"
+        )
         ceiling = (
             f"{c['ops_per_s']} | {c['p50_ms']} | {c['server_cpu_ms_per_op']}" if c else "- | - | -"
         )
         print(
             f"| {row.scenario} | {s['ops_per_s']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']}"
             f" | {s['server_cpu_ms_per_op']} | {s['client_cpu_ms_per_op']} | {ceiling}"
-            f" | {row.ratio if row.ratio is not None else '-'} |"
+            f" | {row.ratio if row.ratio is not None else '-'}"
+            f" | {spread} | {row.cpu_ratio if row.cpu_ratio is not None else '-'} |"
         )
     print()
     for target, measured, met in targets(run):
@@ -835,6 +927,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=None, help="per timed scenario (8)")
     parser.add_argument("--quick", action="store_true", help="1,000 users, 2 s scenarios")
     parser.add_argument("--clients", type=int, default=8, help="client processes (8)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="alternating rounds per scenario, server and ceiling (4; 2 with --quick)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers, both servers")
     parser.add_argument("--threads", type=int, default=4, help="threads per worker")
     parser.add_argument("--group-size", type=int, default=10_000, help="members of the group")
@@ -846,10 +944,12 @@ def main() -> int:
     args = parser.parse_args()
     args.users = args.users or (1_000 if args.quick else 10_000)
     args.seconds = args.seconds or (2.0 if args.quick else 8.0)
+    args.rounds = max(1, args.rounds or (2 if args.quick else 4))
     args.group_size = min(args.group_size, args.users)
 
     print(
-        f"scim-server load benchmark: {args.users} users, {args.seconds:g} s per timed scenario,"
+        f"scim-server load benchmark: {args.users} users, {args.seconds:g} s per timed scenario"
+        f" in {args.rounds} alternating rounds,"
         f" {args.clients} client processes, gunicorn {args.workers} workers x {args.threads}"
         f" threads; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}",
         flush=True,
