@@ -15,7 +15,8 @@ operation is reported beside it.
 The client is a set of forked processes, each with one keep-alive ``http.client`` connection,
 closed loop; their CPU time is reported beside the server's so one can see it is not the
 bottleneck. Server CPU per operation comes from ``/proc/<pid>/stat`` of the gunicorn master and
-workers (the master's ``cutime``/``cstime`` keep the time of recycled workers); peak RSS from each
+workers (the master's ``cutime``/``cstime`` keep the time of recycled workers), and that of this
+machine's PostgreSQL processes beside it (a local database shares the cores); peak RSS from each
 process's ``VmHWM``, and the largest sum of ``VmRSS`` over the process tree, sampled every 0.2 s.
 
 Output: a table on stdout and a JSON file (``--json PATH``, default ``bench/results/load.json``,
@@ -82,6 +83,24 @@ def _cpu_ticks(pid: int, *, with_reaped: bool) -> int:
     # after the ")": state is fields[0], so utime (14) is fields[11], cutime (16) fields[13]
     ticks = int(fields[11]) + int(fields[12])
     return ticks + (int(fields[13]) + int(fields[14]) if with_reaped else 0)
+
+
+def database_cpu_seconds() -> float:
+    """CPU time of this machine's PostgreSQL processes (0 when none runs here).
+
+    The benchmark's PostgreSQL is local, so its backends share the two cores with gunicorn and
+    the client; their time per operation says how much of a request's cost is the database's.
+    Backends that ended during a scenario are not counted (scim-server's pool keeps them).
+    """
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().startswith("postgres"):
+                    ticks += _cpu_ticks(int(entry.name), with_reaped=False)
+            except OSError:
+                continue
+    return ticks / CLOCK_TICKS
 
 
 def _status_kib(pid: int, name: str) -> int:
@@ -264,6 +283,7 @@ class Outcome:
     errors: int
     first_error: str
     server_cpu_ms_per_op: float
+    database_cpu_ms_per_op: float
     client_cpu_ms_per_op: float
     client_cpu_cores: float
     latencies_ms: list[float] = field(repr=False)
@@ -306,12 +326,13 @@ def drive(
         pipes.append(receive)
         processes.append(process)
     time.sleep(0.2)  # let the clients reach the start line
-    cpu_before = server.cpu_seconds()
+    cpu_before, database_before = server.cpu_seconds(), database_cpu_seconds()
     began = time.perf_counter()
     start.set()
     results = [pipe.recv() for pipe in pipes]
     wall = time.perf_counter() - began
     cpu = server.cpu_seconds() - cpu_before
+    database_cpu = database_cpu_seconds() - database_before
     for process in processes:
         process.join()
     in_order = [latency for result in results for latency in result[0]]
@@ -332,6 +353,7 @@ def drive(
         errors=sum(result[1] for result in results),
         first_error=next((result[2] for result in results if result[2]), ""),
         server_cpu_ms_per_op=round(cpu * 1000 / max(ops, 1), 3),
+        database_cpu_ms_per_op=round(database_cpu * 1000 / max(ops, 1), 3),
         client_cpu_ms_per_op=round(client_cpu * 1000 / max(ops, 1), 3),
         client_cpu_cores=round(client_cpu / wall, 2),
         latencies_ms=[round(latency * 1000, 3) for latency in in_order],
@@ -345,6 +367,7 @@ def merged(outcomes: Sequence[Outcome]) -> Outcome:
     wall = sum(outcome.seconds for outcome in outcomes)
     latencies = sorted(latency / 1000 for o in outcomes for latency in o.latencies_ms)
     server_cpu = sum(o.server_cpu_ms_per_op * o.ops for o in outcomes)
+    database_cpu = sum(o.database_cpu_ms_per_op * o.ops for o in outcomes)
     client_cpu = sum(o.client_cpu_ms_per_op * o.ops for o in outcomes)
     return Outcome(
         ops=ops,
@@ -355,6 +378,7 @@ def merged(outcomes: Sequence[Outcome]) -> Outcome:
         errors=sum(o.errors for o in outcomes),
         first_error=next((o.first_error for o in outcomes if o.first_error), ""),
         server_cpu_ms_per_op=round(server_cpu / max(ops, 1), 3),
+        database_cpu_ms_per_op=round(database_cpu / max(ops, 1), 3),
         client_cpu_ms_per_op=round(client_cpu / max(ops, 1), 3),
         client_cpu_cores=round(client_cpu / 1000 / wall, 2) if wall else 0.0,
         latencies_ms=[latency for o in outcomes for latency in o.latencies_ms],
@@ -893,14 +917,15 @@ def targets(run: Run) -> list[tuple[str, str, bool]]:
 def print_table(run: Run) -> None:
     print(f"\n## {run.database}, {run.users} users\n")
     print(
-        "| scenario | ops/s | p50 ms | p99 ms | errors | server CPU ms/op | client CPU ms/op"
+        "| scenario | ops/s | p50 ms | p99 ms | errors | server CPU ms/op"
+        " | PostgreSQL CPU ms/op | client CPU ms/op"
         " | ceiling ops/s | ceiling p50 ms | ceiling CPU ms/op | ratio | rounds | CPU ratio |"
     )
-    print("| --- |" + " ---: |" * 12)
+    print("| --- |" + " ---: |" * 13)
     for row in run.rows:
         s, c = row.server, row.ceiling
         if s is None:
-            print(f"| {row.scenario} | {row.note} |" + " |" * 11)
+            print(f"| {row.scenario} | {row.note} |" + " |" * 12)
             continue
         spread = (
             f"{min(row.round_ratios):.2f}-{max(row.round_ratios):.2f}"
@@ -912,7 +937,8 @@ def print_table(run: Run) -> None:
         )
         print(
             f"| {row.scenario} | {s['ops_per_s']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']}"
-            f" | {s['server_cpu_ms_per_op']} | {s['client_cpu_ms_per_op']} | {ceiling}"
+            f" | {s['server_cpu_ms_per_op']} | {s['database_cpu_ms_per_op']}"
+            f" | {s['client_cpu_ms_per_op']} | {ceiling}"
             f" | {row.ratio if row.ratio is not None else '-'}"
             f" | {spread} | {row.cpu_ratio if row.cpu_ratio is not None else '-'} |"
         )
