@@ -9,13 +9,16 @@ compare them::
     .venv/bin/python bench/inprocess.py get                        # this checkout
     PYTHONPATH=/path/to/other/worktree .venv/bin/python bench/inprocess.py get
     .venv/bin/python bench/inprocess.py page --profile             # where the time goes
+    .venv/bin/python bench/inprocess.py get --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 Kinds: get, filter (``userName eq``, a hit), miss, page (``startIndex`` of the last 100),
 cursor (the second cursor page of 100), group-excl (GET group ``excludedAttributes=members``,
 500 members), patch (``active``: each visit to a user flips it; before 2026-11-26 a user got the
 same value on every pass, so the later passes measured PATCHes that changed nothing), put,
 create. ``--profile`` prints a cProfile
-of one pass by CPU time (``--sort cumulative`` or ``tottime``).
+of one pass by CPU time (``--sort cumulative`` or ``tottime``). ``--postgres URL`` runs on a
+throw-away PostgreSQL database next to URL's instead, and reports the local PostgreSQL
+processes' CPU per request beside the process's.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from support import database_cpu_seconds, postgres_database
 
 from scim_server.app import create_app
 from scim_server.config import Settings
@@ -55,11 +60,13 @@ def _user(n: int, family: str = "B") -> dict[str, Any]:
     }
 
 
-def build(users: int, guard: str = "off") -> tuple[Any, dict[str, str], list[str], str, str]:
+def build(
+    users: int, guard: str = "off", url: str | None = None
+) -> tuple[Any, dict[str, str], list[str], str, str]:
     """A fresh database with one organisation, ``users`` users and a group of up to 500;
     ``guard``: its mass-deprovisioning limit (``off``, or e.g. ``1000000`` to count without
-    ever holding)."""
-    url = f"sqlite:///{Path(tempfile.mkdtemp()) / 'scim.db'}"
+    ever holding); ``url``: an empty database to use instead of a new SQLite file."""
+    url = url or f"sqlite:///{Path(tempfile.mkdtemp()) / 'scim.db'}"
     database = Database(url)
     upgrade(database.engine)
     app = create_app(Settings(database_url=url), database=database)
@@ -85,8 +92,10 @@ def build(users: int, guard: str = "off") -> tuple[Any, dict[str, str], list[str
     return client, headers, ids, group, first.get("nextCursor", "")
 
 
-def request_of(kind: str, users: int, guard: str = "off") -> Callable[[int], None]:
-    client, headers, ids, group, cursor = build(users, guard)
+def request_of(
+    kind: str, users: int, guard: str = "off", url: str | None = None
+) -> Callable[[int], None]:
+    client, headers, ids, group, cursor = build(users, guard, url)
 
     def send(i: int) -> None:
         n = i % users
@@ -145,10 +154,20 @@ def main() -> None:
         help="the organisation's guard; a number too large to reach counts every deactivation "
         "(patch) without holding any (default: off)",
     )
+    parser.add_argument("--postgres", metavar="URL", help="run on PostgreSQL (admin URL)")
     args = parser.parse_args()
+    if args.postgres:
+        with postgres_database(args.postgres, "scim_inprocess") as url:
+            measure(args, url)
+    else:
+        measure(args, None)
+
+
+def measure(args: argparse.Namespace, url: str | None) -> None:
+    """Warm up, then profile one pass or time ``--passes`` of them."""
     default = {"page": 150, "cursor": 150, "patch": 800, "put": 800, "create": 800}
     count = args.requests or default.get(args.kind, 1500)
-    send = request_of(args.kind, args.users, args.deprovision_limit)
+    send = request_of(args.kind, args.users, args.deprovision_limit, url)
     for i in range(50):  # warm-up: compiled statements, caches
         send(i)
     if args.profile:
@@ -161,13 +180,19 @@ def main() -> None:
         if args.dump:
             profile.dump_stats(args.dump)
         return
-    best = float("inf")
+    best, best_database = float("inf"), float("inf")
     for run in range(args.passes):
-        started = time.process_time()
+        started, database_started = time.process_time(), database_cpu_seconds()
         for i in range(count):
             send(50 + run * count + i)  # on from the warm-up: no pass repeats the one before
         best = min(best, (time.process_time() - started) / count * 1000)
-    print(f"{args.kind}: {best:.3f} ms CPU per request (min of {args.passes} passes of {count})")
+        best_database = min(
+            best_database, (database_cpu_seconds() - database_started) / count * 1000
+        )
+    line = f"{args.kind}: {best:.3f} ms CPU per request"
+    if url:
+        line += f", PostgreSQL {best_database:.3f} ms"
+    print(f"{line} (min of {args.passes} passes of {count})")
 
 
 if __name__ == "__main__":

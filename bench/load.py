@@ -46,7 +46,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from support import ROOT, postgres_database, provision
+from support import ROOT, database_cpu_seconds, postgres_database, provision
 
 SCIM = "application/scim+json"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -83,24 +83,6 @@ def _cpu_ticks(pid: int, *, with_reaped: bool) -> int:
     # after the ")": state is fields[0], so utime (14) is fields[11], cutime (16) fields[13]
     ticks = int(fields[11]) + int(fields[12])
     return ticks + (int(fields[13]) + int(fields[14]) if with_reaped else 0)
-
-
-def database_cpu_seconds() -> float:
-    """CPU time of this machine's PostgreSQL processes (0 when none runs here).
-
-    The benchmark's PostgreSQL is local, so its backends share the two cores with gunicorn and
-    the client; their time per operation says how much of a request's cost is the database's.
-    Backends that ended during a scenario are not counted (scim-server's pool keeps them).
-    """
-    ticks = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if (entry / "comm").read_text().startswith("postgres"):
-                    ticks += _cpu_ticks(int(entry.name), with_reaped=False)
-            except OSError:
-                continue
-    return ticks / CLOCK_TICKS
 
 
 def _status_kib(pid: int, name: str) -> int:

@@ -84,6 +84,27 @@ def scratch_database(postgres: str | None, prefix: str = "scim_bench") -> Iterat
 SCIM = "application/scim+json"
 
 
+def database_cpu_seconds() -> float:
+    """CPU time of this machine's PostgreSQL processes so far (0 when none runs here).
+
+    A benchmark's PostgreSQL is local, so its backends share the cores with the server and the
+    client; their time per operation says how much of a request's cost is the database's.
+    Backends that ended in between are not counted (the server's pool keeps its connections).
+    """
+    ticks = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if not (entry / "comm").read_text().startswith("postgres"):
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while we looked
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
