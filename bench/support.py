@@ -89,7 +89,9 @@ def database_cpu_seconds() -> float:
 
     A benchmark's PostgreSQL is local, so its backends share the cores with the server and the
     client; their time per operation says how much of a request's cost is the database's.
-    Backends that ended in between are not counted (the server's pool keeps its connections).
+    A backend or autovacuum worker that ends takes its CPU time out of the live processes' sum
+    and into the postmaster's ``cutime``/``cstime`` (its reaped children), so those count too:
+    without them a scenario during which an autovacuum worker ended measured negative.
     """
     ticks = 0
     for entry in Path("/proc").iterdir():
@@ -101,7 +103,8 @@ def database_cpu_seconds() -> float:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # it ended while we looked
             continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+        # utime, stime, and cutime, cstime (children reaped: the postmaster's ended backends)
+        ticks += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
