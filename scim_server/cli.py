@@ -35,7 +35,7 @@ from scim_server.services import (
     tokens,
     user_csv,
 )
-from scim_server.store.db import Database
+from scim_server.store.db import Database, statistics_warning
 from scim_server.store.migrate import upgrade
 from scim_server.store.models import SYSTEM_CHAIN, Connection, Organization, User
 from scim_server.store.revision import head_revision, is_ahead
@@ -105,6 +105,9 @@ def init() -> None:
         )
         return
     click.echo(f"database ready: {where}")
+    warning = statistics_warning(database.engine)
+    if warning:
+        click.echo(f"warning: {warning}", err=True)
 
 
 @main.group()

@@ -6,6 +6,7 @@ import json
 
 from click.testing import CliRunner
 from flask import Flask
+from sqlalchemy import text
 
 from scim_server.cli import main
 from scim_server.store.db import Database
@@ -15,6 +16,29 @@ def _run(database: Database, *args: str) -> tuple[int, str]:
     runner = CliRunner()
     result = runner.invoke(main, list(args), env={"SCIM_DATABASE_URL": database.url})
     return result.exit_code, result.output
+
+
+def test_init_warns_when_postgresql_will_not_keep_statistics(database: Database) -> None:
+    """Without autovacuum the tables are never analyzed and GETs read the whole organisation;
+    ``init`` is where an operator sees it (this machine's PostgreSQL has autovacuum off)."""
+    result = CliRunner().invoke(main, ["init"], env={"SCIM_DATABASE_URL": database.url})
+    assert result.exit_code == 0, result.output
+    assert "database ready" in result.stdout
+    if database.is_sqlite:
+        assert result.stderr == ""
+        return
+    with database.engine.connect() as connection:
+        autovacuum, track_counts = connection.execute(
+            text("SELECT current_setting('autovacuum'), current_setting('track_counts')")
+        ).one()
+    if autovacuum == "on" and track_counts == "on":
+        assert result.stderr == ""
+    else:
+        assert result.stderr.startswith("warning: PostgreSQL has ")
+        for name, value in (("autovacuum", autovacuum), ("track_counts", track_counts)):
+            assert (name in result.stderr) == (value != "on")
+        assert "ANALYZE" in result.stderr
+        assert "warning" not in result.stdout  # scripts reading init's stdout see no change
 
 
 def test_init_org_and_connection_then_the_token_works(database: Database, app: Flask) -> None:
