@@ -33,7 +33,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from support import database_cpu_seconds, postgres_database
+from support import database_cpu_seconds, gather_statistics, postgres_database
 
 from scim_server.app import create_app
 from scim_server.config import Settings
@@ -168,6 +168,8 @@ def measure(args: argparse.Namespace, url: str | None) -> None:
     default = {"page": 150, "cursor": 150, "patch": 800, "put": 800, "create": 800}
     count = args.requests or default.get(args.kind, 1500)
     send = request_of(args.kind, args.users, args.deprovision_limit, url)
+    if url:  # statistics, as autovacuum gathers them within a minute of a load (load.py)
+        gather_statistics(url)
     for i in range(50):  # warm-up: compiled statements, caches
         send(i)
     if args.profile:

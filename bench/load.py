@@ -7,10 +7,11 @@
 The server is started as an operator starts it (``scim-server init``, ``org create``,
 ``connection create --json``, ``scim-server serve`` with ``deploy/gunicorn.conf.py``) in a
 temporary folder. Beside it, ``bench/ceiling_app.py`` (minimal Flask + SQLAlchemy on SQLite, no
-validation, no audit) runs on the same gunicorn settings; every scenario runs against both in
-alternating rounds (server, ceiling, ceiling, server, ...) and is reported as the median of the
-rounds' ratios to the ceiling, so the figures hold on a busy machine; the ratio of server CPU per
-operation is reported beside it.
+validation, no audit) runs on the same gunicorn settings. The creates and the timed scenarios
+run against both in alternating rounds (server, ceiling, ceiling, server, ...) and are reported
+as the median of the rounds' ratios to the ceiling, so the figures hold on a busy machine; the
+group build and the removals (one client, each request once, in order) run once on each. The
+ratio of server CPU per operation is reported beside every ratio.
 
 The client is a set of forked processes, each with one keep-alive ``http.client`` connection,
 closed loop; their CPU time is reported beside the server's so one can see it is not the
@@ -46,9 +47,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from support import ROOT, database_cpu_seconds, postgres_database, provision
+from support import ROOT, database_cpu_seconds, gather_statistics, postgres_database, provision
 
 SCIM = "application/scim+json"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -395,9 +394,12 @@ def drive_pair(
 
     A burst of other work on the machine (another tenant, a frequency change) that lasts
     seconds then falls on both servers alike, and the ratio reported is the median of the
-    rounds' ratios, so one disturbed round does not move it. A timed scenario gives each
-    round ``seconds / rounds``; one that sends each request once sends the ``rounds`` parts of
-    its list in turn (the creates: users 0-2,499 to both, then 2,500-4,999, ...).
+    rounds' ratios, so with 3 rounds or more one disturbed round does not move it. A timed
+    scenario gives each round ``seconds / rounds`` and starts it where the server's previous
+    round stopped in the list: a PATCH ``active=false`` sent again to the same user changes
+    nothing, which scim-server answers without writing while the ceiling writes anyway. One
+    that sends each request once sends the ``rounds`` parts of its list in turn (the creates:
+    users 0-2,499 to both, then 2,500-4,999, ...).
     """
     lists = {target.name: list(requests(target)) for target in (server, ceiling)}
     done: dict[str, list[Outcome]] = {server.name: [], ceiling.name: []}
@@ -407,8 +409,10 @@ def drive_pair(
         for target in order:
             sent = lists[target.name]
             if seconds is None:  # this round's part of the list
-                size = -(-len(sent) // rounds)
-                sent = sent[number * size : (number + 1) * size]
+                sent = sent[len(sent) * number // rounds : len(sent) * (number + 1) // rounds]
+            elif sent:  # on from where the previous rounds stopped
+                skip = sum(outcome.ops for outcome in done[target.name]) % len(sent)
+                sent = sent[skip:] + sent[:skip]
             done[target.name].append(
                 drive(
                     target,
@@ -421,7 +425,8 @@ def drive_pair(
                 )
             )
         ours, theirs = done[server.name][-1], done[ceiling.name][-1]
-        ratios.append(ours.ops_per_s / theirs.ops_per_s if theirs.ops_per_s else 0.0)
+        if ours.ops and theirs.ops:  # an empty part (fewer requests than rounds) has no ratio
+            ratios.append(ours.ops_per_s / theirs.ops_per_s)
     return Pair(merged(done[server.name]), merged(done[ceiling.name]), ratios)
 
 
@@ -540,7 +545,8 @@ class Run:
             line += f"  ratio {ratio}"
             if len(round_ratios) > 1:
                 line += f" (rounds {min(round_ratios):.2f}-{max(round_ratios):.2f})"
-            line += f", CPU {cpu_ratio}"
+            if cpu_ratio is not None:
+                line += f", CPU {cpu_ratio}"
         print(line, flush=True)
         for outcome in (server, ceiling):
             if outcome is not None and outcome.errors:
@@ -596,25 +602,6 @@ def benchmark(database_url: str, label: str, args: argparse.Namespace, workdir: 
         flush=True,
     )
     return run
-
-
-def gather_statistics(database_url: str) -> None:
-    """``ANALYZE`` on PostgreSQL, as autovacuum does within a minute of a bulk load.
-
-    Without statistics the planner knows nothing of the 10,000 users just created and may
-    read every user of the organisation for a lookup by id: measured in-process at 10,000
-    users, 6.1 ms of PostgreSQL CPU per GET before ``ANALYZE`` and 1.8 ms after. A production
-    database has autovacuum on (README); this machine's PostgreSQL has it off, so the benchmark
-    gathers them itself after each load. SQLite needs none here.
-    """
-    if make_url(database_url).get_backend_name() != "postgresql":
-        return
-    engine = create_engine(database_url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as connection:
-            connection.execute(text("ANALYZE"))
-    finally:
-        engine.dispose()
 
 
 def _scenarios(
@@ -938,6 +925,8 @@ def print_table(run: Run) -> None:
         if s is None:
             print(f"| {row.scenario} | {row.note} |" + " |" * 12)
             continue
+        # on SQLite the database is inside the server's processes; a local PostgreSQL only idles
+        database = s["database_cpu_ms_per_op"] if run.database == "postgresql" else "-"
         spread = (
             f"{min(row.round_ratios):.2f}-{max(row.round_ratios):.2f}"
             if len(row.round_ratios) > 1
@@ -948,7 +937,7 @@ def print_table(run: Run) -> None:
         )
         print(
             f"| {row.scenario} | {s['ops_per_s']} | {s['p50_ms']} | {s['p99_ms']} | {s['errors']}"
-            f" | {s['server_cpu_ms_per_op']} | {s['database_cpu_ms_per_op']}"
+            f" | {s['server_cpu_ms_per_op']} | {database}"
             f" | {s['client_cpu_ms_per_op']} | {ceiling}"
             f" | {row.ratio if row.ratio is not None else '-'}"
             f" | {spread} | {row.cpu_ratio if row.cpu_ratio is not None else '-'} |"
