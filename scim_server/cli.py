@@ -94,6 +94,7 @@ def init() -> None:
     """Create or upgrade the database schema at SCIM_DATABASE_URL.
 
     Safe to run at every start: a current schema is only read, and concurrent runs take turns.
+    On PostgreSQL with autovacuum or track_counts off, a warning goes to stderr.
     """
     database = _database()
     revision = upgrade(database.engine)

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 _write_intent: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -105,10 +106,14 @@ def statistics_warning(engine: Engine) -> str | None:
     """
     if engine.dialect.name != "postgresql":
         return None
-    with engine.connect() as connection:
-        settings = connection.execute(
-            text("SELECT current_setting('autovacuum'), current_setting('track_counts')")
-        ).one()
+    try:
+        with engine.connect() as connection:
+            settings = connection.execute(
+                text("SELECT current_setting('autovacuum'), current_setting('track_counts')")
+            ).one()
+    except SQLAlchemyError as error:  # a PostgreSQL-like service without these settings
+        _log.info("could not read autovacuum settings (%s)", type(error).__name__)
+        return None
     names = ("autovacuum", "track_counts")
     off = [name for name, value in zip(names, settings, strict=True) if value != "on"]
     if not off:
