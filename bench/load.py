@@ -47,7 +47,14 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from support import ROOT, database_cpu_seconds, gather_statistics, postgres_database, provision
+from support import (
+    ROOT,
+    cpu_ticks,
+    database_cpu_seconds,
+    gather_statistics,
+    postgres_database,
+    provision,
+)
 
 SCIM = "application/scim+json"
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
@@ -74,16 +81,6 @@ def _children(pid: int) -> list[int]:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-
-
-def _cpu_ticks(pid: int, *, with_reaped: bool) -> int:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    # after the ")": state is fields[0], so utime (14) is fields[11], cutime (16) fields[13]
-    ticks = int(fields[11]) + int(fields[12])
-    return ticks + (int(fields[13]) + int(fields[14]) if with_reaped else 0)
 
 
 def _status_kib(pid: int, name: str) -> int:
@@ -123,8 +120,8 @@ class Server:
 
     def cpu_seconds(self) -> float:
         master = self.process.pid
-        ticks = _cpu_ticks(master, with_reaped=True)
-        ticks += sum(_cpu_ticks(pid, with_reaped=False) for pid in _children(master))
+        ticks = cpu_ticks(master, with_reaped=True)
+        ticks += sum(cpu_ticks(pid, with_reaped=False) for pid in _children(master))
         return ticks / CLOCK_TICKS
 
     def sample_memory(self) -> None:
@@ -318,53 +315,68 @@ def drive(
     database_cpu = database_cpu_seconds() - database_before
     for process in processes:
         process.join()
-    in_order = [latency for result in results for latency in result[0]]
-    latencies = sorted(in_order)
-    ops = len(latencies)
     ids: list[str] = []
     if collect_ids:  # in the order the requests were given, as the round-robin dealt them
         per_client = [result[3] for result in results]
         for index in range(max(len(chunk) for chunk in per_client)):
             ids.extend(chunk[index] for chunk in per_client if index < len(chunk))
-    client_cpu = sum(result[4] for result in results)
+    return _outcome(
+        latencies=[latency for result in results for latency in result[0]],
+        wall=wall,
+        errors=sum(result[1] for result in results),
+        first_error=next((result[2] for result in results if result[2]), ""),
+        server_cpu=cpu,
+        database_cpu=database_cpu,
+        client_cpu=sum(result[4] for result in results),
+        ids=ids,
+    )
+
+
+def _outcome(
+    *,
+    latencies: list[float],
+    wall: float,
+    errors: int,
+    first_error: str,
+    server_cpu: float,
+    database_cpu: float,
+    client_cpu: float,
+    ids: list[str],
+) -> Outcome:
+    """An Outcome from totals in seconds; ``latencies`` in the order the requests were sent."""
+    ops = len(latencies)
+    ordered = sorted(latencies)
     return Outcome(
         ops=ops,
         seconds=round(wall, 3),
-        ops_per_s=round(ops / wall, 1),
-        p50_ms=round(_percentile(latencies, 0.5) * 1000, 2),
-        p99_ms=round(_percentile(latencies, 0.99) * 1000, 2),
-        errors=sum(result[1] for result in results),
-        first_error=next((result[2] for result in results if result[2]), ""),
-        server_cpu_ms_per_op=round(cpu * 1000 / max(ops, 1), 3),
+        ops_per_s=round(ops / wall, 1) if wall else 0.0,
+        p50_ms=round(_percentile(ordered, 0.5) * 1000, 2),
+        p99_ms=round(_percentile(ordered, 0.99) * 1000, 2),
+        errors=errors,
+        first_error=first_error,
+        server_cpu_ms_per_op=round(server_cpu * 1000 / max(ops, 1), 3),
         database_cpu_ms_per_op=round(database_cpu * 1000 / max(ops, 1), 3),
         client_cpu_ms_per_op=round(client_cpu * 1000 / max(ops, 1), 3),
-        client_cpu_cores=round(client_cpu / wall, 2),
-        latencies_ms=[round(latency * 1000, 3) for latency in in_order],
+        client_cpu_cores=round(client_cpu / wall, 2) if wall else 0.0,
+        latencies_ms=[round(latency * 1000, 3) for latency in latencies],
         ids=ids,
     )
 
 
 def merged(outcomes: Sequence[Outcome]) -> Outcome:
     """The rounds of one scenario on one server, as if they had been one run."""
-    ops = sum(outcome.ops for outcome in outcomes)
-    wall = sum(outcome.seconds for outcome in outcomes)
-    latencies = sorted(latency / 1000 for o in outcomes for latency in o.latencies_ms)
-    server_cpu = sum(o.server_cpu_ms_per_op * o.ops for o in outcomes)
-    database_cpu = sum(o.database_cpu_ms_per_op * o.ops for o in outcomes)
-    client_cpu = sum(o.client_cpu_ms_per_op * o.ops for o in outcomes)
-    return Outcome(
-        ops=ops,
-        seconds=round(wall, 3),
-        ops_per_s=round(ops / wall, 1) if wall else 0.0,
-        p50_ms=round(_percentile(latencies, 0.5) * 1000, 2),
-        p99_ms=round(_percentile(latencies, 0.99) * 1000, 2),
+
+    def total(per_op_ms: Callable[[Outcome], float]) -> float:  # seconds
+        return sum(per_op_ms(o) * o.ops for o in outcomes) / 1000
+
+    return _outcome(
+        latencies=[latency / 1000 for o in outcomes for latency in o.latencies_ms],
+        wall=sum(o.seconds for o in outcomes),
         errors=sum(o.errors for o in outcomes),
         first_error=next((o.first_error for o in outcomes if o.first_error), ""),
-        server_cpu_ms_per_op=round(server_cpu / max(ops, 1), 3),
-        database_cpu_ms_per_op=round(database_cpu / max(ops, 1), 3),
-        client_cpu_ms_per_op=round(client_cpu / max(ops, 1), 3),
-        client_cpu_cores=round(client_cpu / 1000 / wall, 2) if wall else 0.0,
-        latencies_ms=[latency for o in outcomes for latency in o.latencies_ms],
+        server_cpu=total(lambda o: o.server_cpu_ms_per_op),
+        database_cpu=total(lambda o: o.database_cpu_ms_per_op),
+        client_cpu=total(lambda o: o.client_cpu_ms_per_op),
         ids=[identifier for o in outcomes for identifier in o.ids],
     )
 

@@ -103,6 +103,19 @@ def gather_statistics(database_url: str) -> None:
         engine.dispose()
 
 
+def cpu_ticks(pid: int, *, with_reaped: bool) -> int:
+    """A process's CPU time in clock ticks (0 if it has ended); ``with_reaped``: with that of
+    the children it has waited for (a gunicorn master's recycled workers, the postmaster's
+    ended backends)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    # after the ")": state is fields[0], so utime (14) is fields[11], cutime (16) fields[13]
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks + (int(fields[13]) + int(fields[14]) if with_reaped else 0)
+
+
 def database_cpu_seconds() -> float:
     """CPU time of this machine's PostgreSQL processes so far (0 when none runs here).
 
@@ -115,16 +128,11 @@ def database_cpu_seconds() -> float:
     """
     ticks = 0
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
         try:
-            if not (entry / "comm").read_text().startswith("postgres"):
-                continue
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if entry.name.isdigit() and (entry / "comm").read_text().startswith("postgres"):
+                ticks += cpu_ticks(int(entry.name), with_reaped=True)
         except OSError:  # it ended while we looked
             continue
-        # utime, stime, and cutime, cstime (children reaped: the postmaster's ended backends)
-        ticks += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
