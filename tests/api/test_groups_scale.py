@@ -2,8 +2,8 @@
 
 Counted in SQL statements, which do not depend on the machine: the same request against a group
 of 10 members and a group of 10,000 members must send the same number of statements. The big
-group is built with bulk SQL (setup, not the behaviour under test); every measured request goes
-through HTTP.
+group is built with bulk SQL from the module's 10,000 users (setup, not the behaviour under
+test); every measured request goes through HTTP.
 """
 
 from __future__ import annotations
@@ -12,65 +12,30 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
 
 from scim_server.store.db import Database
-from scim_server.store.models import Group, GroupMember, User
-from scim_server.store.types import utcnow
-from tests.conftest import Api, StatementCounter, patch_body
+from tests.api.group_support import bulk_users, group_with
+from tests.conftest import Api, StatementCounter, Tenant, make_tenant, patch_body
 
-GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 BIG = 10_000
 
 
-def _bulk_users(database: Database, org_id: int, count: int, prefix: str) -> list[tuple[int, str]]:
-    now = utcnow()
-    rows = [
-        {
-            "id": str(uuid.uuid4()),
-            "org_id": org_id,
-            "user_name": f"{prefix}{i}@bulk.example",
-            "active": True,
-            "created_at": now,
-            "last_modified": now,
-            "version": 1,
-            "data": {
-                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-                "userName": f"{prefix}{i}@bulk.example",
-                "active": True,
-            },
-        }
-        for i in range(count)
-    ]
-    with database.transaction(write=True) as session:
-        session.execute(insert(User), rows)
-        found = session.execute(
-            select(User.pk, User.id).where(User.org_id == org_id, User.user_name.like(f"{prefix}%"))
-        ).all()
-    return [(pk, user_id) for pk, user_id in found]
-
-
-def _group_with(api: Api, database: Database, name: str, size: int) -> dict[str, Any]:
-    group: dict[str, Any] = api.post(
-        "/Groups", {"schemas": [GROUP], "displayName": name}
-    ).get_json()
-    users = _bulk_users(database, api.tenant.org_id, size, f"{name}-")
-    with database.transaction(write=True) as session:
-        group_pk = session.scalar(select(Group.pk).where(Group.id == group["id"]))
-        session.execute(
-            insert(GroupMember),
-            [
-                {"group_pk": group_pk, "user_pk": pk, "org_id": api.tenant.org_id, "user_id": uid}
-                for pk, uid in users
-            ],
-        )
-    group["some_member"] = users[0][1]
-    return group
+@pytest.fixture(scope="module")
+def tenant(database: Database) -> Tenant:
+    """One organisation of 10,000 users for the module (per database): inserting them is most
+    of the set-up, and every test builds its own groups from them."""
+    crowd = make_tenant(database, "crowd")
+    bulk_users(database, crowd.org_id, BIG, "member")
+    return crowd
 
 
 @pytest.fixture
 def small_and_big(api: Api, database: Database) -> tuple[dict[str, Any], dict[str, Any]]:
-    return _group_with(api, database, "small", 10), _group_with(api, database, "big", BIG)
+    suffix = uuid.uuid4().hex[:8]
+    return (
+        group_with(api, database, f"small-{suffix}", 10, users_named="member"),
+        group_with(api, database, f"big-{suffix}", BIG, users_named="member"),
+    )
 
 
 def _cost(counter: StatementCounter, send: Any) -> int:
@@ -86,7 +51,7 @@ def test_patch_add_one_member_costs_the_same_at_10_and_10000(
     count_statements: StatementCounter,
 ) -> None:
     small, big = small_and_big
-    newcomers = [api.create_user(f"new{i}@acme.com")["id"] for i in range(2)]
+    newcomers = [api.create_user(f"new{i}-{uuid.uuid4().hex[:6]}@acme.com")["id"] for i in range(2)]
 
     def add(group: dict[str, Any], user_id: str) -> Any:
         body = patch_body({"op": "add", "path": "members", "value": [{"value": user_id}]})

@@ -25,7 +25,7 @@ from scim_server.services import access
 from scim_server.store.db import Database
 from scim_server.store.migrate import upgrade
 from scim_server.store.models import Organization
-from tests.api.test_groups_scale import GROUP, _group_with
+from tests.api.group_support import GROUP, group_with
 from tests.conftest import USER_SCHEMA, Api, StatementCounter, make_tenant, patch_body
 
 ACCESS = "urn:ietf:params:scim:schemas:extension:access:2.0:User"
@@ -105,8 +105,8 @@ def test_membership_patch_of_100_costs_the_same_on_10_and_1000_members(
     api: Api, database: Database, count_statements: StatementCounter
 ) -> None:
     """Okta's group push: 100 members a request; the cost must not depend on the group's size."""
-    small = _group_with(api, database, "small", 10)
-    big = _group_with(api, database, "big", 1_000)
+    small = group_with(api, database, "small", 10)
+    big = group_with(api, database, "big", 1_000)
     newcomers = [api.create_user(f"new{n}@acme.com")["id"] for n in range(200)]
 
     def add(group: dict[str, Any], ids: list[str]) -> Any:
@@ -126,7 +126,7 @@ def test_membership_patch_of_a_mapped_group_recomputes_the_members_access(
 ) -> None:
     """The same push to a group a mapping names: the members' access is recomputed, and
     granted, in the same request."""
-    mapped = _group_with(api, database, "Editors-EU", 10)
+    mapped = group_with(api, database, "Editors-EU", 10)
     with database.transaction(write=True) as session:
         org = session.get(Organization, api.tenant.org_id)
         assert org is not None
@@ -142,7 +142,7 @@ def test_membership_patch_of_a_mapped_group_recomputes_the_members_access(
 def test_get_group_without_members(
     api: Api, database: Database, count_statements: StatementCounter
 ) -> None:
-    group = _group_with(api, database, "department", 100)
+    group = group_with(api, database, "department", 100)
     statements = _measure(
         count_statements,
         lambda: api.get(f"/Groups/{group['id']}", query_string={"excludedAttributes": "members"}),
