@@ -4,6 +4,8 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# one pytest worker per core; PYTEST_WORKERS=0 runs the suite in this process
+PYTEST_WORKERS ?= auto
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test lint typecheck pytest install clean
@@ -27,7 +29,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 pytest: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(PYTEST_WORKERS)
 
 test: lint typecheck pytest
 

@@ -1,9 +1,10 @@
 """Fixtures: every API test runs against SQLite and PostgreSQL, each test in its own organisation.
 
 A fresh organisation per test isolates tests through the product's own tenant isolation, so no
-table is truncated between tests. PostgreSQL gets a throw-away database per run (created from the
-``test`` database), so concurrent runs never see each other. Under ``CI=true`` an unreachable
-PostgreSQL fails the run; elsewhere its half of the suite is skipped with the reason shown.
+table is truncated between tests. PostgreSQL gets a throw-away database per run and per pytest
+worker (created from the ``test`` database), so concurrent runs never see each other. Under
+``CI=true`` an unreachable PostgreSQL fails the run; elsewhere its half of the suite is skipped
+with the reason shown.
 """
 
 from __future__ import annotations
