@@ -4,8 +4,9 @@ Nothing here reads or writes the store; the service layer passes plain values in
 
 - **Allowed set.** An organisation that enforces SSO allows exactly its one SSO domain. Otherwise
   its domain whitelist, if it has one; otherwise any domain (:func:`allowed_set` answers None).
-- **The rule.** Every address checked must have a domain in the allowed set; a subdomain of an
-  allowed domain only counts when the organisation allows subdomains. The caller decides which
+- **The rule.** Every address checked must be one valid email address with a domain in the
+  allowed set; a subdomain of an allowed domain only counts when the organisation allows
+  subdomains. The caller decides which
   addresses are checked: every ``emails`` value, and ``userName`` when it is an email.
 - **Comparing domains.** Both sides are normalised the same way: lower case, one trailing dot
   removed (``acme.com.`` is the fully qualified spelling of ``acme.com``), internationalised
@@ -19,6 +20,8 @@ Nothing here reads or writes the store; the service layer passes plain values in
 from __future__ import annotations
 
 import re
+import string
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -61,11 +64,54 @@ def normalise_domain(text: str) -> str:
     return ascii_form
 
 
+#: What a local part may hold unquoted (RFC 5322 §3.2.3 atext, and dots).
+_ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~.")
+
+
+def _letter_or_digit(char: str) -> bool:
+    """A non-ASCII letter, mark or digit: what internationalised addresses (RFC 6531) and
+    domain labels are made of, and never a separator, a space or an invisible character."""
+    return not char.isascii() and unicodedata.category(char)[0] in "LMN"
+
+
+def _valid_local_part(local: str) -> bool:
+    """A dot-atom of atext (dots anywhere: real mailboxes have them where RFC 5322 says they
+    may not, and a dot separates nothing), or a quoted string of printable ASCII."""
+    if len(local) >= 2 and local[0] == '"' and local[-1] == '"':
+        inner, index = local[1:-1], 0
+        while index < len(inner):
+            char = inner[index]
+            if char == "\\":  # a quoted pair: the next printable character, taken literally
+                if index + 1 == len(inner) or not " " <= inner[index + 1] <= "~":
+                    return False
+                index += 2
+                continue
+            if char == '"' or not " " <= char <= "~":
+                return False
+            index += 1
+        return True
+    return bool(local) and all(char in _ATEXT or _letter_or_digit(char) for char in local)
+
+
+def _valid_domain_part(domain: str) -> bool:
+    """Only what a host name is written with; whether it is one is :func:`normalise_domain`'s
+    to say."""
+    return all(
+        (char.isascii() and (char.isalnum() or char in "-.")) or _letter_or_digit(char)
+        for char in domain
+    )
+
+
 def email_domain(address: str) -> str | None:
     """The domain part of an email address as written (after the last "@"); None when
-    ``address`` is not an email address (no "@", or nothing before or after it)."""
+    ``address`` is not one email address.
+
+    The part before the "@" must be a valid local part: with the whole text handed to a mailer
+    as the recipient, "e@evil.com,x@acme.com" or "Eve <e@evil.com>@acme.com" would reach
+    evil.com although the text ends in "@acme.com".
+    """
     local, at, domain = address.rpartition("@")
-    if not at or not local or not domain:
+    if not at or not _valid_local_part(local) or not domain or not _valid_domain_part(domain):
         return None
     return domain
 
@@ -148,9 +194,10 @@ def check(addresses: Iterable[str], settings: DomainSettings) -> Violation | Non
 
 
 def user_addresses(user_name: str, emails: Iterable[str]) -> list[str]:
-    """The addresses of a user the policy applies to: ``userName`` when it is an email, and
-    every email value."""
-    found = [user_name] if email_domain(user_name) is not None else []
+    """The addresses of a user the policy applies to: ``userName`` when it is an email (has an
+    "@": one that is not a valid address is refused as such, not waved through as a plain
+    name), and every email value."""
+    found = [user_name] if "@" in user_name else []
     found.extend(emails)
     return found
 

@@ -39,7 +39,7 @@ from sqlalchemy import Select, bindparam, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from scim_server.policy import lifecycle
-from scim_server.policy.domains import DomainSettings
+from scim_server.policy.domains import DomainSettings, email_domain
 from scim_server.scim.errors import Forbidden
 from scim_server.services.deprovisioning import GUARD_OFF, Limit
 from scim_server.services.errors import ServiceError
@@ -403,12 +403,16 @@ def purge_deleted(session: Session, org_id: int, older_than: timedelta) -> list[
 
 
 def _address(user: User) -> str | None:
-    """Where an invitation goes: the primary email, else the first, else an email userName."""
-    emails = [e for e in user.data.get("emails") or [] if isinstance(e, dict) and e.get("value")]
-    chosen = next((e for e in emails if e.get("primary") is True), emails[0] if emails else None)
-    if chosen is not None:
-        return str(chosen["value"])
-    return user.user_name if "@" in user.user_name else None
+    """Where an invitation goes: the primary email, else the first, else an email userName;
+    only one valid address (without a domain policy any text is accepted as an email value,
+    and "e@evil.com,x@acme.com" would reach evil.com)."""
+    emails = [e for e in user.data.get("emails") or [] if isinstance(e, dict)]
+    ordered = [e for e in emails if e.get("primary") is True] + emails
+    candidates = [e.get("value") for e in ordered] + [user.user_name]
+    return next(
+        (c for c in candidates if isinstance(c, str) and email_domain(c) is not None),
+        None,
+    )
 
 
 def drain_outbox(

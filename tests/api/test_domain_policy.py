@@ -236,3 +236,31 @@ def test_no_policy_accepts_any_domain(api: Api, database: Database) -> None:
     configure(database, api.tenant.slug, "--allowed-domains", "acme.com")
     configure(database, api.tenant.slug, "--allowed-domains", "")
     api.create_user("any@anywhere.org")
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "e1@evil.com,x@acme.com",
+        "e1@evil.com;x@acme.com",
+        "e3@evil.com>, <x@acme.com",
+        "d24@evil.com#@acme.com",
+        "Eve <e@evil.com>@acme.com",
+        "bob\r\nBcc: e@evil.com@acme.com",
+    ],
+)
+@pytest.mark.parametrize("where", ["userName", "emails"])
+def test_text_a_mailer_reads_as_another_address_is_refused(
+    api: Api, auditor: Auditor, database: Database, address: str, where: str
+) -> None:
+    """Ending in "@acme.com" does not make text an acme.com address: handed to a mailer as the
+    invitation's recipient, each of these reaches evil.com."""
+    configure(database, api.tenant.slug, "--allowed-domains", "acme.com")
+    body: dict[str, Any] = {"schemas": [USER_SCHEMA], "userName": "plain"}
+    if where == "userName":
+        body["userName"] = address
+    else:
+        body["emails"] = [{"value": address, "type": "work"}]
+    refused_with(
+        api, auditor, database, "POST", "/Users", body, "user.create", "is not an email address"
+    )

@@ -61,6 +61,26 @@ def test_drained_messages_carry_a_working_link_once(api: Api, database: Database
     assert all(token not in (changes or "") for _, changes in rows)
 
 
+def test_a_message_goes_only_to_a_valid_address(api: Api, database: Database) -> None:
+    """Without a domain policy any text is accepted as an email value, but the mailer is only
+    ever given one valid address: the first valid email, else the userName, else none."""
+    first = api.create_user(
+        "first@acme.com",
+        emails=[
+            {"value": "e@evil.com,x@acme.com", "primary": True},
+            {"value": "first@mail.acme.com"},
+        ],
+    )
+    by_name = api.create_user("by.name@acme.com", emails=[{"value": "Eve <e@evil.com>"}])
+    nowhere = api.create_user("e@evil.com;x@acme.com")
+    messages = {m["userId"]: m["to"] for m in _drain(database, api.tenant.slug)}
+    assert messages == {
+        first["id"]: "first@mail.acme.com",
+        by_name["id"]: "by.name@acme.com",
+        nowhere["id"]: None,
+    }
+
+
 def test_cancelled_and_resent_invitations(api: Api, database: Database) -> None:
     api.create_user("first@acme.com")
     runner = CliRunner()

@@ -69,6 +69,18 @@ def test_creates_beyond_the_limit_are_refused_exempt_domains_do_not_count(
     api.create_user("off@acme.com", active=False)
 
 
+def test_an_exempt_domain_at_the_end_of_a_malformed_address_takes_a_seat(
+    api: Api, auditor: Auditor, database: Database
+) -> None:
+    """ "seat2@acme.com,x@vendor.com" is no vendor.com address (a mailer reads two addresses):
+    it is not exempt."""
+    configure(database, api.tenant.slug, "--seat-limit", "1", "--exempt-domains", "vendor.com")
+    api.create_user("a@acme.com")
+    body = new_user("seat2@acme.com,x@vendor.com")
+    refused(api, auditor, database, "POST", "/Users", body, "user.create", 1, 1)
+    api.create_user("x@vendor.com")  # the real thing still is
+
+
 def test_deactivated_users_free_seats_and_reactivation_counts(
     api: Api, auditor: Auditor, database: Database
 ) -> None:

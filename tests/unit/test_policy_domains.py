@@ -51,10 +51,28 @@ def test_invalid_domains(text: str) -> None:
     ("address", "domain"),
     [
         ("bob@acme.com", "acme.com"),
+        ("o'neil.j+scim@acme.com", "acme.com"),
+        ("jürgen@bücher.example", "bücher.example"),
         ('"a@b"@acme.com', "acme.com"),
+        ('"john, doe"@acme.com', "acme.com"),
         ("bob", None),
         ("bob@", None),
         ("@acme.com", None),
+        # what a mailer reads as another address, or as a name and an address: the text after
+        # the last "@" is not where the message would go
+        ("e1@evil.com,x@acme.com", None),
+        ("e1@evil.com;x@acme.com", None),
+        ("e3@evil.com>, <x@acme.com", None),
+        ("d24@evil.com#@acme.com", None),
+        ("d23@evil.com\\@acme.com", None),
+        ("Eve <e@evil.com>@acme.com", None),
+        ("bob smith@acme.com", None),
+        ("bob\r\nBcc: e@evil.com@acme.com", None),
+        ("bob\u200b@acme.com", None),
+        ("bob@acme.com\n", None),
+        ('"unclosed@acme.com', None),
+        ('"a"b"@acme.com', None),
+        ('"a\r\nb"@acme.com', None),
     ],
 )
 def test_email_domain(address: str, domain: str | None) -> None:
@@ -70,6 +88,17 @@ def test_allowed_set_sso_wins_over_the_whitelist() -> None:
 def test_user_addresses_take_user_name_only_when_it_is_an_email() -> None:
     assert user_addresses("jdoe", ["j@acme.com"]) == ["j@acme.com"]
     assert user_addresses("jdoe@acme.com", ["x@acme.com"]) == ["jdoe@acme.com", "x@acme.com"]
+
+
+def test_a_user_name_shaped_like_an_address_is_checked_as_one() -> None:
+    """A userName with an "@" that is no valid address is not waved through as a plain name:
+    a mailer may still read an address (or two) in it."""
+    settings = DomainSettings(allowed_domains=("acme.com",))
+    addresses = user_addresses("e1@evil.com,x@acme.com", [])
+    assert addresses == ["e1@evil.com,x@acme.com"]
+    violation = check(addresses, settings)
+    assert violation is not None
+    assert "is not an email address" in violation.detail("acme")
 
 
 def test_violation_details_name_the_domain_the_organisation_and_the_allowed_set() -> None:
