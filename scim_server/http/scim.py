@@ -192,7 +192,11 @@ def json_body(limit: int | None = None, too_large: Exception | None = None) -> A
 def _refuse_unstorable(body: Any) -> None:
     """400 for a string (``invalidValue``, as validation refuses NUL) or a member name
     (``invalidSyntax``) holding what no database stores (``scim.wire.unstorable``), naming
-    where it is."""
+    where it is.
+
+    A string is not quoted: this runs before any schema is looked at, so it cannot tell a
+    password (or any secret an extension holds) from a display name, and secrets never reach
+    an answer or an event (DESIGN §7). Member names are attribute names, quoted."""
     stack: list[tuple[Any, str]] = [(body, "")]
     while stack:
         value, where = stack.pop()
@@ -200,8 +204,8 @@ def _refuse_unstorable(body: Any) -> None:
             found = unstorable(value)
             if found is not None:
                 raise InvalidValue(
-                    f"the request body's {where or 'value'} {escaped(value)} holds "
-                    f"{unstorable_named(found)}"
+                    f"the request body's {where or 'value'} (a string of {len(value)} "
+                    f"characters, not shown) holds {unstorable_named(found)}"
                 )
         elif isinstance(value, dict):
             for key, child in value.items():

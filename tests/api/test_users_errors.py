@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from scim_server.store.db import Database
+from tests.api.audit_support import auditor_for, request_id
 from tests.conftest import USER_SCHEMA, Api, patch_body, store_snapshot
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -424,3 +425,40 @@ def test_an_attribute_that_cannot_sort_is_refused_naming_sort_by(
     response = api.get("/Users", query_string={"sortBy": sort_by})
     assert_error(response, 400, "invalidFilter", f'"{sort_by}" cannot be used in sortBy')
     assert "filter" not in response.get_json()["detail"]
+
+
+@pytest.mark.parametrize("broken", ["\u0000", "\ud800"])
+def test_an_unstorable_character_in_a_password_never_quotes_the_password(
+    app: Any, database: Database, api: Api, broken: str
+) -> None:
+    """The refusal of NUL or a lone surrogate runs on the body before any schema is looked at,
+    so it cannot know which strings are secrets: it names where the character is, never the
+    text around it (it used to quote the whole string into the answer and the log)."""
+    auditor = auditor_for(app, database, api.tenant.slug)
+    user = api.create_user("pw@example.com")
+    secret = f"Tr0ub4dor-{broken}-horse"
+    sent = [
+        ("POST", "/Users", {"schemas": [USER_SCHEMA], "userName": "x@e.com", "password": secret}),
+        (
+            "PATCH",
+            f"/Users/{user['id']}",
+            patch_body({"op": "replace", "value": {"password": secret}}),
+        ),
+        (
+            "PATCH",
+            f"/Users/{user['id']}",
+            patch_body({"op": "replace", "path": "password", "value": secret}),
+        ),
+    ]
+    for method, path, body in sent:
+        rid = request_id("secret")
+        response = api.request(method, path, body, headers={"X-Request-Id": rid})
+        assert_error(response, 400, "invalidValue", "request body's")
+        detail = response.get_json()["detail"]
+        assert "Tr0ub4dor" not in detail, detail
+        assert "horse" not in detail, detail
+        assert "Tr0ub4dor" not in json.dumps(auditor.one(rid))
+    response = api.post(
+        "/Users", {"schemas": [USER_SCHEMA], "userName": "y@e.com", "password": secret}
+    )
+    assert "password" in response.get_json()["detail"]  # where it is, by name
