@@ -10,8 +10,10 @@ from scim_server.scim.errors import PreconditionFailed
 
 
 def iso(moment: datetime) -> str:
-    """``meta.created``/``meta.lastModified``: UTC, millisecond precision, ``Z``."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``meta.created``/``meta.lastModified``: UTC, ``Z``, to the microsecond as stored, so
+    that a client filtering with the value it was shown (``meta.lastModified gt "..."``, a
+    delta sync) compares with the stored time, not one rounded down from it."""
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def etag_of(version: int) -> str:

@@ -420,3 +420,30 @@ def test_group_member_values_compare_case(api: Api) -> None:
     ):
         body = api.get("/Groups", query_string={"filter": text}).get_json()
         assert [g["id"] for g in body["Resources"]] == ([group["id"]] if found else []), text
+
+
+@pytest.mark.parametrize("resource", ["Users", "Groups"])
+def test_the_meta_times_a_resource_shows_find_it_again(api: Api, resource: str) -> None:
+    """A client syncing changes since the last ``meta.lastModified`` it saw filters with that
+    value: ``eq`` must find the resource, ``gt`` must not send it again (times were shown to
+    the millisecond but compared to the microsecond)."""
+    if resource == "Users":
+        shown = api.create_user("delta@example.com")
+    else:
+        body = {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "D"}
+        shown = api.post("/Groups", body).get_json()
+    for name in ("created", "lastModified"):
+        moment = shown["meta"][name]
+
+        def found(operator: str, name: str = name, moment: str = moment) -> list[str]:
+            response = api.get(
+                f"/{resource}", query_string={"filter": f'meta.{name} {operator} "{moment}"'}
+            )
+            assert response.status_code == 200, response.get_json()
+            return [r["id"] for r in response.get_json()["Resources"]]
+
+        assert found("eq") == [shown["id"]]
+        assert found("ge") == [shown["id"]]
+        assert found("le") == [shown["id"]]
+        assert found("gt") == []
+        assert found("lt") == []
