@@ -24,6 +24,7 @@ from scim_server.scim import bulk as bulk_protocol
 from scim_server.scim import discovery
 from scim_server.scim.cursor import CursorSettings
 from scim_server.scim.errors import (
+    Forbidden,
     InvalidSyntax,
     InvalidValue,
     NotFound,
@@ -349,6 +350,18 @@ def _authenticate() -> None:
         rate_limit.check(ctx.principal.connection_id)
     if request.endpoint not in _DISCOVERY_ENDPOINTS:
         _projection()
+
+
+@bp.before_request
+def _refuse_filtered_discovery() -> None:
+    """RFC 7644 §4: a discovery endpoint answers everything it has, so a client's ``filter``
+    would be silently ignored and its conditions taken for true; the RFC says to answer 403.
+    Runs after authentication (registered after it)."""
+    if request.endpoint in _DISCOVERY_ENDPOINTS and "filter" in request.args:
+        raise Forbidden(
+            'discovery endpoints take no "filter": they answer every schema, resource type '
+            "and setting they have (RFC 7644 §4)"
+        )
 
 
 # -- discovery -----------------------------------------------------------------------------

@@ -67,3 +67,17 @@ def test_resource_types_list_only_what_is_served(api: Api) -> None:
     assert group["endpoint"] == "/Groups"
     # the auditor API's event type is not a SCIM resource type
     assert api.get("/ResourceTypes/AuditEvent").status_code == 404
+
+
+def test_a_filter_on_a_discovery_endpoint_is_refused(api: Api) -> None:
+    """RFC 7644 §4: discovery answers everything it has, so a filter would be taken for
+    conditions that hold; the service provider SHOULD answer 403."""
+    for path in ("/Schemas", "/ResourceTypes", "/ServiceProviderConfig", f"/Schemas/{USER}"):
+        response = api.get(path, query_string={"filter": 'id eq "x"'})
+        assert response.status_code == 403, path
+        body = response.get_json()
+        assert body["schemas"] == ["urn:ietf:params:scim:api:messages:2.0:Error"]
+        assert body["status"] == "403"
+        assert '"filter"' in body["detail"]
+        assert "RFC 7644 §4" in body["detail"]
+        assert api.get(path).status_code == 200
