@@ -267,6 +267,9 @@ class ChildStorage:
     key_column: str | None
     #: sub-attribute name (lower case) -> column name on the child model
     columns: dict[str, str]
+    #: column that keeps the elements in the order they were sent (rows are written in that
+    #: order); None when they are a set (group members)
+    order_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -530,7 +533,8 @@ class FilterCompiler:
     # -- sorting -------------------------------------------------------------------------
 
     def sort_key(self, path: AttrPath) -> ColumnElement[Any]:
-        """``sortBy`` (RFC 7644 §3.4.2.3): multi-valued attributes sort by their primary value."""
+        """``sortBy`` (RFC 7644 §3.4.2.3): multi-valued attributes sort by their primary value,
+        else their first one (the smallest, for elements kept as a set)."""
         try:
             return self._sort_key(path)
         except InvalidFilter as error:  # the attribute checks speak of filters: this is sortBy
@@ -552,7 +556,11 @@ class FilterCompiler:
             owner = getattr(row, child.parent_fk) == getattr(self.model, self.storage.pk_column)
             if child.key_column is not None:
                 owner = and_(owner, getattr(row, child.key_column) == _child_key(resolved))
-            first = select(func.min(value)).where(owner)
+            if child.order_column is None:
+                first = select(func.min(value)).where(owner)
+            else:
+                first = select(value).where(owner).order_by(getattr(row, child.order_column))
+                first = first.limit(1)
             if not hasattr(row, "primary"):
                 return codepoint_order(first.scalar_subquery())
             primary = select(func.min(value)).where(owner, row.primary.is_(true()))

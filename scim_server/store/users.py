@@ -41,6 +41,7 @@ USER_STORAGE = ResourceStorage(
         parent_fk="user_pk",
         key_column="attribute",
         columns={"value": "value", "type": "type", "primary": "primary", "display": "display"},
+        order_column="pk",
     ),
     # Computed, not in the document: memberships (``groups``) and the access extension's
     # effective access (issue 4) and lifecycle (issue 5). A filter on them answers 400 rather

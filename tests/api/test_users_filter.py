@@ -447,3 +447,19 @@ def test_the_meta_times_a_resource_shows_find_it_again(api: Api, resource: str) 
         assert found("le") == [shown["id"]]
         assert found("gt") == []
         assert found("lt") == []
+
+
+def test_sort_by_multi_valued_attribute_without_a_primary_uses_the_first_value(
+    api: Api,
+) -> None:
+    """RFC 7644 §3.4.2.3: the primary value, else the first one as sent, not the smallest."""
+    zed = api.create_user("zed", emails=[{"value": "d@x.example"}, {"value": "a@x.example"}])
+    amy = api.create_user("amy", emails=[{"value": "c@x.example"}])
+    kim = api.create_user(
+        "kim", emails=[{"value": "b@x.example"}, {"value": "e@x.example", "primary": True}]
+    )
+    for query in ({}, {"cursor": ""}):
+        result = api.list_users(sortBy="emails", **query)
+        assert [r["id"] for r in result["Resources"]] == [amy["id"], zed["id"], kim["id"]]
+        result = api.list_users(sortBy="emails.value", sortOrder="descending", **query)
+        assert [r["id"] for r in result["Resources"]] == [kim["id"], zed["id"], amy["id"]]
