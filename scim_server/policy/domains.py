@@ -6,8 +6,8 @@ Nothing here reads or writes the store; the service layer passes plain values in
   its domain whitelist, if it has one; otherwise any domain (:func:`allowed_set` answers None).
 - **The rule.** Every address checked must be one valid email address with a domain in the
   allowed set; a subdomain of an allowed domain only counts when the organisation allows
-  subdomains. The caller decides which
-  addresses are checked: every ``emails`` value, and ``userName`` when it is an email.
+  subdomains. The caller decides which addresses are checked: every ``emails`` value, and
+  ``userName`` when it is an email.
 - **Comparing domains.** Both sides are normalised the same way: lower case, one trailing dot
   removed (``acme.com.`` is the fully qualified spelling of ``acme.com``), internationalised
   labels in their ASCII (punycode) form, so ``Bücher.example`` and ``xn--bcher-kva.example``
