@@ -64,19 +64,29 @@ def normalise_domain(text: str) -> str:
     return ascii_form
 
 
-#: What a local part may hold unquoted (RFC 5322 §3.2.3 atext, and dots).
-_ATEXT = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~.")
+#: What a local part may hold unquoted (RFC 5322 §3.2.3 atext, and dots), less "%" and "!":
+#: MTAs still route "e%evil.com@acme.com" and "evil.com!e@acme.com" on to evil.com (Postfix's
+#: percent hack is on by default), and no IdP sends them.
+_ATEXT = frozenset(string.ascii_letters + string.digits + "#$&'*+-/=?^_`{|}~.")
+#: What separates or wraps addresses in a header, or ends one.
+_SPECIALS = frozenset('()<>[]:;@\\,"%! \t\r\n')
 
 
-def _letter_or_digit(char: str) -> bool:
-    """A non-ASCII letter, mark or digit: what internationalised addresses (RFC 6531) and
-    domain labels are made of, and never a separator, a space or an invisible character."""
-    return not char.isascii() and unicodedata.category(char)[0] in "LMN"
+def _plain_non_ascii(char: str) -> bool:
+    """A non-ASCII character an internationalised address (RFC 6531) or domain may hold: not
+    a space, control, invisible or unassigned character, and nothing a mailer normalising to
+    NFKC would read as a separator (the fullwidth "@" and "," U+FF20, U+FF0C)."""
+    if char.isascii() or unicodedata.category(char) in {"Cc", "Cf", "Co", "Cs", "Cn"}:
+        return False
+    if unicodedata.category(char).startswith("Z"):
+        return False
+    return not any(part in _SPECIALS for part in unicodedata.normalize("NFKC", char))
 
 
 def _valid_local_part(local: str) -> bool:
     """A dot-atom of atext (dots anywhere: real mailboxes have them where RFC 5322 says they
-    may not, and a dot separates nothing), or a quoted string of printable ASCII."""
+    may not, and a dot separates nothing), or a quoted string of printable ASCII; "%" and "!"
+    in neither."""
     if len(local) >= 2 and local[0] == '"' and local[-1] == '"':
         inner, index = local[1:-1], 0
         while index < len(inner):
@@ -84,33 +94,42 @@ def _valid_local_part(local: str) -> bool:
             if char == "\\":  # a quoted pair: the next printable character, taken literally
                 if index + 1 == len(inner) or not " " <= inner[index + 1] <= "~":
                     return False
-                index += 2
-                continue
-            if char == '"' or not " " <= char <= "~":
+                char = inner[index + 1]
+                index += 1
+            elif char == '"' or not " " <= char <= "~":
+                return False
+            if char in "%!":
                 return False
             index += 1
         return True
-    return bool(local) and all(char in _ATEXT or _letter_or_digit(char) for char in local)
+    return bool(local) and all(char in _ATEXT or _plain_non_ascii(char) for char in local)
 
 
 def _valid_domain_part(domain: str) -> bool:
-    """Only what a host name is written with; whether it is one is :func:`normalise_domain`'s
-    to say."""
+    """Only what a host name is written with (IDNA's other full stops included); whether it is
+    one is :func:`normalise_domain`'s to say."""
     return all(
-        (char.isascii() and (char.isalnum() or char in "-.")) or _letter_or_digit(char)
+        (char.isascii() and (char.isalnum() or char in "-.")) or _plain_non_ascii(char)
         for char in domain
     )
 
 
+def address_shaped(text: str) -> bool:
+    """Text written as an email address, valid or not: something on both sides of its last
+    "@". A ``userName`` of that shape is checked as an address; "jdoe" and "@jdoe" are not."""
+    local, at, domain = text.strip().rpartition("@")
+    return bool(at and local and domain)
+
+
 def email_domain(address: str) -> str | None:
     """The domain part of an email address as written (after the last "@"); None when
-    ``address`` is not one email address.
+    ``address`` is not one email address. Surrounding whitespace is not part of it.
 
     The part before the "@" must be a valid local part: with the whole text handed to a mailer
     as the recipient, "e@evil.com,x@acme.com" or "Eve <e@evil.com>@acme.com" would reach
     evil.com although the text ends in "@acme.com".
     """
-    local, at, domain = address.rpartition("@")
+    local, at, domain = address.strip().rpartition("@")
     if not at or not _valid_local_part(local) or not domain or not _valid_domain_part(domain):
         return None
     return domain
@@ -194,10 +213,10 @@ def check(addresses: Iterable[str], settings: DomainSettings) -> Violation | Non
 
 
 def user_addresses(user_name: str, emails: Iterable[str]) -> list[str]:
-    """The addresses of a user the policy applies to: ``userName`` when it is an email (has an
-    "@": one that is not a valid address is refused as such, not waved through as a plain
+    """The addresses of a user the policy applies to: ``userName`` when it is shaped like an
+    email (one that is not a valid address is refused as such, not waved through as a plain
     name), and every email value."""
-    found = [user_name] if "@" in user_name else []
+    found = [user_name] if address_shaped(user_name) else []
     found.extend(emails)
     return found
 

@@ -410,7 +410,7 @@ def _address(user: User) -> str | None:
     ordered = [e for e in emails if e.get("primary") is True] + emails
     candidates = [e.get("value") for e in ordered] + [user.user_name]
     return next(
-        (c for c in candidates if isinstance(c, str) and email_domain(c) is not None),
+        (c.strip() for c in candidates if isinstance(c, str) and email_domain(c) is not None),
         None,
     )
 

@@ -103,3 +103,39 @@ def test_the_deprovisioning_guard_reaches_existing_organisations(fresh_database:
         command.downgrade(config, "0009")
     with fresh_database.engine.connect() as connection:
         assert connection.execute(text("SELECT user_name FROM users")).scalars().all() == ["kept"]
+
+
+def test_seat_domains_of_malformed_addresses_are_recomputed(fresh_database: Database) -> None:
+    """Migration 0012: a userName that only ended in an exempt domain was stored as that
+    domain's user; from the upgrade on it takes a seat. Valid addresses keep their domain."""
+    upgrade(fresh_database.engine, "0011")
+    with fresh_database.engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO organizations (id, slug, name, created_at) VALUES (1, 'o', 'O', :t)"),
+            {"t": "2026-01-01 00:00:00"},
+        )
+        for pk, name, stored, data in (
+            (1, "seat2@acme.com,x@vendor.com", "vendor.com", {}),
+            (2, "ok@Vendor.com", "vendor.com", {}),
+            (3, "jdoe", "vendor.com", {"emails": [{"value": "e@evil.com;x@vendor.com"}]}),
+        ):
+            connection.execute(
+                text(
+                    "INSERT INTO users (pk, id, org_id, user_name, active, status, created_at, "
+                    "last_modified, version, data, seat_domain) "
+                    "VALUES (:pk, :id, 1, :n, :a, 'active', :t, :t, 1, :d, :s)"
+                ),
+                {
+                    "pk": pk,
+                    "id": f"00000000-0000-4000-8000-00000000000{pk}",
+                    "n": name,
+                    "a": True,
+                    "t": "2026-01-01 00:00:00",
+                    "d": json.dumps({"userName": name, **data}),
+                    "s": stored,
+                },
+            )
+    upgrade(fresh_database.engine)
+    with fresh_database.engine.connect() as connection:
+        rows = connection.execute(text("SELECT seat_domain FROM users ORDER BY pk")).all()
+    assert [row[0] for row in rows] == [None, "vendor.com", None]

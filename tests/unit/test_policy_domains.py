@@ -69,7 +69,19 @@ def test_invalid_domains(text: str) -> None:
         ("bob smith@acme.com", None),
         ("bob\r\nBcc: e@evil.com@acme.com", None),
         ("bob\u200b@acme.com", None),
-        ("bob@acme.com\n", None),
+        # surrounding whitespace is not part of an address
+        ("bob@acme.com\n", "acme.com"),
+        (" jane@acme.com ", "acme.com"),
+        # RFC 6531 allows non-ASCII punctuation, and IDNA its other full stops
+        ("o\u2019brien@acme.com", "acme.com"),
+        ("x@col\u00b7legi.cat", "col\u00b7legi.cat"),
+        ("x@b\u00fccher\uff61example", "b\u00fccher\uff61example"),
+        # but nothing a mailer normalising to NFKC reads as a separator
+        ("e\uff20evil.com\uff0cx@acme.com", None),
+        # MTAs route these on to evil.com (the percent hack, bang paths)
+        ("e%evil.com@acme.com", None),
+        ("evil.com!e@acme.com", None),
+        ('"e%evil.com"@acme.com', None),
         ('"unclosed@acme.com', None),
         ('"a"b"@acme.com', None),
         ('"a\r\nb"@acme.com', None),
@@ -88,6 +100,8 @@ def test_allowed_set_sso_wins_over_the_whitelist() -> None:
 def test_user_addresses_take_user_name_only_when_it_is_an_email() -> None:
     assert user_addresses("jdoe", ["j@acme.com"]) == ["j@acme.com"]
     assert user_addresses("jdoe@acme.com", ["x@acme.com"]) == ["jdoe@acme.com", "x@acme.com"]
+    assert user_addresses("@jdoe", []) == []
+    assert user_addresses("jdoe@", []) == []
 
 
 def test_a_user_name_shaped_like_an_address_is_checked_as_one() -> None:
