@@ -14,7 +14,8 @@ Nothing here reads or writes the store; the service layer passes plain values in
   are the same domain. Python's ``idna`` codec does the conversion (IDNA 2003 nameprep, close
   enough to IDNA 2008 for the letters real domains use); anything it cannot convert, and anything
   that is not a host name made of letters, digits and inner hyphens, is an invalid domain. A
-  domain also needs at least two labels: ``acme`` is a typo, not a domain.
+  domain also needs at least two labels: ``acme`` is a typo, not a domain. A domain with ß, ς
+  or a zero-width joiner is refused: IDNA 2003 and IDNA 2008 read it as two different domains.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ from dataclasses import dataclass
 #: A host-name label in ASCII form (RFC 1123 §2.1): letters, digits, inner hyphens, 1-63 chars.
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 MAX_DOMAIN_LENGTH = 253
+#: UTS 46's deviation characters: IDNA 2003 maps "faß.de" to fass.de, IDNA 2008 to
+#: xn--fa-hia.de, another domain someone else may own, so neither reading can be trusted.
+_IDNA_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
 
 
 class InvalidDomain(ValueError):
@@ -44,6 +48,11 @@ def normalise_domain(text: str) -> str:
         domain = domain[:-1]
     if not domain:
         raise InvalidDomain(f"{text!r} is not a domain name")
+    if any(char in _IDNA_DEVIATIONS for char in domain):
+        raise InvalidDomain(
+            f"{text!r} is ambiguous: IDNA 2003 (this server) reads ß, ς and the zero-width "
+            "joiners as another domain than IDNA 2008 (registries and most mail software) does"
+        )
     try:
         ascii_form = domain.encode("idna").decode("ascii").lower()
         # An ASCII label spelled "xn--..." passes the encoder unchecked: it must decode, and
