@@ -9,6 +9,7 @@ it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import socket
@@ -27,10 +28,24 @@ ROOT = Path(__file__).resolve().parents[2]
 SCIM_CONTENT_TYPE = "application/scim+json"
 
 
+#: Each pytest-xdist worker (gw0, gw1, ...) walks its own range of ports below the kernel's
+#: ephemeral range (32768 and up), so two workers never pick the same one.
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+_PORTS = itertools.count(20_000 + 400 * (_WORKER % 25))
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port this worker has not used and nothing listens on. Not the kernel's choice (bind
+    to port 0): it can hand two workers the same port between its release here and gunicorn's
+    bind, and the loser's start-up check would then be answered by the other's server."""
+    for port in _PORTS:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError("unreachable: itertools.count never ends")
 
 
 @dataclass(frozen=True)
