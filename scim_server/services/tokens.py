@@ -359,8 +359,15 @@ def revoke_token(session: Session, org: Organization, prefix: str) -> list[Token
     answer), and so do the access tokens issued for it if it is an OAuth client secret.
 
     An admin may paste the whole leaked token: it is cut to its prefix at once, and never
-    repeated in a message."""
-    prefix = token_prefix(prefix.strip())
+    repeated in a message. Text that does not start like a token (a password pasted by
+    mistake) is not quoted at all: its first characters may be most of a secret."""
+    given = prefix.strip()
+    prefix = token_prefix(given)
+    if not given.startswith(TOKEN_PREFIX):
+        raise NoSuchToken(
+            f"the value given is not the start of a token (tokens start with {TOKEN_PREFIX!r}; "
+            "the value is not shown); give the prefix shown in the provisioning log"
+        )
     found = live_tokens(session, org.id, ApiToken.prefix == prefix)
     if not found:
         raise NoSuchToken(

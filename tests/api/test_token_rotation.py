@@ -123,6 +123,12 @@ def test_one_token_is_revoked_by_its_prefix_and_only_in_its_organisation(
     pasted = run_cli(database, "token", "revoke", "--org", other.slug, auditor.token)
     assert pasted.exit_code != 0
     assert auditor.token not in pasted.output  # a pasted secret is never echoed back
+
+    # anything else pasted by mistake (a password) is not quoted at all, not even its start
+    mistake = run_cli(database, "token", "revoke", "--org", other.slug, "Hunter2-Correct-Horse")
+    assert mistake.exit_code != 0
+    assert "Hunter2" not in mistake.output
+    assert "not the start of a token" in mistake.output
     assert prefix in pasted.output
     result = _cli_json(database, "token", "revoke", "--org", tenant.slug, auditor.token)
     assert result == {
