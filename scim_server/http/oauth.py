@@ -37,7 +37,7 @@ from scim_server.http.request_db import end_request_session, request_session
 from scim_server.scim.discovery import TOKEN_PATH
 from scim_server.services import oauth
 from scim_server.services.context import RequestContext
-from scim_server.services.tokens import CLIENT_SCOPE, Principal, presented_prefix
+from scim_server.services.tokens import CLIENT_SCOPE, Principal
 from scim_server.services.transaction import perform_write
 from scim_server.store.db import Database
 from scim_server.store.types import utcnow
@@ -68,10 +68,14 @@ class _Client(ClientMixin):  # type: ignore[misc]
         return self.client.client_id
 
     def check_client_secret(self, client_secret: str) -> bool:
+        self.secret = self.client.secret_matching(client_secret)
         draft = current_draft()
         if draft is not None:
-            draft.token_prefix = presented_prefix(client_secret)
-        self.secret = self.client.secret_matching(client_secret)
+            draft.token_prefix = (
+                self.secret.prefix
+                if self.secret is not None
+                else oauth.refused_secret_prefix(request_session(), self.client, client_secret)
+            )
         return self.secret is not None
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:

@@ -30,6 +30,7 @@ from scim_server.services.tokens import (
     insert_token,
     issue_token,
     live_tokens,
+    presented_prefix,
     token_prefix,
 )
 from scim_server.store.models import ApiToken, Connection, Organization
@@ -111,6 +112,22 @@ def find_client(session: Session, client_id: str) -> Client | None:
             ClientSecret(row.id, row.token_hash, row.prefix) for row in rows if row.id is not None
         ),
     )
+
+
+def refused_secret_prefix(session: Session, client: Client, secret: str) -> str | None:
+    """The prefix to record for a secret presented for ``client`` that matched none of its
+    live ones: only a prefix of one of the organisation's own tokens (a revoked secret its IdP
+    still sends is what its admin needs to see). Another organisation's secret would show this
+    organisation's auditors part of a credential they have no business seeing."""
+    prefix = presented_prefix(secret)
+    if prefix is None:
+        return None
+    owned = session.scalar(
+        select(ApiToken.id)
+        .where(ApiToken.org_id == client.org_id, ApiToken.prefix == prefix)
+        .limit(1)
+    )
+    return prefix if owned is not None else None
 
 
 def issue_client_secret(

@@ -593,6 +593,25 @@ def test_attempts_with_a_revoked_secret_stay_in_the_organisations_log(
     assert refused.status_code == 401
     (event,) = events_from(database, address)
     assert (event["org_id"], event["operation"]) == (tenant.org_id, "auth.failed")
+    # which of its own secrets the IdP still sends is what the admin needs to know
+    assert issued["client_secret"].startswith(event["token_prefix"])
+
+
+def test_another_organisations_secret_leaves_no_trace_of_itself_in_this_log(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    """The log of the organisation a client_id names records the presented secret's prefix
+    only when the secret is one of that organisation's: another's would hand its auditors part
+    of a live secret they have no business seeing."""
+    issued = _oauth(database, tenant)
+    other = make_tenant(database)
+    theirs = _oauth(database, other)
+    address = client_address()
+    refused = _token_request(_client(app, address), issued["client_id"], theirs["client_secret"])
+    assert refused.status_code == 401
+    (event,) = events_from(database, address)
+    assert (event["org_id"], event["operation"]) == (tenant.org_id, "auth.failed")
+    assert not event["token_prefix"]
 
 
 def test_connection_revoke_lists_each_token_once(
