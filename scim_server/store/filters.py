@@ -544,6 +544,9 @@ class FilterCompiler:
         resolved = self._resolve(path)
         attribute = resolved.attribute
         assert attribute is not None
+        if attribute.returned == "never" or (resolved.leaf and resolved.leaf.returned == "never"):
+            # as in a filter: an order by a secret would tell something of it
+            raise InvalidFilter(f'"{path}" cannot be used in a filter: it is never returned')
         if attribute.multi_valued:
             child = self.storage.child
             assert child is not None

@@ -417,7 +417,7 @@ def test_an_escaped_nul_in_a_filter_or_a_member_value_is_refused(
     assert store_snapshot(database, api.tenant.org_id) == before
 
 
-@pytest.mark.parametrize("sort_by", ["meta.version", "meta.location", "groups"])
+@pytest.mark.parametrize("sort_by", ["meta.version", "meta.location", "groups", "password"])
 def test_an_attribute_that_cannot_sort_is_refused_naming_sort_by(
     api: Api, seeded: dict[str, Any], sort_by: str
 ) -> None:
