@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,3 +42,12 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def raw_document(value: Any) -> dict[str, Any]:
+    """A JSON document column as plain SQL returns it (text on SQLite, already decoded by
+    psycopg on PostgreSQL): for migrations, which read rows without the models."""
+    if isinstance(value, str):
+        loaded: dict[str, Any] = json.loads(value)
+        return loaded
+    return dict(value or {})

@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from scim_server.store.db import Database
 from scim_server.store.migrate import alembic_config, upgrade
@@ -30,31 +31,50 @@ def fresh_database(database: Database, tmp_path: Path) -> Iterator[Database]:
         db.dispose()
 
 
+EARLIER = "2026-01-01 00:00:00"
+
+
+def _insert_organization_and_users(connection: Connection, *users: dict[str, Any]) -> None:
+    """Organisation 1 and ``users`` as an earlier release stored them: each a user's column
+    values (``pk``, ``user_name``, ``active``, ``data`` as a dict, and whatever the schema at
+    that revision has), the rest filled in."""
+    connection.execute(
+        text("INSERT INTO organizations (id, slug, name, created_at) VALUES (1, 'o', 'O', :t)"),
+        {"t": EARLIER},
+    )
+    for user in users:
+        row = {
+            "id": f"00000000-0000-4000-8000-{user['pk']:012d}",
+            "org_id": 1,
+            "created_at": EARLIER,
+            "last_modified": EARLIER,
+            "version": 1,
+            **user,
+            "data": json.dumps(user["data"]),
+        }
+        columns = ", ".join(row)
+        values = ", ".join(f":{column}" for column in row)
+        connection.execute(text(f"INSERT INTO users ({columns}) VALUES ({values})"), row)
+
+
 def test_existing_users_get_their_status(fresh_database: Database) -> None:
     upgrade(fresh_database.engine, "0004")
     with fresh_database.engine.begin() as connection:
-        connection.execute(
-            text("INSERT INTO organizations (id, slug, name, created_at) VALUES (1, 'o', 'O', :t)"),
-            {"t": "2026-01-01 00:00:00"},
+        _insert_organization_and_users(
+            connection,
+            {
+                "pk": 1,
+                "user_name": "on@Acme.com",
+                "active": True,
+                "data": {"userName": "on@Acme.com"},
+            },
+            {
+                "pk": 2,
+                "user_name": "off",
+                "active": False,
+                "data": {"userName": "off", "emails": [{"value": "off@vendor.com"}]},
+            },
         )
-        for pk, name, active, data in (
-            (1, "on@Acme.com", True, {"userName": "on@Acme.com"}),
-            (2, "off", False, {"userName": "off", "emails": [{"value": "off@vendor.com"}]}),
-        ):
-            connection.execute(
-                text(
-                    "INSERT INTO users (pk, id, org_id, user_name, active, created_at, "
-                    "last_modified, version, data) VALUES (:pk, :id, 1, :n, :a, :t, :t, 1, :d)"
-                ),
-                {
-                    "pk": pk,
-                    "id": f"00000000-0000-4000-8000-00000000000{pk}",
-                    "n": name,
-                    "a": active,
-                    "t": "2026-01-01 00:00:00",
-                    "d": json.dumps(data),
-                },
-            )
     upgrade(fresh_database.engine)
     with fresh_database.engine.connect() as connection:
         rows = connection.execute(
@@ -110,31 +130,24 @@ def test_seat_domains_of_malformed_addresses_are_recomputed(fresh_database: Data
     domain's user; from the upgrade on it takes a seat. Valid addresses keep their domain."""
     upgrade(fresh_database.engine, "0011")
     with fresh_database.engine.begin() as connection:
-        connection.execute(
-            text("INSERT INTO organizations (id, slug, name, created_at) VALUES (1, 'o', 'O', :t)"),
-            {"t": "2026-01-01 00:00:00"},
-        )
-        for pk, name, stored, data in (
-            (1, "seat2@acme.com,x@vendor.com", "vendor.com", {}),
-            (2, "ok@Vendor.com", "vendor.com", {}),
-            (3, "jdoe", "vendor.com", {"emails": [{"value": "e@evil.com;x@vendor.com"}]}),
-        ):
-            connection.execute(
-                text(
-                    "INSERT INTO users (pk, id, org_id, user_name, active, status, created_at, "
-                    "last_modified, version, data, seat_domain) "
-                    "VALUES (:pk, :id, 1, :n, :a, 'active', :t, :t, 1, :d, :s)"
-                ),
+        _insert_organization_and_users(
+            connection,
+            *(
                 {
                     "pk": pk,
-                    "id": f"00000000-0000-4000-8000-00000000000{pk}",
-                    "n": name,
-                    "a": True,
-                    "t": "2026-01-01 00:00:00",
-                    "d": json.dumps({"userName": name, **data}),
-                    "s": stored,
-                },
-            )
+                    "user_name": name,
+                    "active": True,
+                    "status": "active",
+                    "seat_domain": "vendor.com",
+                    "data": {"userName": name, **data},
+                }
+                for pk, name, data in (
+                    (1, "seat2@acme.com,x@vendor.com", {}),
+                    (2, "ok@Vendor.com", {}),
+                    (3, "jdoe", {"emails": [{"value": "e@evil.com;x@vendor.com"}]}),
+                )
+            ),
+        )
     upgrade(fresh_database.engine)
     with fresh_database.engine.connect() as connection:
         rows = connection.execute(text("SELECT seat_domain FROM users ORDER BY pk")).all()

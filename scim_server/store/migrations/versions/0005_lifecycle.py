@@ -15,26 +15,16 @@ Create Date: 2026-12-09
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
 
-from scim_server.store.types import UTCDateTime
+from scim_server.store.types import UTCDateTime, raw_document
 from scim_server.store.users import seat_domain
 
 revision = "0005"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
-
-
-def _document(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        loaded: dict[str, Any] = json.loads(value)
-        return loaded
-    return dict(value or {})
 
 
 def upgrade() -> None:
@@ -55,7 +45,7 @@ def upgrade() -> None:
     )
     rows = bind.execute(sa.text("SELECT pk, user_name, data FROM users")).all()
     for pk, user_name, data in rows:
-        domain = seat_domain({**_document(data), "userName": user_name})
+        domain = seat_domain({**raw_document(data), "userName": user_name})
         if domain is not None:
             bind.execute(
                 sa.text("UPDATE users SET seat_domain = :d WHERE pk = :pk"), {"d": domain, "pk": pk}

@@ -12,12 +12,10 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
 
+from scim_server.store.types import raw_document
 from scim_server.store.users import seat_domain
 
 revision = "0012"
@@ -26,13 +24,6 @@ branch_labels = None
 depends_on = None
 
 _BATCH = 1000
-
-
-def _document(value: Any) -> dict[str, Any]:
-    if isinstance(value, str):
-        loaded: dict[str, Any] = json.loads(value)
-        return loaded
-    return dict(value or {})
 
 
 def upgrade() -> None:
@@ -49,7 +40,7 @@ def upgrade() -> None:
         if not rows:
             return
         for pk, user_name, data, stored in rows:
-            domain = seat_domain({**_document(data), "userName": user_name})
+            domain = seat_domain({**raw_document(data), "userName": user_name})
             if domain != stored:
                 bind.execute(
                     sa.text("UPDATE users SET seat_domain = :d WHERE pk = :pk"),
