@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 bp = Blueprint("metrics", __name__)
 
@@ -79,15 +82,56 @@ def register_metrics(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
+#: Scrapes taken again when a worker's file vanished under them, before giving up.
+_SCRAPE_ATTEMPTS = 5
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        body = generate_latest(registry)
+        body = _every_worker()
     else:
         body = generate_latest(REGISTRY)
     return Response(body, content_type=CONTENT_TYPE_LATEST)
+
+
+def _every_worker() -> bytes:
+    """The counts of every worker's files, read while workers come and go.
+
+    A file can vanish between listing the folder and reading it: the master archived a
+    recycled worker (:func:`archive_dead_worker`), whose counts are in the archive by then, so
+    the scrape is taken again (skipping the file would lower a counter for one scrape, which
+    Prometheus reads as a reset). A file a new worker has only just created is still empty,
+    with no counts yet, and is left out (prometheus_client fails on it). Both answered 500
+    before, seen under ``max_requests`` recycling.
+    """
+    for attempt in range(_SCRAPE_ATTEMPTS):
+        registry = CollectorRegistry()
+        registry.register(_WorkerFiles(os.environ["PROMETHEUS_MULTIPROC_DIR"]))
+        try:
+            return generate_latest(registry)
+        except FileNotFoundError:
+            if attempt == _SCRAPE_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+class _WorkerFiles(Collector):
+    """prometheus_client's multiprocess collection, without the files still being created."""
+
+    def __init__(self, folder: str) -> None:
+        self._folder = Path(folder)
+
+    def collect(self) -> Iterable[Metric]:
+        files = [str(path) for path in self._folder.glob("*.db") if _has_header(path)]
+        return MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-untyped-call,no-any-return]
+
+
+def _has_header(path: Path) -> bool:
+    try:
+        return path.stat().st_size > 0
+    except FileNotFoundError:  # archived since the folder was listed
+        return False
 
 
 _read_values: Any = MmapedDict.read_all_values_from_file

@@ -3,6 +3,11 @@ about any tenant, no authentication (like ``/healthz``)."""
 
 from __future__ import annotations
 
+import threading
+import time
+from pathlib import Path
+
+import pytest
 from flask import Flask
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -54,3 +59,45 @@ def test_nothing_names_a_tenant(app: Flask, api: Api) -> None:
     text = app.test_client().get("/metrics").get_data(as_text=True)
     for private in (api.tenant.slug, api.tenant.token, api.tenant.connection_id, "tenant-secret"):
         assert private not in text
+
+
+def test_a_scrape_while_the_master_archives_a_recycled_worker_answers(
+    app: Flask, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's file can vanish between the scrape listing the folder and reading it (the
+    master archiving a recycled worker); the scrape must still answer, with every count.
+
+    Here a thread plays the master: it writes a "worker's" counter file and archives it, over
+    and over, while scrapes run (a 500 in about one scrape of ten before the fix)."""
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+
+    from scim_server.http.metrics import archive_dead_worker
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    key = mmap_key("scim_audit_record_failures_total", "scim_audit_record_failures", [], [], "")
+    stop = threading.Event()
+    rounds = [0]
+
+    def recycle() -> None:
+        pid = 1_000_000
+        while not stop.is_set():
+            pid += 1
+            values = MmapedDict(str(folder / f"counter_{pid}.db"))
+            values.write_value(key, 1.0, 0.0)
+            values.close()
+            archive_dead_worker(str(folder), pid)
+            rounds[0] += 1
+            time.sleep(0.002)  # a worker recycled every 2 ms: far more often than a real one
+
+    master = threading.Thread(target=recycle)
+    master.start()
+    statuses = []
+    try:
+        while rounds[0] < 200 or len(statuses) < 200:  # the race is run, not just the scrapes
+            statuses.append(app.test_client().get("/metrics").status_code)
+    finally:
+        stop.set()
+        master.join()
+    assert set(statuses) == {200}
