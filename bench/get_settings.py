@@ -18,13 +18,21 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from load import SCIM, _body, _children, _gunicorn, drive, user_document
-from support import ROOT, provision
+from load import (
+    SCIM,
+    _body,
+    _children,
+    _gunicorn,
+    ceiling_command,
+    drive,
+    serve_command,
+    user_document,
+)
+from support import provision
 
 
 def main() -> int:
@@ -49,26 +57,9 @@ def main() -> int:
         token = provision(env, org_name="Settings", connection="Entra")
         headers = {"Authorization": f"Bearer {token}", "Content-Type": SCIM, "Accept": SCIM}
 
-        def serve(port: int) -> list[str]:
-            return [sys.executable, "-m", "scim_server.cli", "serve", "--port", str(port)]
-
-        def ceiling(port: int) -> list[str]:
-            config = str(ROOT / "bench/ceiling_gunicorn.py")
-            bind = f"127.0.0.1:{port}"
-            return [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "-c",
-                config,
-                "-b",
-                bind,
-                "bench.ceiling_app:app",
-            ]
-
         with (
-            _gunicorn("scim-server", serve, env, workdir / "server.log") as ours,
-            _gunicorn("ceiling", ceiling, env, workdir / "ceiling.log") as theirs,
+            _gunicorn("scim-server", serve_command, env, workdir / "server.log") as ours,
+            _gunicorn("ceiling", ceiling_command, env, workdir / "ceiling.log") as theirs,
         ):
             creates = [
                 ("POST", "/scim/v2/Users", _body(user_document(n))) for n in range(args.users)

@@ -140,6 +140,19 @@ class Server:
         return len(self.peak_hwm_kib) - 1
 
 
+def serve_command(port: int) -> list[str]:
+    """scim-server as an operator starts it (``deploy/gunicorn.conf.py``, the environment's
+    ``SCIM_*`` settings)."""
+    return [sys.executable, "-m", "scim_server.cli", "serve", "--port", str(port)]
+
+
+def ceiling_command(port: int) -> list[str]:
+    """The ceiling app on the same gunicorn settings."""
+    config = str(ROOT / "bench/ceiling_gunicorn.py")
+    bind = f"127.0.0.1:{port}"
+    return [sys.executable, "-m", "gunicorn", "-c", config, "-b", bind, "bench.ceiling_app:app"]
+
+
 @contextmanager
 def _gunicorn(
     name: str, command: Callable[[int], list[str]], env: dict[str, str], log: Path
@@ -579,16 +592,8 @@ def benchmark(database_url: str, label: str, args: argparse.Namespace, workdir: 
     headers = {"Authorization": f"Bearer {token}", "Content-Type": SCIM, "Accept": SCIM}
     run = Run(label, users)
 
-    def serve(port: int) -> list[str]:
-        return [sys.executable, "-m", "scim_server.cli", "serve", "--port", str(port)]
-
-    def ceiling_command(port: int) -> list[str]:
-        config = str(ROOT / "bench/ceiling_gunicorn.py")
-        bind = f"127.0.0.1:{port}"
-        return [sys.executable, "-m", "gunicorn", "-c", config, "-b", bind, "bench.ceiling_app:app"]
-
     with (
-        _gunicorn("scim-server", serve, env, workdir / f"server-{label}.log") as server,
+        _gunicorn("scim-server", serve_command, env, workdir / f"server-{label}.log") as server,
         _gunicorn("ceiling", ceiling_command, env, workdir / f"ceiling-{label}.log") as ceiling,
     ):
         sampler = MemorySampler([server, ceiling])

@@ -81,13 +81,16 @@ _ATEXT = frozenset(string.ascii_letters + string.digits + "#$&'*+-/=?^_`{|}~.")
 _SPECIALS = frozenset('()<>[]:;@\\,"%! \t\r\n')
 
 
+#: A quoted local part (RFC 5322 §3.2.4): printable ASCII and quoted pairs, "%" and "!" left out.
+_QUOTED_LOCAL_PART = re.compile(r'"(?:[ #$&-\[\]-~]|\\[ "#$&-~])*"')
+
+
 def _plain_non_ascii(char: str) -> bool:
     """A non-ASCII character an internationalised address (RFC 6531) or domain may hold: not
     a space, control, invisible or unassigned character, and nothing a mailer normalising to
     NFKC would read as a separator (the fullwidth "@" and "," U+FF20, U+FF0C)."""
-    if char.isascii() or unicodedata.category(char) in {"Cc", "Cf", "Co", "Cs", "Cn"}:
-        return False
-    if unicodedata.category(char).startswith("Z"):
+    category = unicodedata.category(char)
+    if char.isascii() or category in {"Cc", "Cf", "Co", "Cs", "Cn"} or category[0] == "Z":
         return False
     return not any(part in _SPECIALS for part in unicodedata.normalize("NFKC", char))
 
@@ -96,21 +99,8 @@ def _valid_local_part(local: str) -> bool:
     """A dot-atom of atext (dots anywhere: real mailboxes have them where RFC 5322 says they
     may not, and a dot separates nothing), or a quoted string of printable ASCII; "%" and "!"
     in neither."""
-    if len(local) >= 2 and local[0] == '"' and local[-1] == '"':
-        inner, index = local[1:-1], 0
-        while index < len(inner):
-            char = inner[index]
-            if char == "\\":  # a quoted pair: the next printable character, taken literally
-                if index + 1 == len(inner) or not " " <= inner[index + 1] <= "~":
-                    return False
-                char = inner[index + 1]
-                index += 1
-            elif char == '"' or not " " <= char <= "~":
-                return False
-            if char in "%!":
-                return False
-            index += 1
-        return True
+    if local.startswith('"'):
+        return _QUOTED_LOCAL_PART.fullmatch(local) is not None
     return bool(local) and all(char in _ATEXT or _plain_non_ascii(char) for char in local)
 
 

@@ -240,11 +240,11 @@ class _ResourceScope:
         resolved = resolve_attr_path(self.rt, path)
         attribute = resolved.attribute
         assert attribute is not None  # allow_schema is off
-        _check_filterable(attribute, path)
+        check_filterable(attribute, path)
         container = _container(resolved)
         sub = resolved.sub
         if sub is not None:
-            _check_filterable(sub, path)
+            check_filterable(sub, path)
             return _Target(
                 str(path),
                 sub,
@@ -259,7 +259,7 @@ class _ResourceScope:
         resolved = resolve_attr_path(self.rt, node.path)
         attribute = resolved.attribute
         assert attribute is not None
-        _check_filterable(attribute, node.path)
+        check_filterable(attribute, node.path)
         if not attribute.is_complex or resolved.sub is not None:
             raise InvalidFilter(
                 f'"{node.path}[...]": a value filter needs a complex attribute, '
@@ -292,7 +292,7 @@ class _ElementScope:
                 f"unknown attribute {unknown} in a value filter: "
                 f"{self.attribute.name} has {_sub_names(self.attribute)}"
             )
-        _check_filterable(sub, path)
+        check_filterable(sub, path)
         name = sub.name
 
         def values(element: Any) -> list[Any]:
@@ -487,7 +487,9 @@ def _sub_values(container: Callable[[Any], Any], name: str, sub: str) -> Callabl
     return values
 
 
-def _check_filterable(attr: Attribute, path: AttrPath) -> None:
+def check_filterable(attr: Attribute, path: AttrPath) -> None:
+    """Refuse a never-returned attribute (the password): a filter or an order by it would tell
+    something of the secret."""
     if attr.returned == "never":
         raise InvalidFilter(f'"{path}" cannot be used in a filter: it is never returned')
 

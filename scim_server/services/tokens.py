@@ -362,12 +362,12 @@ def revoke_token(session: Session, org: Organization, prefix: str) -> list[Token
     repeated in a message. Text that does not start like a token (a password pasted by
     mistake) is not quoted at all: its first characters may be most of a secret."""
     given = prefix.strip()
-    prefix = token_prefix(given)
     if not given.startswith(TOKEN_PREFIX):
         raise NoSuchToken(
             f"the value given is not the start of a token (tokens start with {TOKEN_PREFIX!r}; "
             "the value is not shown); give the prefix shown in the provisioning log"
         )
+    prefix = token_prefix(given)
     found = live_tokens(session, org.id, ApiToken.prefix == prefix)
     if not found:
         raise NoSuchToken(

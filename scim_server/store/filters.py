@@ -64,7 +64,12 @@ from scim_server.scim.filter_ast import (
     ValuePath,
     comparisons,
 )
-from scim_server.scim.filter_eval import ResolvedPath, compile_filter, resolve_attr_path
+from scim_server.scim.filter_eval import (
+    ResolvedPath,
+    check_filterable,
+    compile_filter,
+    resolve_attr_path,
+)
 from scim_server.scim.schema import Attribute, ResourceType
 from scim_server.scim.validate import parse_datetime
 
@@ -544,9 +549,9 @@ class FilterCompiler:
         resolved = self._resolve(path)
         attribute = resolved.attribute
         assert attribute is not None
-        if attribute.returned == "never" or (resolved.leaf and resolved.leaf.returned == "never"):
-            # as in a filter: an order by a secret would tell something of it
-            raise InvalidFilter(f'"{path}" cannot be used in a filter: it is never returned')
+        for named in (attribute, resolved.leaf):
+            if named is not None:
+                check_filterable(named, path)
         if attribute.multi_valued:
             child = self.storage.child
             assert child is not None
