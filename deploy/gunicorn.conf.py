@@ -41,8 +41,12 @@ if os.environ.get("SCIM_SERVER_METRICS_DIR_READY") != _METRICS:
 
 workers = int(os.environ.get("SCIM_WORKERS", "2"))
 threads = int(os.environ.get("SCIM_THREADS", "4"))
-worker_class = "gthread"
+# gthread, with the requests gunicorn refuses itself answered as SCIM errors, not HTML
+worker_class = "scim_server.http.gunicorn_worker.ScimThreadWorker"
 preload_app = True
+# no control socket (gunicornc): gunicorn puts it at one path per user, so a second server of the
+# same user takes it over and the first to stop removes the other's; signals manage the server
+control_socket_disable = True
 timeout = 60
 graceful_timeout = 30
 keepalive = 75

@@ -4,13 +4,17 @@ such a GET with an HTML 414 of its own)."""
 
 from __future__ import annotations
 
+import json
+import socket
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from scim_server.config import Settings
+from scim_server.scim.errors import ERROR_SCHEMA
 from scim_server.store.db import Database
 from tests.conftest import USER_SCHEMA, Tenant, make_tenant
 from tests.gunicorn.server import Server, call, serve
@@ -61,3 +65,59 @@ def test_a_get_with_a_filter_over_the_limit_is_a_scim_error(server: Server, tena
     assert reply.status == 400
     assert reply.body["scimType"] == "invalidFilter"
     assert str(LONGEST) in reply.body["detail"]
+
+
+def _raw(server: Server, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (gunicorn refuses them before the app sees them); the answer's
+    status, headers and body."""
+    host, port = server.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+def _scim_error(headers: dict[str, str], body: bytes, status: int) -> dict[str, Any]:
+    assert headers["content-type"] == "application/scim+json", body
+    assert int(headers["content-length"]) == len(body)
+    error: dict[str, Any] = json.loads(body)
+    assert error["schemas"] == [ERROR_SCHEMA]
+    assert error["status"] == str(status)
+    return error
+
+
+def test_a_request_line_over_gunicorn_s_limit_is_a_scim_414(server: Server, tenant: Tenant) -> None:
+    path = "/scim/v2/Users?filter=" + urllib.parse.quote('userName eq "' + "a" * 9000 + '"')
+    request = f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tenant.token}\r\n\r\n"
+    status, headers, body = _raw(server, request.encode())
+    assert status == 414
+    error = _scim_error(headers, body, 414)
+    assert "8190" in error["detail"]
+    assert "POST /.search" in error["detail"]
+
+
+def test_a_header_over_gunicorn_s_limit_is_a_scim_431(server: Server, tenant: Tenant) -> None:
+    request = (
+        f"GET /scim/v2/Users HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {tenant.token}\r\n"
+        f"X-Padding: {'p' * 9000}\r\n\r\n"
+    )
+    status, headers, body = _raw(server, request.encode())
+    assert status == 431
+    error = _scim_error(headers, body, 431)
+    assert "8190" in error["detail"]
+    assert tenant.token not in error["detail"]
+
+
+def test_a_request_that_is_not_http_is_a_scim_400(server: Server) -> None:
+    status, headers, body = _raw(server, b"HELLO THERE\r\n\r\n")
+    assert status == 400
+    error = _scim_error(headers, body, 400)
+    assert "HTTP" in error["detail"]
