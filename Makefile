@@ -6,6 +6,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 # one pytest worker per core; PYTEST_WORKERS=0 runs the suite in this process
 PYTEST_WORKERS ?= auto
+# make run's port: make run PORT=8001 when 8000 is taken
+PORT ?= 8000
 STAMP  := $(VENV)/.installed-stamp
 
 .PHONY: run test lint typecheck pytest install clean
@@ -20,7 +22,7 @@ $(STAMP): pyproject.toml setup.py constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/scim-server demo
+	$(BIN)/scim-server demo --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check scim_server tests deploy setup.py $(wildcard bench)
