@@ -441,6 +441,7 @@ class Group(Base):
     __table_args__ = (
         Index("ux_groups_org_display_name", "org_id", func.lower(display_name), unique=True),
         Index("ix_groups_org_external_id", "org_id", "external_id"),
+        Index("ix_groups_org_last_modified", "org_id", "last_modified"),
         Index("ix_groups_org_pk", "org_id", "pk"),
     )
 

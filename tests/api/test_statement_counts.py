@@ -192,6 +192,48 @@ def test_member_lookup_probes_the_id_index_on_sqlite(tmp_path: Path) -> None:
     assert "(id=?)" in plan, plan
 
 
+@pytest.mark.parametrize("resource", ["Users", "Groups"])
+def test_a_delta_sync_filter_reads_the_last_modified_index_on_sqlite(
+    tmp_path: Path, resource: str
+) -> None:
+    """``meta.lastModified gt "<last run>"`` (a delta sync, DESIGN §3) reads the
+    ``(org_id, last_modified)`` index, for groups as for users, not every row of the
+    organisation."""
+    database = Database(f"sqlite:///{tmp_path / 'plan.db'}")
+    upgrade(database.engine)
+    app = create_app(Settings(database_url=database.url), database=database)
+    api = Api(app.test_client(), make_tenant(database))
+    api.create_user("someone@acme.com")
+    assert api.post("/Groups", {"schemas": [GROUP], "displayName": "Delta"}).status_code == 201
+    table = resource.lower()
+    sent: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith("SELECT") and f"{table}.last_modified >" in statement:
+            sent.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", capture)
+    try:
+        since = 'meta.lastModified gt "2026-01-01T00:00:00Z"'
+        reply = api.get(f"/{resource}", query_string={"filter": since})
+        assert reply.status_code == 200, reply.get_json()
+        assert reply.get_json()["totalResults"] == 1
+    finally:
+        event.remove(database.engine, "before_cursor_execute", capture)
+    assert sent, "no statement filtered on last_modified"
+    with database.engine.connect() as connection:
+        plans = [
+            " ".join(
+                str(row[-1])
+                for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params)
+            )
+            for statement, params in sent
+        ]
+    database.dispose()
+    for plan in plans:
+        assert f"ix_{table}_org_last_modified" in plan, plan
+
+
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 
