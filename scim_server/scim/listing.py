@@ -163,13 +163,10 @@ def parse_list_query(params: Mapping[str, Any], limits: Limits) -> ListQuery:
                 "(ServiceProviderConfig pagination.maxPageSize)"
             )
     else:
-        # RFC 7644 §3.4.2.4: a negative value is interpreted as 0.
-        count = max(0, _as_int("count", count_raw))
-        if count > limits.max_count:
-            raise InvalidValue(
-                f'"count" is {count}; the maximum page size of this server is '
-                f"{limits.max_count} (ServiceProviderConfig filter.maxResults)"
-            )
+        # RFC 7644 §3.4.2.4: a negative value is interpreted as 0; a page may hold fewer
+        # results than asked (itemsPerPage says how many), so a larger count is capped
+        # (DESIGN §4) at filter.maxResults. A cursor's count is refused instead (RFC 9865).
+        count = min(max(0, _as_int("count", count_raw)), limits.max_count)
 
     attributes = _as_attribute_list("attributes", values.get("attributes"))
     excluded = _as_attribute_list("excludedAttributes", values.get("excludedattributes"))

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from scim_server.app import create_app
+from scim_server.config import Settings
+from scim_server.store.db import Database
 from tests.conftest import Api
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 POPULATION = 5
 
 
@@ -49,3 +53,26 @@ def test_the_first_cursor_page_reports_the_total(populated: Api, count: int) -> 
     assert body["totalResults"] == POPULATION
     assert len(body["Resources"]) == min(count, POPULATION)
     assert ("nextCursor" in body) is (count < POPULATION)
+
+
+@pytest.mark.parametrize("path", ["/Users", "/Groups"])
+def test_a_count_over_the_maximum_is_capped_to_it(
+    populated: Api, database: Database, path: str
+) -> None:
+    """DESIGN §4: ``count`` is capped (RFC 7644 §3.4.2.4 lets a page hold fewer than asked;
+    ``itemsPerPage`` says how many it holds). A client asking for more pages on at the maximum."""
+    small = create_app(Settings(database_url=database.url, max_page_size=2), database=database)
+    api = Api(small.test_client(), populated.tenant)
+    assert api.get("/ServiceProviderConfig").get_json()["filter"]["maxResults"] == 2
+    seen: list[str] = []
+    for start in (1, 3, 5):
+        response = api.get(path, query_string={"startIndex": start, "count": 100000})
+        assert response.status_code == 200, response.get_json()
+        body = response.get_json()
+        assert body["totalResults"] == POPULATION
+        assert body["itemsPerPage"] == len(body["Resources"]) == min(2, POPULATION - start + 1)
+        seen += [resource["id"] for resource in body["Resources"]]
+    assert len(set(seen)) == POPULATION
+    search = api.post(f"{path}/.search", {"schemas": [SEARCH], "count": 100000})
+    assert search.status_code == 200, search.get_json()
+    assert search.get_json()["itemsPerPage"] == 2

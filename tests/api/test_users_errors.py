@@ -185,9 +185,7 @@ def test_patch_body_without_patchop_schema_is_refused(api: Api, seeded: dict[str
     assert_error(response, 400, "invalidSyntax")
 
 
-def test_too_large_count_is_refused(api: Api, seeded: dict[str, Any]) -> None:
-    response = api.get("/Users", query_string={"count": "100000"})
-    assert_error(response, 400, "invalidValue", "count", "200")
+def test_malformed_list_parameters_are_refused(api: Api, seeded: dict[str, Any]) -> None:
     assert_error(api.get("/Users", query_string={"count": "ten"}), 400, "invalidValue", "count")
     assert_error(
         api.get("/Users", query_string={"sortOrder": "sideways"}), 400, "invalidValue", "sortOrder"
