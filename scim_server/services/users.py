@@ -33,6 +33,7 @@ import functools
 import hashlib
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
@@ -44,7 +45,7 @@ from sqlalchemy.orm import Session
 from scim_server.audit.events import document_changes
 from scim_server.policy import domains, lifecycle, temporary
 from scim_server.policy.domains import DomainSettings
-from scim_server.scim.errors import Conflict, InvalidValue, NotFound, Uniqueness
+from scim_server.scim.errors import Conflict, InvalidValue, NotFound, ScimError, Uniqueness
 from scim_server.scim.listing import ListQuery
 from scim_server.scim.patch import apply_patch
 from scim_server.scim.projection import Projection, apply_projection, parse_projection
@@ -70,7 +71,7 @@ from scim_server.store.errors import unique_violation
 from scim_server.store.groups import lock_groups_of_user, touch_groups_of_user
 from scim_server.store.models import GroupMember, User, UserAccess
 from scim_server.store.types import utcnow
-from scim_server.store.users import USER_STORAGE, seat_domain, write_user
+from scim_server.store.users import USER_STORAGE, seat_domain, user_name_taken, write_user
 
 #: The audit ``changes`` key of the status (an access extension attribute).
 STATUS_CHANGE = f"{ACCESS_USER}:status"
@@ -433,10 +434,38 @@ def _store(
         write_user(session, user_type(ctx), user, doc, previous, lifecycle_columns)
     except IntegrityError as error:
         if unique_violation(error) in ("ux_users_org_user_name", ""):
-            raise Uniqueness(
-                f'userName "{doc["userName"]}" is already taken in this organisation '
-                "(userName is unique, case-insensitively)"
-            ) from None
+            raise _name_taken(doc["userName"]) from None
+        raise
+
+
+def _name_taken(user_name: str) -> Uniqueness:
+    return Uniqueness(
+        f'userName "{user_name}" is already taken in this organisation '
+        "(userName is unique, case-insensitively)"
+    )
+
+
+@contextmanager
+def _uniqueness_first(
+    session: Session, ctx: RequestContext, doc: dict[str, Any], user: User | None
+) -> Iterator[None]:
+    """Answer a taken ``userName`` before a policy's refusal (DESIGN §5.4: uniqueness is item
+    1, the policies come after it): an IdP re-creating a user it already provisioned must hear
+    409 ``uniqueness``, on which Okta and Entra match the existing user, not that the user
+    would break the domain policy or take a seat.
+
+    The unique index finds a taken name only at the write, after the policies; so the name is
+    looked up only when a policy refuses (a rename only), and the writes that pass pay
+    nothing for it.
+    """
+    try:
+        yield
+    except ScimError:
+        renamed = user is None or doc["userName"].lower() != (user.user_name or "").lower()
+        if renamed and user_name_taken(
+            session, ctx.principal.org_id, doc["userName"], user.pk if user else None
+        ):
+            raise _name_taken(doc["userName"]) from None
         raise
 
 
@@ -507,11 +536,12 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
     ctx.audit.resource_type = "User"
     ctx.audit.user_name = doc["userName"]
     settings = load_user_settings(session, ctx.principal.org_id, hold=True)
-    _check_domain_policy(ctx, settings.domains, doc, None)
-    _check_new_roles(session, ctx, doc, None)
-    _temporary_access(settings, doc, None)
-    status = lifecycle.initial_status(doc["active"] is not False, settings.domains.enforces_sso)
-    _check_seat(session, ctx, settings, None, status, doc)
+    with _uniqueness_first(session, ctx, doc, None):
+        _check_domain_policy(ctx, settings.domains, doc, None)
+        _check_new_roles(session, ctx, doc, None)
+        _temporary_access(settings, doc, None)
+        status = lifecycle.initial_status(doc["active"] is not False, settings.domains.enforces_sso)
+        _check_seat(session, ctx, settings, None, status, doc)
     user = User(
         id=str(uuid.uuid4()),
         org_id=ctx.principal.org_id,
@@ -558,25 +588,26 @@ def _write(
 ) -> Rendered:
     """Store a replaced or patched document, recompute access if its roles changed."""
     user = loaded.user
-    _check_domain_policy(ctx, settings.domains, doc, previous)
-    roles_changed = _check_new_roles(session, ctx, doc, previous)
-    _temporary_access(settings, doc, user)
     before_status, was_active = user.status, bool(user.active)
-    try:
-        status = lifecycle.next_status(
-            before_status,
-            user.active,
-            doc.get("active") is not False,
-            ever_active=user.activated_at is not None,
-            enforces_sso=settings.domains.enforces_sso,
-        )
-    except lifecycle.LockedUser:
-        raise Conflict(
-            f'user "{user.user_name}" is locked (after failed sign-ins) and SCIM cannot unlock '
-            "it: active stays false until an admin of the organisation unlocks the user "
-            f"(scim-server user unlock --org {settings.slug} USERNAME)"
-        ) from None
-    _check_seat(session, ctx, settings, user, status, doc)
+    with _uniqueness_first(session, ctx, doc, user):
+        _check_domain_policy(ctx, settings.domains, doc, previous)
+        roles_changed = _check_new_roles(session, ctx, doc, previous)
+        _temporary_access(settings, doc, user)
+        try:
+            status = lifecycle.next_status(
+                before_status,
+                user.active,
+                doc.get("active") is not False,
+                ever_active=user.activated_at is not None,
+                enforces_sso=settings.domains.enforces_sso,
+            )
+        except lifecycle.LockedUser:
+            raise Conflict(
+                f'user "{user.user_name}" is locked (after failed sign-ins) and SCIM cannot '
+                "unlock it: active stays false until an admin of the organisation unlocks the "
+                f"user (scim-server user unlock --org {settings.slug} USERNAME)"
+            ) from None
+        _check_seat(session, ctx, settings, user, status, doc)
     lifecycle_columns: dict[str, Any] = {}
     if status != before_status:
         lifecycle_columns["status"] = status

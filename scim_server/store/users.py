@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, bindparam, delete, insert, inspect, update
+from sqlalchemy import (
+    CursorResult,
+    bindparam,
+    delete,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -221,6 +231,21 @@ def _update_existing(session: Session, user: User, values: dict[str, Any]) -> No
         )
     for key, value in values.items():
         set_committed_value(user, key, value)
+
+
+def user_name_taken(
+    session: Session, org_id: int, user_name: str, except_pk: int | None = None
+) -> bool:
+    """Whether another user of the organisation holds ``user_name``, compared as the unique
+    index compares (the database's ``lower``; soft-deleted users hold no name)."""
+    query = select(User.pk).where(
+        User.org_id == org_id,
+        func.lower(User.user_name) == func.lower(literal(user_name)),
+        User.deleted_at.is_(None),
+    )
+    if except_pk is not None:
+        query = query.where(User.pk != except_pk)
+    return session.scalar(query.limit(1)) is not None
 
 
 def write_user(

@@ -1,0 +1,92 @@
+"""The order of DESIGN §5.4: uniqueness (item 1) is answered before the policies (items 2-5).
+
+An IdP that creates a user it already provisioned gets 409 ``uniqueness`` (Okta and Entra then
+match the existing user) even when the request would also break the domain policy or take a
+seat past the limit; a request that is new is still refused by the policy, and both write
+nothing but their event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from scim_server.store.db import Database
+from tests.api.audit_support import Auditor, auditor_for, request_id
+from tests.api.test_lifecycle import configure
+from tests.api.test_users_errors import assert_error
+from tests.conftest import USER_SCHEMA, Api, patch_body, store_snapshot
+
+
+@pytest.fixture
+def auditor(app: Flask, database: Database, api: Api) -> Auditor:
+    return auditor_for(app, database, api.tenant.slug)
+
+
+def _user(user_name: str, **attributes: Any) -> dict[str, Any]:
+    return {"schemas": [USER_SCHEMA], "userName": user_name, **attributes}
+
+
+def _refused(
+    api: Api,
+    auditor: Auditor,
+    database: Database,
+    method: str,
+    path: str,
+    body: Any,
+    status: int,
+    scim_type: str | None,
+    *words: str,
+) -> None:
+    before = store_snapshot(database, api.tenant.org_id)
+    rid = request_id("order")
+    response = api.request(method, path, body, headers={"X-Request-Id": rid})
+    assert_error(response, status, scim_type, *words)
+    assert store_snapshot(database, api.tenant.org_id) == before
+    event = auditor.one(rid)
+    assert (event["outcome"], event["status"], event["scimType"]) == ("refused", status, scim_type)
+
+
+GMAIL = [{"value": "alice@gmail.com", "type": "home"}]
+
+
+def test_a_taken_user_name_is_409_before_the_domain_policy(
+    api: Api, auditor: Auditor, database: Database
+) -> None:
+    api.create_user("alice@acme.com")
+    configure(database, api.tenant.slug, "--allowed-domains", "acme.com")
+    taken = _user("ALICE@acme.com", emails=GMAIL)
+    _refused(api, auditor, database, "POST", "/Users", taken, 409, "uniqueness", "ALICE@acme.com")
+    fresh = _user("bob@acme.com", emails=GMAIL)
+    _refused(api, auditor, database, "POST", "/Users", fresh, 400, "invalidValue", "gmail.com")
+
+
+def test_a_taken_user_name_is_409_before_the_seat_limit(
+    api: Api, auditor: Auditor, database: Database
+) -> None:
+    api.create_user("alice@acme.com")
+    configure(database, api.tenant.slug, "--seat-limit", "1")
+    taken = _user("alice@acme.com")
+    _refused(api, auditor, database, "POST", "/Users", taken, 409, "uniqueness", "alice@acme.com")
+    fresh = _user("bob@acme.com")
+    _refused(api, auditor, database, "POST", "/Users", fresh, 403, None, "seat limit reached")
+
+
+def test_a_rename_to_a_taken_user_name_is_409_before_the_domain_policy(
+    api: Api, auditor: Auditor, database: Database
+) -> None:
+    api.create_user("alice@acme.com")
+    bob = api.create_user("bob@acme.com")
+    configure(database, api.tenant.slug, "--allowed-domains", "acme.com")
+    rename = patch_body(
+        {"op": "replace", "path": "userName", "value": "alice@acme.com"},
+        {"op": "add", "path": "emails", "value": GMAIL},
+    )
+    path = f"/Users/{bob['id']}"
+    _refused(api, auditor, database, "PATCH", path, rename, 409, "uniqueness", "alice@acme.com")
+    put = _user("alice@acme.com", emails=GMAIL)
+    _refused(api, auditor, database, "PUT", path, put, 409, "uniqueness", "alice@acme.com")
+    # bob's own name, and a new one, still meet the policy
+    keep = _user("bob@acme.com", emails=GMAIL)
+    _refused(api, auditor, database, "PUT", path, keep, 400, "invalidValue", "gmail.com")
