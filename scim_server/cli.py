@@ -1599,6 +1599,37 @@ def _chain(database: Database, org_slug: str | None, system: bool) -> tuple[int,
     return _organization_id(database, org_slug or "")
 
 
+def _record_log_read(
+    database: Database,
+    org_id: int,
+    operation: str,
+    filter_text: str | None,
+    *,
+    refused: ScimError | None = None,
+    detail: str | None = None,
+    changes: dict[str, Any] | None = None,
+) -> None:
+    """The event of an auditor's read of a log, in that log (DESIGN §6: every audit request is
+    an event), as the audit API records its queries and exports."""
+    if refused is not None:
+        detail = refused.detail
+    elif detail is None and filter_text:
+        detail = f"filter: {filter_text}"
+    with database.transaction(write=True) as session:
+        append(
+            session,
+            _cli_event(
+                operation,
+                org_id,
+                resource_type="AuditLog",
+                status=refused.status if refused is not None else 200,
+                scim_type=refused.scim_type if refused is not None else None,
+                detail=detail,
+                changes=changes,
+            ),
+        )
+
+
 def _log_name(slug: str | None) -> str:
     return "the system log" if slug is None else f"the audit log of {slug}"
 
@@ -1611,6 +1642,26 @@ def audit_verify(org_slug: str | None, system: bool, as_json: bool) -> None:
     database = _database()
     org_id, slug = _chain(database, org_slug, system)
     result = audit_log.verify_chain(database, org_id)
+    outcome = (
+        f"verified events {result.first_seq}..{result.last_seq}"
+        if result.broken is None
+        else f"broken at seq {result.broken.seq}: {result.broken.reason}"
+    )
+    try:
+        _record_log_read(
+            database,
+            org_id,
+            "audit.verify",
+            None,
+            detail=outcome,
+            changes={
+                "ok": result.ok,
+                "events": result.events,
+                "brokenAt": result.broken.seq if result.broken else None,
+            },
+        )
+    except Exception as error:  # a damaged log (no chain head) must still get its verdict
+        click.echo(f"warning: the audit.verify event was not recorded: {error}", err=True)
     if as_json:
         click.echo(json.dumps({"org": slug, **result.to_dict()}))
     elif result.broken is None:
@@ -1653,7 +1704,11 @@ def audit_query(
             count=count,
         )
     except ScimError as error:
+        _record_log_read(database, org_id, "audit.query", filter_text, refused=error)
         raise click.ClickException(error.detail) from None
+    _record_log_read(
+        database, org_id, "audit.query", filter_text, changes={"events": len(page.events)}
+    )
     for event in page.events:
         click.echo(json.dumps(event, ensure_ascii=False))
     if page.next_cursor:
@@ -1675,10 +1730,17 @@ def audit_export(
     try:
         chunks = audit_log.export_events(database, default_registry(), org_id, filter_text, fmt)
     except ScimError as error:
+        _record_log_read(database, org_id, "audit.export", filter_text, refused=error)
         raise click.ClickException(error.detail) from None
-    with click.open_file(output or "-", "w", encoding="utf-8") as handle:
-        for chunk in chunks:
-            handle.write(chunk)
+    complete = False
+    try:
+        with click.open_file(output or "-", "w", encoding="utf-8") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+        complete = True
+    finally:  # what was written is on record, even when the reader went away half-way
+        changes = {"format": fmt, "file": output or "stdout", "complete": complete}
+        _record_log_read(database, org_id, "audit.export", filter_text, changes=changes)
 
 
 @audit.command("prune")

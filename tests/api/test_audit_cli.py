@@ -156,7 +156,12 @@ def test_audit_query_pages_with_a_cursor_on_stderr(
     cursor = first.stderr.split(": ", 1)[1].strip()
     rest = run_cli(database, "audit", "query", "--org", slug, "--count", "2", "--cursor", cursor)
     assert rest.exit_code == 0, rest.output
-    assert [json.loads(line)["seq"] for line in rest.stdout.splitlines()] == [3]
+    page = [json.loads(line) for line in rest.stdout.splitlines()]
+    # 4: the first query's own event
+    assert [(event["seq"], event["operation"]) for event in page] == [
+        (3, "user.delete"),
+        (4, "audit.query"),
+    ]
 
 
 @pytest.mark.parametrize("command", ["query", "export"])
@@ -281,3 +286,42 @@ def test_audit_commands_take_one_log(database: Database, tenant_with_history: Te
             result = run_cli(database, "audit", command, *options)
             assert result.exit_code == 2, (command, options, result.output)
             assert "give either --org SLUG or --system" in result.output
+
+
+def test_reading_the_log_from_the_cli_is_itself_an_event(
+    database: Database, tenant_with_history: Tenant, tmp_path: Path
+) -> None:
+    """DESIGN §6: every audit request is an event, the auditor's CLI included (as the audit
+    API's queries and exports are): who read, exported or verified which part of the log, and
+    when. Like ``users export``, what a read returned is recorded as plain values."""
+    slug = tenant_with_history.slug
+    by_user = 'userName co "smith"'
+    assert run_cli(database, "audit", "query", "--org", slug, "--filter", by_user).exit_code == 0
+    refused = run_cli(database, "audit", "query", "--org", slug, "--filter", "operation eq")
+    assert refused.exit_code == 1
+    target = tmp_path / "evidence.csv"
+    exported = run_cli(database, "audit", "export", "--org", slug, "--output", str(target))
+    assert exported.exit_code == 0, exported.output
+    assert run_cli(database, "audit", "verify", "--org", slug).exit_code == 0
+
+    result = run_cli(database, "audit", "query", "--org", slug, "--filter", "seq gt 3")
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(e["operation"], e["status"], e["outcome"]) for e in events] == [
+        ("audit.query", 200, "success"),
+        ("audit.query", 400, "refused"),
+        ("audit.export", 200, "success"),
+        ("audit.verify", 200, "success"),
+    ]
+    assert {(e["actorType"], e["actor"], e["resourceType"]) for e in events} == {
+        ("cli", _cli_user(), "AuditLog")
+    }
+    query, bad, export, verify = events
+    assert query["detail"] == f"filter: {by_user}"
+    assert query["changes"] == {"events": 2}
+    assert bad["scimType"] == "invalidFilter"
+    assert export["changes"] == {"format": "csv", "file": str(target), "complete": True}
+    assert verify["changes"] == {"ok": True, "events": 6, "brokenAt": None}
+    assert "events 1..6" in verify["detail"]
+    # the events of reads keep the chain whole
+    again = run_cli(database, "audit", "verify", "--org", slug, "--json")
+    assert json.loads(again.stdout)["broken"] is None
