@@ -34,6 +34,7 @@ EXPORT_BATCH = 1000
 
 #: event field (canonical name) -> column
 _FIELDS = {
+    "orgId": "org_id",
     "seq": "seq",
     "time": "time",
     "actorType": "actor_type",
@@ -220,4 +221,4 @@ def export_lines(events: Iterator[AuditEvent], fmt: str) -> Iterator[str]:
     raise InvalidValue(f'"format" must be one of {", ".join(EXPORT_FORMATS)}, got {fmt[:32]!r}')
 
 
-assert set(SEALED_FIELDS) - {"org_id"} <= set(_FIELDS.values()), "every sealed field is exported"
+assert set(SEALED_FIELDS) <= set(_FIELDS.values()), "every sealed field is exported"

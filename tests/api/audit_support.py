@@ -31,6 +31,7 @@ SYSTEM_CHAIN = 0
 
 #: Fields every event carries, as ``/audit/v1/events`` names them.
 EVENT_FIELDS = {
+    "orgId",
     "seq",
     "time",
     "actorType",

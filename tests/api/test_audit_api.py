@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import hashlib
 import io
 import json
 from datetime import datetime
@@ -26,6 +27,7 @@ from tests.api.audit_support import (
 from tests.conftest import USER_SCHEMA, Api, patch_body
 
 CSV_HEADER = [
+    "orgId",
     "seq",
     "time",
     "actorType",
@@ -482,3 +484,33 @@ def test_an_audit_token_cannot_provision(app: Flask, auditor: Auditor) -> None:
     assert (event["actorType"], event["actor"]) == ("audit", tokens.token_prefix(auditor.token))
     assert event["changes"] is None
     assert auditor.events('operation eq "user.create" and outcome eq "success"') == []
+
+
+def _snake(name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
+
+
+def test_an_export_verifies_offline_with_the_documented_recipe(
+    auditor: Auditor, api: Api, history: dict[str, Any]
+) -> None:
+    """An auditor can check an export away from the server (README, "Checking an export
+    offline"): each event's hash is SHA-256 of the canonical JSON of its fields other than
+    ``hash``, names in snake_case; each ``prevHash`` is the hash before it. Written here from
+    the README, not from the server's code, so a change of either shows."""
+    response = auditor.get(format="jsonl")
+    assert response.status_code == 200
+    events = [json.loads(line) for line in response.get_data(as_text=True).splitlines()]
+    assert len(events) >= 7
+    assert {event["orgId"] for event in events} == {api.tenant.org_id}
+    previous = "0" * 64
+    for event in events:
+        fields = {_snake(name): value for name, value in event.items() if name != "hash"}
+        canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert hashlib.sha256(canonical.encode()).hexdigest() == event["hash"], event["seq"]
+        assert event["prevHash"] == previous
+        previous = event["hash"]
+    # and an edited export does not verify
+    forged = dict(events[2], userName="mallory@example.com")
+    fields = {_snake(name): value for name, value in forged.items() if name != "hash"}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert hashlib.sha256(canonical.encode()).hexdigest() != forged["hash"]
