@@ -39,6 +39,7 @@ from scim_server.store.db import Database, statistics_warning
 from scim_server.store.migrate import upgrade
 from scim_server.store.models import SYSTEM_CHAIN, Connection, Organization, User
 from scim_server.store.revision import head_revision, is_ahead
+from scim_server.store.types import utcnow
 
 DEFAULT_PORT = 8000
 
@@ -1487,15 +1488,27 @@ def token() -> None:
     required=True,
     help="audit: /audit/v1 only. SCIM tokens come with `connection create`.",
 )
-@click.option("--json", "as_json", is_flag=True, help='Print {"token": ...} on stdout.')
-def token_create(org_slug: str, scope: str, as_json: bool) -> None:
+@click.option(
+    "--expires",
+    metavar="DURATION",
+    help="End the token after this long: e.g. 12h, 90d (at most 366d). Default: no expiry.",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"token": ..., "expires": ...} on stdout.'
+)
+def token_create(org_slug: str, scope: str, expires: str | None, as_json: bool) -> None:
     """Create a token (shown once)."""
     with _database().transaction(write=True) as session:
         try:
             organization = tokens.get_organization(session, org_slug)
-            secret = tokens.issue_token(session, organization, scope)
+            expires_at = None if expires is None else utcnow() + tokens.parse_lifetime(expires)
+            secret = tokens.issue_token(session, organization, scope, expires_at=expires_at)
         except (tokens.ServiceError, ScimError) as error:
             _fail(error)
+        shown = None if expires_at is None else expires_at.isoformat().replace("+00:00", "Z")
+        changes: dict[str, Any] = {"scope": [None, scope]}
+        if shown is not None:
+            changes["expires"] = [None, shown]
         append(
             session,
             _cli_event(
@@ -1504,13 +1517,14 @@ def token_create(org_slug: str, scope: str, as_json: bool) -> None:
                 resource_type="Token",
                 resource_id=tokens.token_prefix(secret),
                 token_prefix=tokens.token_prefix(secret),
-                changes={"scope": [None, scope]},
+                changes=changes,
             ),
         )
     if as_json:
-        click.echo(json.dumps({"token": secret}))
+        click.echo(json.dumps({"token": secret, "expires": shown}))
         return
     click.echo(f"{scope} token for organisation {org_slug}: {secret}")
+    click.echo(f"It expires {shown}." if shown else "It does not expire; revoke it when done.")
     click.echo("The token is shown only this once.")
 
 

@@ -222,20 +222,30 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 #: Longer than any IdP needs to pick up a new secret; a forgotten old token must not live on.
 MAX_OVERLAP = timedelta(days=30)
+#: The longest life given to an admin or audit token at its creation: a year's engagement.
+MAX_TOKEN_LIFETIME = timedelta(days=366)
 
 
-def parse_duration(text: str, option: str = "--overlap") -> timedelta:
-    """``90s``, ``30m``, ``24h``, ``7d`` or plain seconds, at most 30 days."""
+def parse_duration(
+    text: str, option: str = "--overlap", maximum: timedelta = MAX_OVERLAP
+) -> timedelta:
+    """``90s``, ``30m``, ``24h``, ``7d`` or plain seconds, at most ``maximum``."""
     match = _DURATION.match(text)
     if match is None:
         raise ServiceError(f"{option}: {text!r} is not a duration: use e.g. 0, 90s, 30m, 24h or 7d")
     seconds = int(match[1]) * _UNIT_SECONDS[match[2]]
-    if seconds > MAX_OVERLAP.total_seconds():  # before timedelta(), which overflows
-        raise ServiceError(f"{option}: {text!r} is longer than the 30 days allowed")
-    duration = timedelta(seconds=seconds)
-    if duration > MAX_OVERLAP:
-        raise ServiceError(f"{option}: {text!r} is longer than the 30 days allowed")
-    return duration
+    # compared in seconds before timedelta(), which overflows
+    if seconds > maximum.total_seconds():
+        raise ServiceError(f"{option}: {text!r} is longer than the {maximum.days} days allowed")
+    return timedelta(seconds=seconds)
+
+
+def parse_lifetime(text: str, option: str = "--expires") -> timedelta:
+    """A new token's life: a duration above 0, at most :data:`MAX_TOKEN_LIFETIME`."""
+    lifetime = parse_duration(text, option, MAX_TOKEN_LIFETIME)
+    if not lifetime:
+        raise ServiceError(f"{option}: a token's life must be more than 0, got {text!r}")
+    return lifetime
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ import csv
 import getpass
 import io
 import json
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +40,8 @@ def _audit_token(database: Database, slug: str) -> str:
     result = run_cli(database, "token", "create", "--org", slug, "--scope", "audit", "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)  # exactly one JSON object on stdout, nothing else
-    assert set(payload) == {"token"}
+    assert payload["expires"] is None
+    assert set(payload) == {"token", "expires"}
     token: str = payload["token"]
     return token
 
@@ -325,3 +328,65 @@ def test_reading_the_log_from_the_cli_is_itself_an_event(
     # the events of reads keep the chain whole
     again = run_cli(database, "audit", "verify", "--org", slug, "--json")
     assert json.loads(again.stdout)["broken"] is None
+
+
+def test_an_admin_or_audit_token_can_be_made_to_expire(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    """DESIGN §7: tokens have an optional expiry. An auditor engaged for a quarter gets a token
+    that ends by itself; past its end it is refused like a revoked one."""
+    created = run_cli(
+        database,
+        "token",
+        "create",
+        "--org",
+        tenant.slug,
+        "--scope",
+        "audit",
+        "--expires",
+        "90d",
+        "--json",
+    )
+    assert created.exit_code == 0, created.output
+    payload = json.loads(created.stdout)
+    expires = datetime.fromisoformat(payload["expires"].replace("Z", "+00:00"))
+    assert abs(expires - (datetime.now(UTC) + timedelta(days=90))) < timedelta(minutes=1)
+    prefix = tokens.token_prefix(payload["token"])
+    listed = run_cli(database, "token", "list", "--org", tenant.slug, "--json")
+    [view] = [view for view in json.loads(listed.stdout) if view["prefix"] == prefix]
+    assert view["expires"] == payload["expires"]
+    event = Auditor(app.test_client(), payload["token"]).events('operation eq "token.create"')[-1]
+    assert event["changes"] == {"scope": [None, "audit"], "expires": [None, payload["expires"]]}
+
+    short = run_cli(
+        database,
+        "token",
+        "create",
+        "--org",
+        tenant.slug,
+        "--scope",
+        "admin",
+        "--expires",
+        "1s",
+        "--json",
+    )
+    token = json.loads(short.stdout)["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert app.test_client().get("/admin/v1/organization", headers=headers).status_code == 200
+    time.sleep(1.2)
+    assert app.test_client().get("/admin/v1/organization", headers=headers).status_code == 401
+
+    for wrong, says in (("0", "more than 0"), ("400d", "366 days"), ("soon", "not a duration")):
+        refused = run_cli(
+            database,
+            "token",
+            "create",
+            "--org",
+            tenant.slug,
+            "--scope",
+            "audit",
+            "--expires",
+            wrong,
+        )
+        assert refused.exit_code != 0, wrong
+        assert says in refused.output, refused.output
