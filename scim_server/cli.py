@@ -156,6 +156,11 @@ def _settings_options(function: Any) -> Any:
             help="What a SCIM DELETE does: hard removes the user, soft hides it until purged.",
         ),
         click.option(
+            "--soft-delete-retention",
+            metavar="DAYS",
+            help="Days a soft-deleted user is kept before `users purge` removes it (default 30).",
+        ),
+        click.option(
             "--deprovision-limit",
             metavar="N|P%|off",
             help="Users one connection may deactivate or delete within the window before its "
@@ -187,6 +192,7 @@ def _settings_update(
     exempt_domains: str | None,
     timezone: str | None,
     delete_mode: str | None,
+    soft_delete_retention: str | None,
     deprovision_limit: str | None,
     deprovision_window: str | None,
 ) -> organizations.SettingsUpdate:
@@ -214,6 +220,10 @@ def _settings_update(
             update.timezone = organizations.parse_timezone(timezone)
         if delete_mode is not None:
             update.delete_mode = organizations.parse_delete_mode(delete_mode)
+        if soft_delete_retention is not None:
+            update.soft_delete_retention_days = organizations.parse_retention_days(
+                soft_delete_retention
+            )
         if deprovision_limit is not None:
             limit, is_percent = deprovisioning.parse_limit(deprovision_limit)
             update.deprovision_limit = limit
@@ -356,6 +366,7 @@ def org_show(slug: str, as_json: bool) -> None:
         "exemptDomains": "seat-exempt domains",
         "timezone": "time zone",
         "deleteMode": "delete mode",
+        "softDeleteRetentionDays": "purge after",
         "deprovisionLimit": "deprovision limit",
         "deprovisionWindowMinutes": "deprovision window",
     }
@@ -376,6 +387,8 @@ def org_show(slug: str, as_json: bool) -> None:
             )
         elif key == "deprovisionWindowMinutes":
             text = f"{value} minutes"
+        elif key == "softDeleteRetentionDays":
+            text = f"{value} days (soft-deleted users, by users purge)"
         else:
             text = _shown(value)
         click.echo(f"{label + ':':<{width + 1}} {text}")
@@ -1438,36 +1451,78 @@ def users_import(
 
 
 @users.command("purge")
-@click.option("--org", "org_slug", required=True, help="Organisation slug.")
+@click.option("--org", "org_slug", help="Organisation slug.")
+@click.option(
+    "--all",
+    "all_orgs",
+    is_flag=True,
+    help="Every organisation, each by its own retention period (run it daily from a scheduler).",
+)
 @click.option(
     "--older-than",
     "days",
     type=click.IntRange(min=0),
-    required=True,
     metavar="DAYS",
-    help="Remove users soft-deleted more than DAYS days ago.",
+    help="Remove users soft-deleted more than DAYS days ago. Default: the organisation's "
+    "soft-delete retention (org update --soft-delete-retention).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def users_purge(org_slug: str, days: int, as_json: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def users_purge(org_slug: str | None, all_orgs: bool, days: int | None, as_json: bool) -> None:
     """Remove soft-deleted users for good, after the retention period."""
-    with _database().transaction(write=True) as session:
-        organization = _org(session, org_slug)
-        purged = lifecycle.purge_deleted(session, organization.id, timedelta(days=days))
-        listed = [{"id": i, "userName": n} for i, n in purged[: access.MAX_LISTED_USERS]]
+    if all_orgs == (org_slug is not None):
+        raise click.UsageError("give either --org SLUG or --all")
+    database = _database()
+    if org_slug is not None:
+        with database.transaction(write=True) as session:
+            result = _purge(session, _org(session, org_slug), days, record_nothing=True)
+        if as_json:
+            click.echo(json.dumps(result))
+            return
+        count = result["purged"]
+        click.echo(f"purged {count} user{'s' if count != 1 else ''} of {org_slug}")
+        return
+    with database.transaction(write=False) as session:
+        org_ids = list(session.scalars(select(Organization.id).order_by(Organization.id)))
+    results = []
+    for org_id in org_ids:  # one transaction each: short locks, and one failure stops no other
+        with database.transaction(write=True) as session:
+            organization = session.get(Organization, org_id)
+            if organization is None:  # deleted meanwhile
+                continue
+            result = _purge(session, organization, days, record_nothing=False)
+        if result["purged"]:
+            results.append(result)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for result in results:
+        count = result["purged"]
+        click.echo(f"purged {count} user{'s' if count != 1 else ''} of {result['org']}")
+    total = sum(result["purged"] for result in results)
+    click.echo(f"purged {total} user{'s' if total != 1 else ''} in {len(org_ids)} organisations")
+
+
+def _purge(
+    session: Session, organization: Organization, days: int | None, *, record_nothing: bool
+) -> dict[str, Any]:
+    """Purge one organisation's soft-deleted users past ``days`` (else its retention period);
+    audited as users.purge, and when nothing was purged only if ``record_nothing`` (a daily
+    ``--all`` would otherwise fill every log with events of nothing)."""
+    kept = organization.soft_delete_retention_days if days is None else days
+    purged = lifecycle.purge_deleted(session, organization.id, timedelta(days=kept))
+    listed = [{"id": i, "userName": n} for i, n in purged[: access.MAX_LISTED_USERS]]
+    if purged or record_nothing:
         append(
             session,
             _cli_event(
                 "users.purge",
                 organization.id,
                 resource_type="User",
-                detail=f"soft-deleted more than {days} days ago",
+                detail=f"soft-deleted more than {kept} days ago",
                 changes={"purgedUsers": {"count": len(purged), "users": listed}},
             ),
         )
-    if as_json:
-        click.echo(json.dumps({"org": org_slug, "purged": len(purged), "users": listed}))
-        return
-    click.echo(f"purged {len(purged)} user{'s' if len(purged) != 1 else ''} of {org_slug}")
+    return {"org": organization.slug, "purged": len(purged), "users": listed}
 
 
 main.add_command(users)

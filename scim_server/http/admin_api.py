@@ -104,6 +104,7 @@ SETTINGS = (
     "exemptDomains",
     "timezone",
     "deleteMode",
+    "softDeleteRetentionDays",
     "deprovisionLimit",
     "deprovisionWindowMinutes",
     "defaultRole",
@@ -242,6 +243,10 @@ def _settings_from(body: Any) -> tuple[organizations.SettingsUpdate, str | None,
             update.timezone = organizations.parse_timezone(str(_text(name, value)), name)
         elif name == "deleteMode":
             update.delete_mode = organizations.parse_delete_mode(str(_text(name, value)), name)
+        elif name == "softDeleteRetentionDays":
+            update.soft_delete_retention_days = organizations.parse_retention_days(
+                _whole(name, value), name
+            )
         elif name == "deprovisionLimit":
             text = (
                 "off" if value is None else value if isinstance(value, str) else _whole(name, value)

@@ -99,6 +99,21 @@ def parse_seat_limit(text: str, option: str = "--seat-limit") -> int | None:
     return limit
 
 
+#: The longest a soft-deleted user may be kept: ten years.
+MAX_RETENTION_DAYS = 3650
+
+
+def parse_retention_days(text: str, option: str = "--soft-delete-retention") -> int:
+    """Days a soft-deleted user is kept before it is purged: 0 (the next purge) to 3650."""
+    try:
+        days = int(text.strip())
+    except ValueError:
+        raise ServiceError(f"{option}: {text!r} is not a whole number of days") from None
+    if not 0 <= days <= MAX_RETENTION_DAYS:
+        raise ServiceError(f"{option}: must be between 0 and {MAX_RETENTION_DAYS} days, got {days}")
+    return days
+
+
 def parse_delete_mode(text: str, option: str = "--delete-mode") -> str:
     mode = text.strip().lower()
     if mode not in DELETE_MODES:
@@ -127,6 +142,7 @@ class SettingsUpdate:
     exempt_domains: tuple[str, ...] = KEEP
     timezone: str = KEEP
     delete_mode: str = KEEP
+    soft_delete_retention_days: int = KEEP
     deprovision_limit: int | None = KEEP
     deprovision_limit_is_percent: bool = KEEP
     deprovision_window_minutes: int = KEEP
@@ -166,6 +182,7 @@ def settings_of(org: Organization) -> dict[str, Any]:
         "exemptDomains": list(org.exempt_domains or ()),
         "timezone": org.timezone,
         "deleteMode": org.delete_mode,
+        "softDeleteRetentionDays": org.soft_delete_retention_days,
         "deprovisionLimit": _limit_text(org),
         "deprovisionWindowMinutes": org.deprovision_window_minutes,
     }

@@ -89,6 +89,10 @@ class Organization(Base):
     deprovision_window_minutes: Mapped[int] = mapped_column(
         Integer, default=10, server_default=text("10")
     )
+    #: Days a soft-deleted user is kept before ``users purge`` removes it (DESIGN §5.3).
+    soft_delete_retention_days: Mapped[int] = mapped_column(
+        Integer, default=30, server_default=text("30")
+    )
 
 
 class Connection(Base):

@@ -25,6 +25,7 @@ DEFAULTS = {
     "deleteMode": "hard",
     "deprovisionLimit": "50",
     "deprovisionWindowMinutes": 10,
+    "softDeleteRetentionDays": 30,
 }
 
 

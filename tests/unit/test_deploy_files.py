@@ -77,6 +77,9 @@ def _invocations() -> dict[str, list[str]]:
     pod = _deployment()["spec"]["template"]["spec"]
     for container in pod["initContainers"] + pod["containers"]:
         found[f"kubernetes {container['name']}"] = container["args"]
+    for job in [d for d in _kubernetes() if d["kind"] == "CronJob"]:
+        for container in job["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]:
+            found[f"kubernetes {job['metadata']['name']}"] = container["args"]
     unit = _systemd()
     for key in ("ExecStartPre", "ExecStart"):
         program, *args = shlex.split(unit[key])
@@ -102,7 +105,10 @@ def _parse(args: list[str]) -> click.Context:
 def test_every_command_of_the_deployment_files_parses(where: str) -> None:
     args = _invocations()[where]
     context = _parse(args)
-    assert context.info_name in {"init", "serve"}, where
+    assert context.info_name in {"init", "serve", "purge"}, where
+    if context.info_name == "purge":  # every organisation, each by its own retention period
+        assert context.params["all_orgs"], where
+        assert context.params["days"] is None, where
     if context.info_name == "serve":
         host = context.params["host"]
         assert context.params["port"] == PORT, where
