@@ -20,13 +20,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from scim_server.config import Settings
@@ -150,14 +148,6 @@ def _scim_base_url() -> str:
     return (settings.base_url or f"{request.host_url.rstrip('/')}/scim/v2").rstrip("/")
 
 
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
 def _organization(session: Session, ctx: RequestContext) -> Organization:
     return session.get_one(Organization, ctx.principal.org_id)
 
@@ -167,17 +157,6 @@ def _read(view: Callable[[Session, Organization], Any]) -> Response:
     principal = require_principal("admin")
     with _database().transaction(write=False) as session:
         return _answer(view(session, session.get_one(Organization, principal.org_id)))
-
-
-def _connection(session: Session, org_id: int, connection_id: str) -> Connection:
-    if not _is_uuid(connection_id):  # ids are UUIDs: anything else exists nowhere
-        raise NotFound(f'connection "{connection_id[:64]}" not found')
-    found = session.scalars(
-        select(Connection).where(Connection.org_id == org_id, Connection.id == connection_id)
-    ).first()
-    if found is None:
-        raise NotFound(f'connection "{connection_id[:64]}" not found')
-    return found
 
 
 # -- organisation ----------------------------------------------------------------------------
@@ -357,7 +336,7 @@ def _renew(
     an OAuth client secret); the previous ones end after ``overlap``. The event keeps the new
     credential's prefix (the actor is the admin), never the credential."""
     org = _organization(session, ctx)
-    target = _connection(session, org.id, connection_id)
+    target = connections.connection_by_id(session, org.id, connection_id)
     secret, ended = renew(session, org, target, overlap)
     previous = [change.view() for change in ended]
     ctx.audit.resource_type, ctx.audit.resource_id = "Connection", target.id
@@ -419,7 +398,7 @@ def create_oauth_client(connection_id: str) -> Response:
 
 def _revoke(session: Session, ctx: RequestContext, connection_id: str) -> dict[str, Any]:
     org = _organization(session, ctx)
-    target = _connection(session, org.id, connection_id)
+    target = connections.connection_by_id(session, org.id, connection_id)
     ended = [change.view() for change in tokens.revoke_connection_tokens(session, org, target)]
     ctx.audit.resource_type, ctx.audit.resource_id = "Connection", target.id
     ctx.audit.changes = {"oldTokens": ended}
@@ -830,7 +809,7 @@ def _decide(
     duration: timedelta | None,
 ) -> Any:
     org = _organization(session, ctx)
-    target = _connection(session, org.id, connection_id)
+    target = connections.connection_by_id(session, org.id, connection_id)
     actor = f"admin:{ctx.principal.token_prefix}"
     decision = deprovisioning.decide(session, org, target, state, duration, actor)
     ctx.audit.resource_type, ctx.audit.resource_id = "Connection", target.id

@@ -10,6 +10,7 @@ stay as they are (an ETag held by the IdP remains valid).
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from scim_server.scim.errors import NotFound
 from scim_server.services.errors import ServiceError
 from scim_server.store.models import Connection, Group, Organization, User
 
@@ -63,6 +65,21 @@ def list_connections(session: Session, org: Organization) -> list[ConnectionView
         ConnectionView(c.id, c.name, c.idp, c.created_at, users.get(c.id, 0), groups.get(c.id, 0))
         for c in connections
     ]
+
+
+def connection_by_id(session: Session, org_id: int, connection_id: str) -> Connection:
+    """A connection of the organisation by its id (the admin API's paths); 404 otherwise, as
+    for another organisation's, whose existence is not told."""
+    try:
+        uuid.UUID(connection_id)
+    except ValueError:  # ids are UUIDs: anything else exists nowhere
+        raise NotFound(f'connection "{connection_id[:64]}" not found') from None
+    found = session.scalars(
+        select(Connection).where(Connection.org_id == org_id, Connection.id == connection_id)
+    ).first()
+    if found is None:
+        raise NotFound(f'connection "{connection_id[:64]}" not found')
+    return found
 
 
 def find_connection(session: Session, org: Organization, id_or_name: str) -> Connection:
