@@ -1737,6 +1737,7 @@ def audit_verify(org_slug: str | None, system: bool, as_json: bool) -> None:
         click.echo(
             f"{_log_name(slug)} verified: {result.events} events "
             f"(seq {result.first_seq}..{result.last_seq})"
+            + (f"; last hash (keep it): {result.last_hash}" if result.last_hash else "")
         )
     else:
         click.echo(

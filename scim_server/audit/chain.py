@@ -218,6 +218,9 @@ class Verification:
     first_seq: int | None
     last_seq: int | None
     broken: Break | None
+    #: The hash of the last event of a chain that holds: an auditor who keeps it can show later
+    #: that nothing up to that event was rewritten since (the event must still have it).
+    last_hash: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -230,6 +233,7 @@ class Verification:
             "events": self.events,
             "first_seq": self.first_seq,
             "last_seq": self.last_seq,
+            "last_hash": self.last_hash,
             "broken": self.broken.to_dict() if self.broken else None,
         }
 
@@ -353,4 +357,6 @@ def verify(session: Session, org_id: int) -> Verification:
             None,
             Break(pruned_all, "the chain head records events but none are stored"),
         )
-    return Verification(org_id, count, first_seq, last_seq, None)
+    return Verification(
+        org_id, count, first_seq, last_seq, None, previous.hash if previous else None
+    )

@@ -4,6 +4,7 @@ verification, leaving a checkpoint that records where the log was cut."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime
 from typing import Any
@@ -310,3 +311,38 @@ def test_an_event_inserted_in_the_middle_is_caught_where_it_joins(
     code, result = verify(database, api.tenant.slug)
     assert code == 1
     assert result["broken"]["seq"] == 5  # the forged 4 fits; the old 4, now 5, does not
+
+
+def test_a_kept_last_hash_catches_a_rewrite_the_chain_alone_cannot(
+    api: Api, auditor: Auditor, database: Database, events: Any
+) -> None:
+    """The chain is not signed with a key outside the database (README): someone who can write
+    to it and recomputes every later hash and the head passes ``verify``. What catches that is
+    the last hash an auditor kept from an earlier ``verify``: that event no longer has it."""
+    org_id = api.tenant.org_id
+    code, before = verify(database, api.tenant.slug)
+    assert code == 0
+    kept_seq, kept_hash = before["last_seq"], before["last_hash"]
+    assert kept_hash == _stored(database, org_id, kept_seq).hash
+    # rewrite event 2 (a create becomes a refusal) and reseal everything after it
+    with database.transaction(write=True) as session:
+        stored = list(
+            session.scalars(
+                select(AuditEvent).where(AuditEvent.org_id == org_id).order_by(AuditEvent.seq)
+            )
+        )
+        stored[1].status, stored[1].outcome = 409, "refused"
+        for previous, event in itertools.pairwise(stored):
+            if event.seq > 2:
+                event.prev_hash = previous.hash
+            event.hash = event_hash(canonical_fields(event))
+    _execute(
+        database,
+        "UPDATE audit_chains SET last_hash = :h WHERE org_id = :o",
+        h=stored[-1].hash,
+        o=org_id,
+    )
+    code, _ = verify(database, api.tenant.slug)
+    assert code == 0  # the limit of an unkeyed chain
+    shown = [e for e in auditor.events() if e["seq"] == kept_seq]
+    assert shown[0]["hash"] != kept_hash  # the kept hash shows the rewrite
