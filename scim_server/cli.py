@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import getpass
+import itertools
 import json
 import os
 import sys
@@ -1900,9 +1901,18 @@ def demo(host: str, port: int, no_serve: bool) -> None:
                     changes={"slug": [None, organization.slug], "name": [None, organization.name]},
                 ),
             )
-        created, token = tokens.create_connection(
-            session, organization, "demo connection", "generic"
+        # each run its own name, so that commands naming a connection stay unambiguous
+        taken = set(
+            session.scalars(select(Connection.name).where(Connection.org_id == organization.id))
         )
+        name = next(
+            candidate
+            for candidate in (
+                "demo connection" if n == 1 else f"demo connection {n}" for n in itertools.count(1)
+            )
+            if candidate not in taken
+        )
+        created, token = tokens.create_connection(session, organization, name, "generic")
         append(
             session,
             _cli_event(
@@ -1911,7 +1921,7 @@ def demo(host: str, port: int, no_serve: bool) -> None:
                 resource_type="Connection",
                 resource_id=created.id,
                 token_prefix=tokens.token_prefix(token),
-                changes={"name": [None, "demo connection"], "idp": [None, "generic"]},
+                changes={"name": [None, name], "idp": [None, "generic"]},
             ),
         )
     base_url = _scim_base_url(host, port)

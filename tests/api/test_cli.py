@@ -110,5 +110,9 @@ def test_demo_sets_up_an_audited_organisation_whose_printed_token_works(
     assert code == 0, out
     operations = [json.loads(line)["operation"] for line in out.splitlines()]
     assert operations == ["org.create", "connection.create", "connection.create"]
+    code, out = _run(database, "connection", "list", "--org", "demo", "--json")
+    assert code == 0, out
+    names = [connection["name"] for connection in json.loads(out)]
+    assert names == ["demo connection", "demo connection 2"]  # either can be named in commands
     code, out = _run(database, "audit", "verify", "--org", "demo")
     assert code == 0, out
