@@ -201,7 +201,9 @@ def test_four_workers_four_hundred_concurrent_writes_keep_one_chain(
 
     verified = run_cli(database.url, "audit", "verify", "--org", slug, "--json")
     expected_events = len(SETUP_OPERATIONS) + len(client.sent)
-    assert json.loads(verified.stdout) == {
+    verdict = json.loads(verified.stdout)
+    last_hash = verdict.pop("last_hash")
+    assert verdict == {
         "org": slug,
         "ok": True,
         "org_id": org_id,
@@ -220,18 +222,22 @@ def test_four_workers_four_hundred_concurrent_writes_keep_one_chain(
                 AuditEvent.request_id,
                 AuditEvent.status,
                 AuditEvent.actor,
+                AuditEvent.hash,
             )
             .where(AuditEvent.org_id == org_id)
             .order_by(AuditEvent.seq)
         ).all()
         head = session.get(AuditChain, org_id)
-    assert [event.seq for event in events] == list(range(1, expected_events + 1))
+    # then the verification's own event
+    assert [event.seq for event in events] == list(range(1, expected_events + 2))
+    assert events.pop().operation == "audit.verify"
     assert head is not None
-    assert head.last_seq == expected_events
+    assert head.last_seq == expected_events + 1
     assert [event.operation for event in events[:3]] == SETUP_OPERATIONS
 
     # One event per request, and each says what the client saw.
     logged = {event.request_id: event for event in events[3:]}
+    assert events[-1].hash == last_hash
     assert len(logged) == len(events) - 3, "a request id was logged twice"
     assert set(logged) == {sent.request_id for sent in client.sent}
     for sent in client.sent:
