@@ -109,6 +109,10 @@ class StoredUser(Protocol):
     @property
     def access_expires_at(self) -> datetime | None: ...
     @property
+    def last_sign_in_at(self) -> datetime | None: ...
+    @property
+    def last_activity_at(self) -> datetime | None: ...
+    @property
     def created_at(self) -> datetime: ...
     @property
     def last_modified(self) -> datetime: ...
@@ -126,6 +130,8 @@ class _ListedUser(NamedTuple):
     data: dict[str, Any]
     status: str
     access_expires_at: datetime | None
+    last_sign_in_at: datetime | None
+    last_activity_at: datetime | None
     created_at: datetime
     last_modified: datetime
     version: int
@@ -178,7 +184,7 @@ def render(
         if key.startswith("urn:") and key != ACCESS_USER:
             doc[key] = value
     status = lifecycle.effective_status(user.status, user.access_expires_at, utcnow())
-    extension = _access_extension(stored.get(ACCESS_USER), access, status)
+    extension = _access_extension(stored.get(ACCESS_USER), access, status, _seen(user))
     if extension:
         doc[ACCESS_USER] = extension
         if ACCESS_USER not in schemas:
@@ -193,6 +199,17 @@ def render(
     return doc
 
 
+def _seen(user: StoredUser) -> dict[str, str]:
+    """What the product recorded of the user's use of it (DESIGN §5.1), as the extension shows
+    it; never from a SCIM write."""
+    seen = {}
+    if user.last_sign_in_at is not None:
+        seen["lastSignInAt"] = iso(user.last_sign_in_at)
+    if user.last_activity_at is not None:
+        seen["lastActivityAt"] = iso(user.last_activity_at)
+    return seen
+
+
 def _version_tag(
     user: StoredUser, access: Access, groups: Sequence[tuple[str, str]], status: str | None
 ) -> str:
@@ -203,7 +220,7 @@ def _version_tag(
     running out). A client revalidating with ``If-None-Match`` must see those changes too, and
     an ``If-Match`` taken before them must fail.
     """
-    computed = compact_json([access[0], list(access[1]), list(groups), status])
+    computed = compact_json([access[0], list(access[1]), list(groups), status, _seen(user)])
     digest = hashlib.blake2b(computed.encode(), digest_size=6).hexdigest()
     return f'W/"{user.version}-{digest}"'
 
@@ -218,7 +235,9 @@ def _rendered(doc: dict[str, Any]) -> Rendered:
     return Rendered(doc, doc["meta"]["version"])
 
 
-def _access_extension(stored: Any, access: Access, status: str | None) -> dict[str, Any]:
+def _access_extension(
+    stored: Any, access: Access, status: str | None, seen: dict[str, str]
+) -> dict[str, Any]:
     role, access_groups = access
     extension: dict[str, Any] = {}
     if role is not None:
@@ -229,6 +248,7 @@ def _access_extension(stored: Any, access: Access, status: str | None) -> dict[s
         extension.update(stored)
     if status is not None:
         extension["status"] = status
+    extension.update(seen)
     return extension
 
 
@@ -548,6 +568,9 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
         owner_connection_id=ctx.principal.connection_id,
         status=status,
         activated_at=utcnow() if status == lifecycle.ACTIVE else None,
+        # the product's to write; set here so rendering does not load them back
+        last_sign_in_at=None,
+        last_activity_at=None,
     )
     _store(session, ctx, user, doc, None)  # inserts it
     access = initial_access(

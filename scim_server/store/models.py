@@ -213,6 +213,10 @@ class User(Base):
     #: End of temporary access (DESIGN §5.4 item 4), promoted from the access extension's
     #: ``accessExpiresAt``; past it the user reads ``expired`` and takes no seat.
     access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    #: Written by the product (at a sign-in, on activity), never by SCIM: shown read-only as the
+    #: access extension's ``lastSignInAt`` and ``lastActivityAt`` (DESIGN §5.1).
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_activity_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
