@@ -67,8 +67,17 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _internal(error: Exception) -> Response:
         request_id = g.get("request_id", "-")
+        if _malformed_body(error):
+            detail = "the request body is not valid HTTP/1.1 chunked encoding"
+            return _plain(400, detail)
         if isinstance(error, DBAPIError) and database_unavailable(error):
             log.error("database unavailable (request %s): %s", request_id, type(error.orig))
             return _plain(503, "the database is unavailable; retry later", {"Retry-After": "5"})
         log.exception("internal error (request %s)", request_id)
         return _plain(500, f"internal error (request id {request_id})")
+
+
+def _malformed_body(error: Exception) -> bool:
+    """A body gunicorn could not read (a bad chunk size or terminator), raised while the app
+    reads it: the client's mistake. Told by its module, so the app imports no server."""
+    return type(error).__module__ == "gunicorn.http.errors"

@@ -1,44 +1,56 @@
 """gunicorn's gthread worker, answering the requests it refuses itself in the SCIM error schema.
 
 A request line over ``limit_request_line``, an oversized header or bytes that are not HTTP never
-reach the app: gunicorn answers them with an HTML page of its own, which an IdP's provisioning
-log shows as unreadable markup. This worker lets gunicorn decide the status and log the refusal
-as it always does, and only replaces the body it would send with a SCIM error (RFC 7644 §3.12).
+reach the app: gunicorn answered them with an HTML page of its own, which an IdP's provisioning
+log shows as unreadable markup, and logged the refused bytes, a malformed ``Authorization``
+header's token included. This worker answers a SCIM error (RFC 7644 §3.12) naming the limit
+crossed, and logs only the kind of refusal, never what was sent.
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import traceback
+from datetime import datetime
+from ssl import SSLError
 from typing import Any
 
 from gunicorn import util
+from gunicorn.http import errors
+from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.gthread import ThreadWorker
 
 from scim_server.scim.errors import ERROR_SCHEMA
 
 SCIM_CONTENT_TYPE = "application/scim+json"
 
+#: gunicorn's refusals that are not a plain 400, by exception class name (names, so that a
+#: class a gunicorn release drops or adds changes nothing here but that class's status)
+_STATUS_BY_NAME = {
+    "LimitRequestLine": (414, "URI Too Long"),
+    "LimitRequestHeaders": (431, "Request Header Fields Too Large"),
+    "ExpectationFailed": (417, "Expectation Failed"),
+    "UnsupportedTransferCoding": (501, "Not Implemented"),
+    "ForbiddenProxyRequest": (403, "Forbidden"),
+    # a header the application tried to send: the server's fault, not the client's
+    "InvalidResponseHeader": (500, "Internal Server Error"),
+    "InvalidResponseHeaderName": (500, "Internal Server Error"),
+    "ConfigurationProblem": (500, "Internal Server Error"),
+}
 
-class _Captured:
-    """Stands in for the client's socket while gunicorn writes its HTML answer, keeping only
-    the status line: the HTML echoes the refused text, which the SCIM answer does not."""
 
-    def __init__(self) -> None:
-        self.sent = b""
-
-    def gettimeout(self) -> float:
-        return 0.0
-
-    def sendall(self, data: bytes) -> None:
-        self.sent += data
-
-    def status(self) -> tuple[int, str]:
-        """The status and reason gunicorn chose (500 if it wrote nothing readable)."""
-        parts = self.sent.split(b"\r\n", 1)[0].decode("latin-1").split(" ", 2)
-        if len(parts) == 3 and parts[1].isdigit():
-            return int(parts[1]), parts[2]
-        return 500, "Internal Server Error"
+def refusal_status(exc: BaseException) -> tuple[int, str]:
+    """The status gunicorn's refusal of ``exc`` deserves: its HTTP parse errors are the
+    client's (400 unless named above), a TLS failure is 403, anything else is ours (500)."""
+    for kind in type(exc).__mro__:
+        if kind.__name__ in _STATUS_BY_NAME:
+            return _STATUS_BY_NAME[kind.__name__]
+    if isinstance(exc, errors.ParseException):
+        return 400, "Bad Request"
+    if isinstance(exc, SSLError):
+        return 403, "Forbidden"
+    return 500, "Internal Server Error"
 
 
 def refusal_detail(status: int, limits: Any) -> str:
@@ -55,9 +67,9 @@ def refusal_detail(status: int, limits: Any) -> str:
             f"are more than {limits.limit_request_fields} headers"
         )
     if status == 400:
-        return "the request is not valid HTTP/1.1 (request line, headers or chunked body)"
+        return "the request is not valid HTTP/1.1 (request line or headers)"
     if status == 500:
-        return "internal error while reading the request"
+        return "internal error while reading the request or writing the answer"
     return "the request was refused before it reached the SCIM service"
 
 
@@ -74,11 +86,33 @@ def scim_error_bytes(status: int, reason: str, detail: str) -> bytes:
 
 class ScimThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no type hints
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
-        captured = _Captured()
-        super().handle_error(req, captured, addr, exc)  # status, logs and access line: gunicorn's
-        status, reason = captured.status()
-        answer = scim_error_bytes(status, reason, refusal_detail(status, self.cfg))
+        started = datetime.now()
+        address = addr[0] if addr else ""
+        status, reason = refusal_status(exc)
+        if status >= 500:
+            # the frames, not the message: a message can quote what was being read or written
+            frames = "".join(traceback.format_tb(exc.__traceback__))
+            self.log.error("error handling a request: %s\n%s", type(exc).__name__, frames)
+        else:
+            self.log.warning(
+                "refused a request from ip=%s: %s (%s %s)",
+                address,
+                type(exc).__name__,
+                status,
+                reason,
+            )
+        if req is None and isinstance(exc, errors.InvalidHeader):
+            req = getattr(exc, "req", None)  # the request line was read: an access line
+        if req is not None and hasattr(req, "method"):
+            environ = default_environ(req, client, self.cfg)
+            environ["REMOTE_ADDR"] = address
+            environ["REMOTE_PORT"] = str(addr[1]) if addr else ""
+            response = Response(req, client, self.cfg)
+            response.status = f"{status} {reason}"
+            self.log.access(response, req, environ, datetime.now() - started)
         try:
-            util.write_nonblock(client, answer)
+            util.write_nonblock(
+                client, scim_error_bytes(status, reason, refusal_detail(status, self.cfg))
+            )
         except Exception:  # the client is gone; gunicorn gives up the same way
             self.log.debug("Failed to send error message.")
