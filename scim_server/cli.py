@@ -1483,24 +1483,36 @@ def users_purge(org_slug: str | None, all_orgs: bool, days: int | None, as_json:
         click.echo(f"purged {count} user{'s' if count != 1 else ''} of {org_slug}")
         return
     with database.transaction(write=False) as session:
-        org_ids = list(session.scalars(select(Organization.id).order_by(Organization.id)))
+        due = lifecycle.organizations_with_users_to_purge(session, days)
     results = []
-    for org_id in org_ids:  # one transaction each: short locks, and one failure stops no other
-        with database.transaction(write=True) as session:
-            organization = session.get(Organization, org_id)
-            if organization is None:  # deleted meanwhile
-                continue
-            result = _purge(session, organization, days, record_nothing=False)
+    failed = []
+    for org_id, slug in due:  # one transaction each: short locks, and one failure stops no other
+        try:
+            with database.transaction(write=True) as session:
+                organization = session.get(Organization, org_id)
+                if organization is None:  # deleted meanwhile
+                    continue
+                result = _purge(session, organization, days, record_nothing=False)
+        except Exception as error:  # reported, and the exit status says so; the others go on
+            click.echo(f"could not purge {slug}: {type(error).__name__}: {error}", err=True)
+            failed.append(slug)
+            continue
         if result["purged"]:
             results.append(result)
     if as_json:
         click.echo(json.dumps(results))
-        return
-    for result in results:
-        count = result["purged"]
-        click.echo(f"purged {count} user{'s' if count != 1 else ''} of {result['org']}")
-    total = sum(result["purged"] for result in results)
-    click.echo(f"purged {total} user{'s' if total != 1 else ''} in {len(org_ids)} organisations")
+    else:
+        for result in results:
+            count = result["purged"]
+            click.echo(f"purged {count} user{'s' if count != 1 else ''} of {result['org']}")
+        total = sum(result["purged"] for result in results)
+        orgs = len(results)
+        click.echo(
+            f"purged {total} user{'s' if total != 1 else ''} "
+            f"of {orgs} organisation{'s' if orgs != 1 else ''}"
+        )
+    if failed:
+        sys.exit(1)
 
 
 def _purge(

@@ -386,6 +386,34 @@ def revoke_api_keys(session: Session, user_pk: int) -> list[str]:
     return [key.prefix for key in keys]
 
 
+def organizations_with_users_to_purge(session: Session, days: int | None) -> list[tuple[int, str]]:
+    """(id, slug) of the organisations holding a user soft-deleted more than ``days`` ago, or
+    more than its own retention period when ``days`` is None: a daily ``users purge --all``
+    writes only where there is something to purge. One read."""
+    oldest = (
+        select(User.org_id, func.min(User.deleted_at).label("oldest"))
+        .where(User.deleted_at.is_not(None))
+        .group_by(User.org_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(
+            Organization.id,
+            Organization.slug,
+            Organization.soft_delete_retention_days,
+            oldest.c.oldest,
+        )
+        .join(oldest, oldest.c.org_id == Organization.id)
+        .order_by(Organization.id)
+    ).all()
+    now = utcnow()
+    return [
+        (org_id, slug)
+        for org_id, slug, retention, first in rows
+        if first < now - timedelta(days=retention if days is None else days)
+    ]
+
+
 def purge_deleted(session: Session, org_id: int, older_than: timedelta) -> list[tuple[str, str]]:
     """Remove soft-deleted users deleted more than ``older_than`` ago; return (id, userName)."""
     cutoff = utcnow() - older_than

@@ -8,6 +8,7 @@ remembered a number of days."""
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,7 +16,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from scim_server.store.db import Database
-from tests.api.audit_support import run_cli
+from tests.api.audit_support import database_fails_on, run_cli
 from tests.api.test_access_cli import last_event
 from tests.api.test_lifecycle import cli, configure
 from tests.conftest import Api, make_tenant
@@ -25,12 +26,16 @@ def _soft_deleted(api: Api, database: Database, user_name: str, days_ago: float)
     """A user soft-deleted ``days_ago`` days ago (its deletion time set back in the store)."""
     uid = api.create_user(user_name)["id"]
     assert api.delete(f"/Users/{uid}").status_code == 204
+    _age(database, uid, days_ago)
+    return uid
+
+
+def _age(database: Database, uid: str, days_ago: float) -> None:
     moment = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=days_ago)
     with database.engine.begin() as connection:
         connection.execute(
             text("UPDATE users SET deleted_at = :t WHERE id = :i"), {"t": moment, "i": uid}
         )
-    return uid
 
 
 def _stored(database: Database, uid: str) -> bool:
@@ -133,3 +138,28 @@ def test_purge_names_one_organisation_or_all(
     result = run_cli(database, *arguments)
     assert result.exit_code == 2
     assert "give either --org SLUG or --all" in result.output
+
+
+def test_one_organisation_s_failure_stops_no_other_s_purge(
+    app: Flask, database: Database, api: Api
+) -> None:
+    """A daily purge of every organisation must not be blocked for ever by one that fails."""
+    other = Api(app.test_client(), make_tenant(database))
+    marker = f"fail-{uuid.uuid4().hex[:8]}@acme.com"
+    configure(database, api.tenant.slug, "--delete-mode", "soft")
+    configure(database, other.tenant.slug, "--delete-mode", "soft")
+    uid = api.create_user(marker, emails=[{"value": marker}])["id"]
+    assert api.delete(f"/Users/{uid}").status_code == 204
+    _age(database, uid, 40)
+    purged = _soft_deleted(other, database, "d@acme.com", 40)
+    with database_fails_on(database, marker, action="DELETE"):
+        result = run_cli(database, "users", "purge", "--all", "--json")
+    assert result.exit_code == 1
+    assert api.tenant.slug in result.stderr
+    assert "could not purge" in result.stderr
+    done = [entry for entry in json.loads(result.stdout) if entry["org"] == other.tenant.slug]
+    assert done == [
+        {"org": other.tenant.slug, "purged": 1, "users": [{"id": purged, "userName": "d@acme.com"}]}
+    ]
+    assert _stored(database, uid)
+    assert not _stored(database, purged)
