@@ -27,7 +27,7 @@ from scim_server.scim.filter import parse_filter
 from scim_server.scim.listing import MAX_INTEGER
 from scim_server.scim.schema import Registry, ResourceType
 from scim_server.store.filters import FilterCompiler, ResourceStorage, execution_options
-from scim_server.store.models import AuditEvent
+from scim_server.store.models import AuditChain, AuditEvent
 
 EXPORT_FORMATS = ("csv", "jsonl")
 EXPORT_BATCH = 1000
@@ -77,17 +77,26 @@ def event_document(event: AuditEvent) -> dict[str, Any]:
     return document
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+def encode_cursor(seq: int, until: int | None) -> str:
+    """The next page of a walk: after ``seq``, up to ``until`` (where the log stood when the
+    walk began)."""
+    text = f"seq:{seq}" if until is None else f"seq:{seq}:{until}"
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> int:
+def decode_cursor(cursor: str) -> tuple[int, int | None]:
+    """(after, until) of a cursor; ``until`` is None in cursors issued before walks had an
+    end."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         text = base64.urlsafe_b64decode(padded.encode()).decode()
-        kind, _, value = text.partition(":")
-        if kind == "seq" and value.isdigit() and int(value) <= MAX_INTEGER:
-            return int(value)
+        kind, *values = text.split(":")
+        if (
+            kind == "seq"
+            and 1 <= len(values) <= 2
+            and all(value.isdigit() and int(value) <= MAX_INTEGER for value in values)
+        ):
+            return int(values[0]), int(values[1]) if len(values) == 2 else None
     except (ValueError, UnicodeDecodeError):
         pass
     raise InvalidValue(f'"cursor" {cursor[:64]!r} is not a cursor this server issued')
@@ -137,12 +146,23 @@ def search(
     cursor: str | None,
     count: int,
 ) -> EventPage:
-    """One page of events in sequence order, after ``cursor``."""
+    """One page of events in sequence order, after ``cursor``.
+
+    A walk ends where the log stood at its first page: every page is itself an event of the log
+    it reads (``audit.query``), so a walk that followed the end would never end at one event a
+    page; what was appended since is the next walk's (``filter=seq gt N``).
+    """
     query = _query(registry, org_id, filter_text)
     if cursor:
+        after, until = decode_cursor(cursor)
         # BIGINT, as the filter's integers: seq is an INTEGER column on PostgreSQL
         query.conditions.append(AuditEvent.seq > bindparam("after", type_=BigInteger()))
-        query.parameters["after"] = decode_cursor(cursor)
+        query.parameters["after"] = after
+    else:
+        until = session.scalar(select(AuditChain.last_seq).where(AuditChain.org_id == org_id))
+    if until is not None:
+        query.conditions.append(AuditEvent.seq <= bindparam("until", type_=BigInteger()))
+        query.parameters["until"] = until
     rows = session.scalars(
         select(AuditEvent).where(*query.conditions).order_by(AuditEvent.seq).limit(count + 1),
         query.parameters,
@@ -152,7 +172,7 @@ def search(
     more = len(rows) > count
     return EventPage(
         events=[event_document(event) for event in page],
-        next_cursor=encode_cursor(page[-1].seq) if more and page else None,
+        next_cursor=encode_cursor(page[-1].seq, until) if more and page else None,
     )
 
 

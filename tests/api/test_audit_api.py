@@ -291,12 +291,14 @@ def test_walking_all_pages_with_a_cursor_has_no_duplicates_or_gaps(
         params["cursor"] = body["nextCursor"]
         assert pages < 50
     seqs = _seqs(seen)
-    # every event once, in order, including the events of this walk's own earlier page fetches
-    assert seqs == list(range(1, len(seqs) + 1))
-    assert len(seqs) > 7
-    queries = [e for e in seen if e["operation"] == "audit.query"]
-    assert queries
+    # every event of the history once, in order; the walk's own page fetches (audit.query
+    # events appended meanwhile) are after the log's end as it stood at the first page
+    assert seqs == list(range(1, 8))
+    assert not [e for e in seen if e["operation"] == "audit.query"]
     assert all(set(e) == EVENT_FIELDS for e in seen)
+    later = auditor.events(filter="seq gt 7")
+    assert later
+    assert {e["operation"] for e in later} == {"audit.query"}
 
 
 def test_pages_already_defined_do_not_shift_when_events_are_appended(
@@ -514,3 +516,27 @@ def test_an_export_verifies_offline_with_the_documented_recipe(
     fields = {_snake(name): value for name, value in forged.items() if name != "hash"}
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert hashlib.sha256(canonical.encode()).hexdigest() != forged["hash"]
+
+
+def test_a_walk_ends_at_the_log_as_it_was_when_it_began(
+    api: Api, auditor: Auditor, history: dict[str, Any]
+) -> None:
+    """Every page of a walk is itself an event in the log it reads (audit.query), and writes go
+    on meanwhile: a walk returns the events up to where the log stood at its first page, so it
+    ends, even one event per page; later events are the next walk's."""
+    size = len(auditor.events())  # this listing's own events come after it
+    seen: list[int] = []
+    params: dict[str, Any] = {"count": 1}
+    for _ in range(3 * size):
+        page = auditor.page(**params)
+        seen += _seqs(page["Resources"])
+        api.create_user(f"meanwhile-{len(seen)}-{request_id()}@example.com")
+        if "nextCursor" not in page:
+            break
+        params["cursor"] = page["nextCursor"]
+    else:
+        pytest.fail(f"the walk did not end: {len(seen)} pages for a log of about {size} events")
+    first = seen[0]
+    assert seen == list(range(first, seen[-1] + 1))
+    assert len(seen) >= size
+    assert seen[-1] < first + 2 * size  # not the events of the walk itself
