@@ -1688,28 +1688,36 @@ def _record_log_read(
     filter_text: str | None,
     *,
     refused: ScimError | None = None,
+    status: int = 200,
     detail: str | None = None,
     changes: dict[str, Any] | None = None,
 ) -> None:
     """The event of an auditor's read of a log, in that log (DESIGN §6: every audit request is
-    an event), as the audit API records its queries and exports."""
+    an event), as the audit API records its queries and exports.
+
+    A read the database will not record (a read-only replica or role; a damaged chain head)
+    still answers, with a warning on stderr: an auditor's read is not refused for its event.
+    """
     if refused is not None:
-        detail = refused.detail
+        detail, status = refused.detail, refused.status
     elif detail is None and filter_text:
         detail = f"filter: {filter_text}"
-    with database.transaction(write=True) as session:
-        append(
-            session,
-            _cli_event(
-                operation,
-                org_id,
-                resource_type="AuditLog",
-                status=refused.status if refused is not None else 200,
-                scim_type=refused.scim_type if refused is not None else None,
-                detail=detail,
-                changes=changes,
-            ),
-        )
+    try:
+        with database.transaction(write=True) as session:
+            append(
+                session,
+                _cli_event(
+                    operation,
+                    org_id,
+                    resource_type="AuditLog",
+                    status=status,
+                    scim_type=refused.scim_type if refused is not None else None,
+                    detail=detail,
+                    changes=changes,
+                ),
+            )
+    except Exception as error:
+        click.echo(f"warning: the {operation} event was not recorded: {error}", err=True)
 
 
 def _log_name(slug: str | None) -> str:
@@ -1729,21 +1737,18 @@ def audit_verify(org_slug: str | None, system: bool, as_json: bool) -> None:
         if result.broken is None
         else f"broken at seq {result.broken.seq}: {result.broken.reason}"
     )
-    try:
-        _record_log_read(
-            database,
-            org_id,
-            "audit.verify",
-            None,
-            detail=outcome,
-            changes={
-                "ok": result.ok,
-                "events": result.events,
-                "brokenAt": result.broken.seq if result.broken else None,
-            },
-        )
-    except Exception as error:  # a damaged log (no chain head) must still get its verdict
-        click.echo(f"warning: the audit.verify event was not recorded: {error}", err=True)
+    _record_log_read(
+        database,
+        org_id,
+        "audit.verify",
+        None,
+        detail=outcome,
+        changes={
+            "ok": result.ok,
+            "events": result.events,
+            "brokenAt": result.broken.seq if result.broken else None,
+        },
+    )
     if as_json:
         click.echo(json.dumps({"org": slug, **result.to_dict()}))
     elif result.broken is None:
@@ -1823,7 +1828,14 @@ def audit_export(
         complete = True
     finally:  # what was written is on record, even when the reader went away half-way
         changes = {"format": fmt, "file": output or "stdout", "complete": complete}
-        _record_log_read(database, org_id, "audit.export", filter_text, changes=changes)
+        _record_log_read(
+            database,
+            org_id,
+            "audit.export",
+            filter_text,
+            status=200 if complete else 500,
+            changes=changes,
+        )
 
 
 @audit.command("prune")

@@ -80,8 +80,13 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
     # lookup "org_id = $1 AND id IN ($2, ...)" went from an index probe to scanning the
     # organisation's users (23 ms at 10,000 users). Custom plans keep the prepared statement's
     # parse savings and always plan with the real values.
+    # The operator's own options in the URL (?options=-c search_path=...) are kept, before ours.
+    given = parsed.query.get("options")
+    options = " ".join(
+        [*([given] if isinstance(given, str) else given or ()), PLAN_WITH_THE_REAL_PARAMETERS]
+    )
     return create_engine(
-        url,
+        parsed.difference_update_query(["options"]),
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
@@ -89,11 +94,11 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
         hide_parameters=True,
         # an unreachable host fails in seconds (a 503 the IdP retries), not after the kernel's
         # two minutes of SYN retries with every thread of the worker waiting
-        connect_args={
-            "options": "-c plan_cache_mode=force_custom_plan",
-            "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S,
-        },
+        connect_args={"options": options, "connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
     )
+
+
+PLAN_WITH_THE_REAL_PARAMETERS = "-c plan_cache_mode=force_custom_plan"
 
 
 def statistics_warning(engine: Engine) -> str | None:

@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from flask import Flask
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
+from scim_server.cli import main
 from scim_server.services import tokens
 from scim_server.store.db import Database
 from tests.api.audit_support import (
@@ -388,3 +392,42 @@ def test_an_admin_or_audit_token_can_be_made_to_expire(
         )
         assert refused.exit_code != 0, wrong
         assert says in refused.output, refused.output
+
+
+def _read_only(database: Database) -> str:
+    """The same database through a connection that cannot write (an auditor's replica or
+    read-only role)."""
+    url = make_url(database.url)
+    if database.is_sqlite:
+        return f"sqlite:///file:{url.database}?mode=ro&uri=true"
+    options = {"options": "-c default_transaction_read_only=on"}
+    return url.update_query_dict(options).render_as_string(hide_password=False)
+
+
+def test_an_auditor_on_a_read_only_connection_still_reads_with_a_warning(
+    database: Database, tenant_with_history: Tenant, tmp_path: Path
+) -> None:
+    slug = tenant_with_history.slug
+    environment = {"SCIM_DATABASE_URL": _read_only(database)}
+    stored = _events_of(database, tenant_with_history.org_id)
+    target = tmp_path / "evidence.jsonl"
+    commands = [
+        ("query", "--org", slug),
+        ("export", "--org", slug, "--format", "jsonl", "--output", str(target)),
+        ("verify", "--org", slug),
+    ]
+    for command in commands:
+        result = CliRunner().invoke(main, ["audit", *command], env=environment)
+        assert result.exit_code == 0, (command, result.output)
+        assert "warning: the audit." in result.stderr
+        assert "event was not recorded" in result.stderr
+    assert len(target.read_text(encoding="utf-8").splitlines()) == stored
+    assert _events_of(database, tenant_with_history.org_id) == stored  # nothing was written
+
+
+def _events_of(database: Database, org_id: int) -> int:
+    with database.engine.connect() as connection:
+        found = connection.execute(
+            text("SELECT count(*) FROM audit_events WHERE org_id = :o"), {"o": org_id}
+        )
+        return int(found.scalar() or 0)

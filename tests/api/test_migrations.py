@@ -18,7 +18,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, exc, inspect, text
 from sqlalchemy.engine import make_url
 
-from scim_server.store.db import Database
+from scim_server.store.db import Database, create_db_engine
 from scim_server.store.migrate import alembic_config, upgrade
 from scim_server.store.models import Base
 from tests.conftest import Api, _postgres_database
@@ -76,6 +76,15 @@ def test_postgresql_connections_always_plan_with_the_real_parameters(database: D
         return
     with database.engine.connect() as connection:
         assert connection.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+    # an operator's own options in the URL are kept beside it (they were silently replaced)
+    url = make_url(database.url).update_query_dict({"options": "-c statement_timeout=12345"})
+    engine = create_db_engine(url.render_as_string(hide_password=False), pool_size=1)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW statement_timeout")).scalar() == "12345ms"
+            assert connection.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+    finally:
+        engine.dispose()
 
 
 def test_the_provisioning_log_counts_past_32_bits(api: Api, database: Database) -> None:
