@@ -192,7 +192,10 @@ def stream(
         session.expunge(event)  # nothing keeps exported rows alive
 
 
-CSV_COLUMNS = [name for name in _FIELDS if name != "changes"] + ["changes"]
+#: ``changes`` (JSON) after the plain fields; ``orgId`` last, added after the others, so that
+#: readers of the columns by position read what they did before it
+CSV_COLUMNS = [name for name in _FIELDS if name not in ("changes", "orgId")] + ["changes", "orgId"]
+_CHANGES_COLUMN = CSV_COLUMNS.index("changes")
 
 
 def csv_lines(events: Iterator[AuditEvent]) -> Iterator[str]:
@@ -206,7 +209,8 @@ def csv_lines(events: Iterator[AuditEvent]) -> Iterator[str]:
         buffer.seek(0)
         buffer.truncate()
         row = [document.get(name) for name in CSV_COLUMNS]
-        row[-1] = json.dumps(document.get("changes"), sort_keys=True) if row[-1] is not None else ""
+        changes = row[_CHANGES_COLUMN]
+        row[_CHANGES_COLUMN] = "" if changes is None else json.dumps(changes, sort_keys=True)
         writer.writerow(["" if value is None else value for value in row])
         yield buffer.getvalue()
 

@@ -68,14 +68,21 @@ class Limits:
 MAX_INTEGER = 2**63 - 1
 
 
-def _as_int(name: str, raw: Any) -> int:
+def _as_int(name: str, raw: Any, *, capped: bool = False) -> int:
+    """``raw`` as an integer up to :data:`MAX_INTEGER`; a larger one is refused, or with
+    ``capped`` (``count``: a page may hold fewer than asked) is that maximum."""
     value = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
     if isinstance(raw, str):
+        text = raw.strip()
+        if capped and text.isdigit() and len(text) > len(str(MAX_INTEGER)):
+            return MAX_INTEGER  # not int(): Python refuses more than 4,300 digits
         with contextlib.suppress(ValueError):
-            value = int(raw.strip())
+            value = int(text)
     if value is None:
-        raise InvalidValue(f'"{name}" must be an integer, got {raw!r}')
+        raise InvalidValue(f'"{name}" must be an integer, got {repr(raw)[:64]}')
     if value > MAX_INTEGER:
+        if capped:
+            return MAX_INTEGER
         raise InvalidValue(f'"{name}" is {value}; the largest this server takes is {MAX_INTEGER}')
     return value
 
@@ -166,7 +173,7 @@ def parse_list_query(params: Mapping[str, Any], limits: Limits) -> ListQuery:
         # RFC 7644 §3.4.2.4: a negative value is interpreted as 0; a page may hold fewer
         # results than asked (itemsPerPage says how many), so a larger count is capped
         # (DESIGN §4) at filter.maxResults. A cursor's count is refused instead (RFC 9865).
-        count = min(max(0, _as_int("count", count_raw)), limits.max_count)
+        count = min(max(0, _as_int("count", count_raw, capped=True)), limits.max_count)
 
     attributes = _as_attribute_list("attributes", values.get("attributes"))
     excluded = _as_attribute_list("excludedAttributes", values.get("excludedattributes"))

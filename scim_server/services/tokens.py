@@ -230,14 +230,15 @@ def parse_duration(
     text: str, option: str = "--overlap", maximum: timedelta = MAX_OVERLAP
 ) -> timedelta:
     """``90s``, ``30m``, ``24h``, ``7d`` or plain seconds, at most ``maximum``."""
+    shown = repr(text) if len(text) <= 32 else f"{text[:32]!r}..."
     match = _DURATION.match(text)
     if match is None:
-        raise ServiceError(f"{option}: {text!r} is not a duration: use e.g. 0, 90s, 30m, 24h or 7d")
-    seconds = int(match[1]) * _UNIT_SECONDS[match[2]]
-    # compared in seconds before timedelta(), which overflows
-    if seconds > maximum.total_seconds():
-        raise ServiceError(f"{option}: {text!r} is longer than the {maximum.days} days allowed")
-    return timedelta(seconds=seconds)
+        raise ServiceError(f"{option}: {shown} is not a duration: use e.g. 0, 90s, 30m, 24h or 7d")
+    # a dozen digits are already centuries; more is not given to int() (4,300 digits raise)
+    # nor to timedelta(), which overflows
+    if len(match[1]) > 12 or int(match[1]) * _UNIT_SECONDS[match[2]] > maximum.total_seconds():
+        raise ServiceError(f"{option}: {shown} is longer than the {maximum.days} days allowed")
+    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
 
 
 def parse_lifetime(text: str, option: str = "--expires") -> timedelta:

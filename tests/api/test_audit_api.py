@@ -27,7 +27,6 @@ from tests.api.audit_support import (
 from tests.conftest import USER_SCHEMA, Api, patch_body
 
 CSV_HEADER = [
-    "orgId",
     "seq",
     "time",
     "actorType",
@@ -47,6 +46,7 @@ CSV_HEADER = [
     "prevHash",
     "hash",
     "changes",
+    "orgId",  # last: added after the others, so positional readers are not moved
 ]
 
 

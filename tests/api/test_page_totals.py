@@ -73,6 +73,10 @@ def test_a_count_over_the_maximum_is_capped_to_it(
         assert body["itemsPerPage"] == len(body["Resources"]) == min(2, POPULATION - start + 1)
         seen += [resource["id"] for resource in body["Resources"]]
     assert len(set(seen)) == POPULATION
+    for huge in ("99999999999999999999", "9" * 5000):  # past 64 bits, past Python's int()
+        response = api.get(path, query_string={"count": huge})
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["itemsPerPage"] == 2
     search = api.post(f"{path}/.search", {"schemas": [SEARCH], "count": 100000})
     assert search.status_code == 200, search.get_json()
     assert search.get_json()["itemsPerPage"] == 2
