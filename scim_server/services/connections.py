@@ -10,7 +10,6 @@ stay as they are (an ETag held by the IdP remains valid).
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from scim_server.scim.errors import NotFound
 from scim_server.services.errors import ServiceError
+from scim_server.services.resources import is_resource_id
 from scim_server.store.models import Connection, Group, Organization, User
 
 
@@ -70,10 +70,8 @@ def list_connections(session: Session, org: Organization) -> list[ConnectionView
 def connection_by_id(session: Session, org_id: int, connection_id: str) -> Connection:
     """A connection of the organisation by its id (the admin API's paths); 404 otherwise, as
     for another organisation's, whose existence is not told."""
-    try:
-        uuid.UUID(connection_id)
-    except ValueError:  # ids are UUIDs: anything else exists nowhere
-        raise NotFound(f'connection "{connection_id[:64]}" not found') from None
+    if not is_resource_id(connection_id):
+        raise NotFound(f'connection "{connection_id[:64]}" not found')
     found = session.scalars(
         select(Connection).where(Connection.org_id == org_id, Connection.id == connection_id)
     ).first()

@@ -40,7 +40,7 @@ from scim_server.scim.validate import parse_resource
 from scim_server.scim.wire import compact_json
 from scim_server.services import access, guards, paging
 from scim_server.services.context import RequestContext
-from scim_server.services.resources import Page, check_if_match, etag_of, iso
+from scim_server.services.resources import Page, check_if_match, etag_of, is_resource_id, iso
 from scim_server.store import groups as store
 from scim_server.store.db import Database
 from scim_server.store.errors import unique_violation
@@ -149,10 +149,8 @@ def _group_by_id(*, for_update: bool) -> Select[Group]:
 def _load(session: Session, ctx: RequestContext, group_id: str, *, for_update: bool) -> Group:
     ctx.audit.resource_type = "Group"
     ctx.audit.resource_id = group_id[:64]
-    try:
-        uuid.UUID(group_id)
-    except ValueError:
-        raise NotFound(f'Group "{group_id[:64]}" not found') from None
+    if not is_resource_id(group_id):
+        raise NotFound(f'Group "{group_id[:64]}" not found')
     group = session.scalar(
         _group_by_id(for_update=for_update),
         {"org_id": ctx.principal.org_id, "group_id": group_id},

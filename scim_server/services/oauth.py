@@ -15,13 +15,13 @@ when it expires. Both are rows of ``api_tokens``, so they share everything a bea
 from __future__ import annotations
 
 import hmac
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, bindparam, delete, or_, select
 from sqlalchemy.orm import Session
 
+from scim_server.services.resources import is_resource_id
 from scim_server.services.tokens import (
     CLIENT_SCOPE,
     TokenChange,
@@ -97,10 +97,8 @@ _CLIENT = (
 def find_client(session: Session, client_id: str) -> Client | None:
     """The connection ``client_id`` as a client (with no secret if it has none left); None if
     there is no such connection."""
-    try:
-        uuid.UUID(client_id)
-    except ValueError:
-        return None  # client ids are connection ids: anything else exists nowhere
+    if not is_resource_id(client_id):  # client ids are connection ids
+        return None
     rows = session.connection().execute(_CLIENT, {"client_id": client_id, "now": utcnow()}).all()
     if not rows:
         return None

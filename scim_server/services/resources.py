@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from scim_server.scim.errors import PreconditionFailed
+
+
+def is_resource_id(text: str) -> bool:
+    """Whether ``text`` could name a stored resource: ids are UUIDs, so anything else exists
+    nowhere and is answered without a query (and never reaches a bound parameter)."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
 
 
 def iso(moment: datetime) -> str:

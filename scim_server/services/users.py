@@ -65,7 +65,7 @@ from scim_server.services.access import (
 )
 from scim_server.services.context import RequestContext
 from scim_server.services.lifecycle import UserSettings, load_user_settings
-from scim_server.services.resources import Page, check_if_match, iso
+from scim_server.services.resources import Page, check_if_match, is_resource_id, iso
 from scim_server.store.access import json_value, user_with_access
 from scim_server.store.errors import unique_violation
 from scim_server.store.groups import lock_groups_of_user, touch_groups_of_user
@@ -256,14 +256,6 @@ def _render(ctx: RequestContext, loaded: LoadedUser) -> dict[str, Any]:
     return render(ctx, loaded.user, loaded.access, loaded.groups)
 
 
-def _is_uuid(text: str) -> bool:
-    try:
-        uuid.UUID(text)
-    except ValueError:
-        return False
-    return True
-
-
 @functools.cache
 def _by_pks() -> Select[Any]:
     # the deletion test again: on PostgreSQL the page's keys were read in an earlier snapshot
@@ -326,7 +318,7 @@ def _user_by_id(*, for_update: bool) -> Select[Any]:
 def _check_id(ctx: RequestContext, user_id: str) -> None:
     ctx.audit.resource_type = "User"
     ctx.audit.resource_id = user_id[:64]
-    if not _is_uuid(user_id):  # ids are UUIDs: anything else exists nowhere
+    if not is_resource_id(user_id):
         raise NotFound(f'User "{user_id[:64]}" not found')
 
 

@@ -14,6 +14,7 @@ from flask import Flask
 
 from scim_server.store.db import Database
 from tests.api.audit_support import Auditor, auditor_for, request_id
+from tests.api.test_bulk import bulk, by_bulk_id, post_user, send, slot_error
 from tests.api.test_lifecycle import configure
 from tests.api.test_users_errors import assert_error
 from tests.conftest import USER_SCHEMA, Api, patch_body, store_snapshot
@@ -90,3 +91,29 @@ def test_a_rename_to_a_taken_user_name_is_409_before_the_domain_policy(
     # bob's own name, and a new one, still meet the policy
     keep = _user("bob@acme.com", emails=GMAIL)
     _refused(api, auditor, database, "PUT", path, keep, 400, "invalidValue", "gmail.com")
+
+
+def test_in_a_bulk_a_taken_user_name_is_409_in_its_slot(api: Api, database: Database) -> None:
+    api.create_user("alice@acme.com")
+    configure(database, api.tenant.slug, "--allowed-domains", "acme.com")
+    results = send(
+        api,
+        bulk(
+            post_user("again", "alice@acme.com", emails=GMAIL),
+            post_user("fresh", "carol@acme.com", emails=GMAIL),
+        ),
+    )
+    slots = by_bulk_id(results)
+    slot_error(slots["again"], 409, "uniqueness", "alice@acme.com")
+    slot_error(slots["fresh"], 400, "invalidValue", "gmail.com")
+
+
+def test_a_soft_deleted_user_holds_no_name_so_the_policy_answers(
+    api: Api, auditor: Auditor, database: Database
+) -> None:
+    configure(database, api.tenant.slug, "--delete-mode", "soft")
+    ghost = api.create_user("ghost@acme.com")
+    assert api.delete(f"/Users/{ghost['id']}").status_code == 204
+    configure(database, api.tenant.slug, "--allowed-domains", "acme.com")
+    again = _user("ghost@acme.com", emails=GMAIL)
+    _refused(api, auditor, database, "POST", "/Users", again, 400, "invalidValue", "gmail.com")
