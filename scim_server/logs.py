@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import traceback
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,6 +44,29 @@ class RequestId(logging.Filter):
             request_id = g.get("request_id") if has_request_context() else None
             record.request_id = request_id or "-"
         return True
+
+
+class NoRequestBytes(logging.Filter):
+    """gunicorn logs some of its HTTP errors by their message, which quotes what it had read of
+    the request ("No more data after: b'...Authorization: Bearer scim_...'"): such an error
+    is logged by its kind only, and its traceback without the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(map(_of_http_parser, record.args)):
+            record.args = tuple(
+                type(arg).__name__ if _of_http_parser(arg) else arg for arg in record.args
+            )
+        if record.exc_info and _of_http_parser(record.exc_info[1]):
+            kind, _, trace = record.exc_info
+            record.msg = f"{record.msg} ({kind.__name__ if kind else 'error'})"
+            record.exc_info = None
+            record.exc_text = "".join(traceback.format_tb(trace)) if trace else None
+        return True
+
+
+def _of_http_parser(value: object) -> bool:
+    """An error of gunicorn's HTTP parser (told by its module: the app imports no server)."""
+    return isinstance(value, BaseException) and type(value).__module__.startswith("gunicorn.http")
 
 
 class _Stdout(logging.StreamHandler):  # type: ignore[type-arg]
@@ -133,12 +157,15 @@ def gunicorn_logconfig(level: str, log_format: str) -> dict[str, Any]:
             "gunicorn.error": {"level": level.upper(), "handlers": ["error"], "propagate": False},
             "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
         },
-        "filters": {"request_id": {"()": f"{__name__}.RequestId"}},
+        "filters": {
+            "request_id": {"()": f"{__name__}.RequestId"},
+            "no_request_bytes": {"()": f"{__name__}.NoRequestBytes"},
+        },
         "handlers": {
             "error": {
                 "class": f"{__name__}._Stdout",
                 "formatter": "error",
-                "filters": ["request_id"],
+                "filters": ["request_id", "no_request_bytes"],
             },
             "access": {"class": f"{__name__}._Stdout", "formatter": "access"},
         },
