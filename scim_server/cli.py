@@ -1462,7 +1462,7 @@ def users_import(
 @click.option(
     "--older-than",
     "days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, organizations.MAX_RETENTION_DAYS),
     metavar="DAYS",
     help="Remove users soft-deleted more than DAYS days ago. Default: the organisation's "
     "soft-delete retention (org update --soft-delete-retention).",
@@ -1500,7 +1500,7 @@ def users_purge(org_slug: str | None, all_orgs: bool, days: int | None, as_json:
         if result["purged"]:
             results.append(result)
     if as_json:
-        click.echo(json.dumps(results))
+        click.echo(json.dumps({"purged": results, "failed": failed}))
     else:
         for result in results:
             count = result["purged"]

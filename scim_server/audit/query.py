@@ -94,7 +94,10 @@ def decode_cursor(cursor: str) -> tuple[int, int | None]:
         if (
             kind == "seq"
             and 1 <= len(values) <= 2
-            and all(value.isdigit() and int(value) <= MAX_INTEGER for value in values)
+            and all(
+                value.isascii() and value.isdigit() and int(value) <= MAX_INTEGER
+                for value in values
+            )
         ):
             return int(values[0]), int(values[1]) if len(values) == 2 else None
     except (ValueError, UnicodeDecodeError):
@@ -153,12 +156,13 @@ def search(
     page; what was appended since is the next walk's (``filter=seq gt N``).
     """
     query = _query(registry, org_id, filter_text)
+    until = None
     if cursor:
         after, until = decode_cursor(cursor)
         # BIGINT, as the filter's integers: seq is an INTEGER column on PostgreSQL
         query.conditions.append(AuditEvent.seq > bindparam("after", type_=BigInteger()))
         query.parameters["after"] = after
-    else:
+    if until is None:  # a first page (or a cursor issued before walks had an end)
         until = session.scalar(select(AuditChain.last_seq).where(AuditChain.org_id == org_id))
     if until is not None:
         query.conditions.append(AuditEvent.seq <= bindparam("until", type_=BigInteger()))

@@ -68,7 +68,7 @@ def register_error_handlers(app: Flask) -> None:
     def _internal(error: Exception) -> Response:
         request_id = g.get("request_id", "-")
         if _malformed_body(error):
-            detail = "the request body is not valid HTTP/1.1 chunked encoding"
+            detail = "the request body could not be read as HTTP/1.1 (its chunks or length)"
             return _plain(400, detail)
         if isinstance(error, DBAPIError) and database_unavailable(error):
             log.error("database unavailable (request %s): %s", request_id, type(error.orig))

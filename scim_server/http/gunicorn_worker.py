@@ -104,12 +104,15 @@ class ScimThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no t
         if req is None and isinstance(exc, errors.InvalidHeader):
             req = getattr(exc, "req", None)  # the request line was read: an access line
         if req is not None and hasattr(req, "method"):
-            environ = default_environ(req, client, self.cfg)
-            environ["REMOTE_ADDR"] = address
-            environ["REMOTE_PORT"] = str(addr[1]) if addr else ""
-            response = Response(req, client, self.cfg)
-            response.status = f"{status} {reason}"
-            self.log.access(response, req, environ, datetime.now() - started)
+            try:  # the access line is a courtesy: the answer below must go out whatever happens
+                environ = default_environ(req, client, self.cfg)
+                environ["REMOTE_ADDR"] = address
+                environ["REMOTE_PORT"] = str(addr[1]) if addr else ""
+                response = Response(req, client, self.cfg)
+                response.status = f"{status} {reason}"
+                self.log.access(response, req, environ, datetime.now() - started)
+            except Exception:
+                self.log.debug("no access line for a refused request")
         try:
             util.write_nonblock(
                 client, scim_error_bytes(status, reason, refusal_detail(status, self.cfg))

@@ -74,8 +74,10 @@ def _as_int(name: str, raw: Any, *, capped: bool = False) -> int:
     value = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
     if isinstance(raw, str):
         text = raw.strip()
-        if capped and text.isdigit() and len(text) > len(str(MAX_INTEGER)):
-            return MAX_INTEGER  # not int(): Python refuses more than 4,300 digits
+        digits = text.removeprefix("-").removeprefix("+").lstrip("0")
+        if capped and digits.isascii() and digits.isdigit() and len(digits) > 19:
+            # not int(): Python refuses more than 4,300 digits; a negative count reads as 0
+            return 0 if text.startswith("-") else MAX_INTEGER
         with contextlib.suppress(ValueError):
             value = int(text)
     if value is None:

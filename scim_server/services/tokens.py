@@ -218,7 +218,7 @@ def create_connection(
 
 # -- rotation and revocation (DESIGN §7) ----------------------------------------------------------
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhd]?)\s*$")
 _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 #: Longer than any IdP needs to pick up a new secret; a forgotten old token must not live on.
 MAX_OVERLAP = timedelta(days=30)
@@ -236,9 +236,10 @@ def parse_duration(
         raise ServiceError(f"{option}: {shown} is not a duration: use e.g. 0, 90s, 30m, 24h or 7d")
     # a dozen digits are already centuries; more is not given to int() (4,300 digits raise)
     # nor to timedelta(), which overflows
-    if len(match[1]) > 12 or int(match[1]) * _UNIT_SECONDS[match[2]] > maximum.total_seconds():
+    digits = match[1].lstrip("0") or "0"
+    if len(digits) > 12 or int(digits) * _UNIT_SECONDS[match[2]] > maximum.total_seconds():
         raise ServiceError(f"{option}: {shown} is longer than the {maximum.days} days allowed")
-    return timedelta(seconds=int(match[1]) * _UNIT_SECONDS[match[2]])
+    return timedelta(seconds=int(digits) * _UNIT_SECONDS[match[2]])
 
 
 def parse_lifetime(text: str, option: str = "--expires") -> timedelta:

@@ -218,9 +218,11 @@ def _version_tag(
     ``version`` counts the user's own writes; the effective role, access groups, ``groups`` and
     status change without one (a membership, a mapping, a group's rename, temporary access
     running out). A client revalidating with ``If-None-Match`` must see those changes too, and
-    an ``If-Match`` taken before them must fail.
+    an ``If-Match`` taken before them must fail. The product's record of sign-ins and activity
+    (``lastSignInAt``, ``lastActivityAt``) is not part of it: a weak ETag, and an IdP's
+    ``If-Match`` must not fail because the user was active in the product meanwhile.
     """
-    computed = compact_json([access[0], list(access[1]), list(groups), status, _seen(user)])
+    computed = compact_json([access[0], list(access[1]), list(groups), status])
     digest = hashlib.blake2b(computed.encode(), digest_size=6).hexdigest()
     return f'W/"{user.version}-{digest}"'
 

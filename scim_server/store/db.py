@@ -80,8 +80,9 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
     # lookup "org_id = $1 AND id IN ($2, ...)" went from an index probe to scanning the
     # organisation's users (23 ms at 10,000 users). Custom plans keep the prepared statement's
     # parse savings and always plan with the real values.
-    # The operator's own options in the URL (?options=-c search_path=...) are kept, before ours.
-    given = parsed.query.get("options")
+    # The operator's own options (?options=-c search_path=... in the URL, else libpq's
+    # PGOPTIONS, which connect_args would override) are kept, before ours.
+    given = parsed.query.get("options") or os.environ.get("PGOPTIONS")
     options = " ".join(
         [*([given] if isinstance(given, str) else given or ()), PLAN_WITH_THE_REAL_PARAMETERS]
     )

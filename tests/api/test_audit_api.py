@@ -540,3 +540,13 @@ def test_a_walk_ends_at_the_log_as_it_was_when_it_began(
     assert seen == list(range(first, seen[-1] + 1))
     assert len(seen) >= size
     assert seen[-1] < first + 2 * size  # not the events of the walk itself
+    # a cursor issued before walks had an end ("seq:N") gets one at its next page
+    logged = _seqs(auditor.events())[-1]  # the log's end now (this listing: one event more)
+    legacy = base64.urlsafe_b64encode(b"seq:0").decode().rstrip("=")
+    page = auditor.page(count=1, cursor=legacy)
+    pages = 1
+    while "nextCursor" in page:
+        page = auditor.page(count=1, cursor=page["nextCursor"])
+        pages += 1
+        assert pages <= logged + 2, "the walk from a legacy cursor did not end"
+    assert _seqs(page["Resources"])[-1] <= logged + 1

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -66,7 +67,9 @@ def test_expression_indexes_exist(database: Database) -> None:
         assert "WHERE (deleted_at IS NULL)" in definition, definition
 
 
-def test_postgresql_connections_always_plan_with_the_real_parameters(database: Database) -> None:
+def test_postgresql_connections_always_plan_with_the_real_parameters(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Generic plans of auto-prepared statements ignored the actual ids of a member lookup and
     scanned the organisation's users; every connection must use custom plans."""
     if database.is_sqlite:
@@ -82,6 +85,15 @@ def test_postgresql_connections_always_plan_with_the_real_parameters(database: D
     try:
         with engine.connect() as connection:
             assert connection.execute(text("SHOW statement_timeout")).scalar() == "12345ms"
+            assert connection.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
+    finally:
+        engine.dispose()
+    # as are libpq's PGOPTIONS when the URL gives none
+    monkeypatch.setenv("PGOPTIONS", "-c work_mem=9MB")
+    engine = create_db_engine(database.url, pool_size=1)
+    try:
+        with engine.connect() as connection:
+            assert connection.execute(text("SHOW work_mem")).scalar() == "9MB"
             assert connection.execute(text("SHOW plan_cache_mode")).scalar() == "force_custom_plan"
     finally:
         engine.dispose()

@@ -77,6 +77,10 @@ def test_a_count_over_the_maximum_is_capped_to_it(
         response = api.get(path, query_string={"count": huge})
         assert response.status_code == 200, response.get_json()
         assert response.get_json()["itemsPerPage"] == 2
+    for small, expected in (("0" * 30 + "1", 1), ("-" + "9" * 30, 0)):  # not sizes: values
+        response = api.get(path, query_string={"count": small})
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["itemsPerPage"] == expected
     search = api.post(f"{path}/.search", {"schemas": [SEARCH], "count": 100000})
     assert search.status_code == 200, search.get_json()
     assert search.get_json()["itemsPerPage"] == 2

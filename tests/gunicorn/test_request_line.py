@@ -151,5 +151,5 @@ def test_a_malformed_chunked_body_is_a_scim_400(server: Server, tenant: Tenant) 
     status, headers, body = _raw(server, request.encode())
     assert status == 400
     error = _scim_error(headers, body, 400)
-    assert "chunked" in error["detail"]
+    assert "chunks" in error["detail"]
     assert "Traceback" not in server.log(limit=200_000)
