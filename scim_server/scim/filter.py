@@ -47,6 +47,7 @@ from scim_server.scim.filter_ast import (
     Present,
     ValuePath,
 )
+from scim_server.scim.schema import default_registry
 from scim_server.scim.wire import unstorable, unstorable_named
 
 #: Longest filter accepted (characters). A filter is compiled into one SQL statement; a bound keeps
@@ -293,7 +294,33 @@ def _check_size(tokens: list[Any]) -> None:
 
 def _located(problem: _SyntaxProblem, text: str) -> str:
     where = "" if problem.index is None else f" (at character {problem.index + 1})"
+    secret = _never_returned_name_in(text)
+    if secret is not None:
+        # its literals may be a password: the text is not quoted, nor a message that quotes it
+        message = "a syntax error" if "'" in problem.message else problem.message
+        return f'(not quoted: it names "{secret}", which is never returned): {message}{where}'
     return f"{_quoted(text)}: {problem.message}{where}"
+
+
+@functools.cache
+def _never_returned_names() -> re.Pattern[str]:
+    """The names of the attributes no response shows (``returned: never`` in ``schemas/``: the
+    password), as they may appear in a filter, with or without their schema's URN."""
+    names = {
+        attribute.name
+        for resource_type in default_registry().resource_types
+        for schema in (resource_type.schema, *(ext.schema for ext in resource_type.extensions))
+        for top in schema.attributes
+        for attribute in (top, *top.sub_attributes)
+        if attribute.returned == "never"
+    }
+    alternatives = "|".join(sorted(map(re.escape, names))) or "(?!)"
+    return re.compile(rf"(?<![\w$-])({alternatives})(?![\w$-])", re.IGNORECASE)
+
+
+def _never_returned_name_in(text: str) -> str | None:
+    found = _never_returned_names().search(text)
+    return found.group(1) if found else None
 
 
 # --- public API ---------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from scim_server.store.db import Database
 from tests.api.audit_support import auditor_for, request_id
 from tests.conftest import USER_SCHEMA, Api, patch_body, store_snapshot
 
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
@@ -460,3 +462,32 @@ def test_an_unstorable_character_in_a_password_never_quotes_the_password(
         "/Users", {"schemas": [USER_SCHEMA], "userName": "y@e.com", "password": secret}
     )
     assert "password" in response.get_json()["detail"]  # where it is, by name
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        'password eq "Tr0ub4dor-horse" and',
+        '(PASSWORD eq "Tr0ub4dor-horse"',
+        'userName eq "a" or urn:ietf:params:scim:schemas:core:2.0:User:password eq "Tr0ub4dor',
+        'emails[value eq "a"] and password eq "Tr0ub4dor-horse" )',
+    ],
+)
+def test_a_broken_filter_on_the_password_never_quotes_its_value(
+    app: Any, database: Database, api: Api, broken: str
+) -> None:
+    """A filter that does not parse was quoted whole into the answer and the provisioning log,
+    so a password compared in it reached both (a filter on the password is refused anyway,
+    but only once it parses). Naming a never-returned attribute, it is not quoted."""
+    auditor = auditor_for(app, database, api.tenant.slug)
+    rid = request_id("filter-secret")
+    response = api.get("/Users", query_string={"filter": broken}, headers={"X-Request-Id": rid})
+    assert_error(response, 400, "invalidFilter", "never returned")
+    assert "Tr0ub4dor" not in response.get_json()["detail"]
+    assert "Tr0ub4dor" not in json.dumps(auditor.one(rid))
+    search = api.post("/Users/.search", {"schemas": [SEARCH], "filter": broken})
+    assert_error(search, 400, "invalidFilter")
+    assert "Tr0ub4dor" not in search.get_json()["detail"]
+    # other broken filters are still quoted, which is what an admin needs to fix them
+    quoted = api.get("/Users", query_string={"filter": 'userName eq "bob@acme.com" and'})
+    assert "bob@acme.com" in quoted.get_json()["detail"]
