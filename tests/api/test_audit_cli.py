@@ -336,18 +336,14 @@ def test_an_admin_or_audit_token_can_be_made_to_expire(
 ) -> None:
     """DESIGN §7: tokens have an optional expiry. An auditor engaged for a quarter gets a token
     that ends by itself; past its end it is refused like a revoked one."""
-    created = run_cli(
-        database,
-        "token",
-        "create",
-        "--org",
-        tenant.slug,
-        "--scope",
-        "audit",
-        "--expires",
-        "90d",
-        "--json",
-    )
+
+    def create(scope: str, expires: str, *more: str) -> Any:
+        return run_cli(
+            database, "token", "create", "--org", tenant.slug, "--scope", scope,
+            "--expires", expires, *more,
+        )  # fmt: skip
+
+    created = create("audit", "90d", "--json")
     assert created.exit_code == 0, created.output
     payload = json.loads(created.stdout)
     expires = datetime.fromisoformat(payload["expires"].replace("Z", "+00:00"))
@@ -359,19 +355,7 @@ def test_an_admin_or_audit_token_can_be_made_to_expire(
     event = Auditor(app.test_client(), payload["token"]).events('operation eq "token.create"')[-1]
     assert event["changes"] == {"scope": [None, "audit"], "expires": [None, payload["expires"]]}
 
-    short = run_cli(
-        database,
-        "token",
-        "create",
-        "--org",
-        tenant.slug,
-        "--scope",
-        "admin",
-        "--expires",
-        "1h",
-        "--json",
-    )
-    token = json.loads(short.stdout)["token"]
+    token = json.loads(create("admin", "1h", "--json").stdout)["token"]
     headers = {"Authorization": f"Bearer {token}"}
     assert app.test_client().get("/admin/v1/organization", headers=headers).status_code == 200
     # an hour later (moved back in the store rather than waited for)
@@ -383,17 +367,7 @@ def test_an_admin_or_audit_token_can_be_made_to_expire(
     assert app.test_client().get("/admin/v1/organization", headers=headers).status_code == 401
 
     for wrong, says in (("0", "more than 0"), ("400d", "366 days"), ("soon", "not a duration")):
-        refused = run_cli(
-            database,
-            "token",
-            "create",
-            "--org",
-            tenant.slug,
-            "--scope",
-            "audit",
-            "--expires",
-            wrong,
-        )
+        refused = create("audit", wrong)
         assert refused.exit_code != 0, wrong
         assert says in refused.output, refused.output
 
