@@ -7,6 +7,7 @@ nothing but their event."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -32,50 +33,44 @@ def _user(user_name: str, **attributes: Any) -> dict[str, Any]:
 OPERATIONS = {"POST": "user.create", "PUT": "user.replace", "PATCH": "user.patch"}
 
 
-def _refused(
-    api: Api,
-    auditor: Auditor,
-    database: Database,
-    method: str,
-    path: str,
-    body: Any,
-    status: int,
-    scim_type: str | None,
-    *words: str,
-) -> None:
-    """Refused, nothing written but the event (temporary access's check, by method)."""
-    refused(
-        api, auditor, database, method, path, body, OPERATIONS[method], status, scim_type, *words
-    )
+@pytest.fixture
+def refuses(api: Api, auditor: Auditor, database: Database) -> Callable[..., None]:
+    """``refuses(method, path, body, status, scimType, *words)``: refused so, nothing written
+    but the event (temporary access's check)."""
+
+    def check(method: str, path: str, body: Any, *expected: Any) -> None:
+        refused(api, auditor, database, method, path, body, OPERATIONS[method], *expected)
+
+    return check
 
 
 GMAIL = [{"value": "alice@gmail.com", "type": "home"}]
 
 
 def test_a_taken_user_name_is_409_before_the_domain_policy(
-    api: Api, auditor: Auditor, database: Database
+    api: Api, database: Database, refuses: Callable[..., None]
 ) -> None:
     api.create_user("alice@acme.com")
     configure(database, api.tenant.slug, "--allowed-domains", "acme.com")
     taken = _user("ALICE@acme.com", emails=GMAIL)
-    _refused(api, auditor, database, "POST", "/Users", taken, 409, "uniqueness", "ALICE@acme.com")
+    refuses("POST", "/Users", taken, 409, "uniqueness", "ALICE@acme.com")
     fresh = _user("bob@acme.com", emails=GMAIL)
-    _refused(api, auditor, database, "POST", "/Users", fresh, 400, "invalidValue", "gmail.com")
+    refuses("POST", "/Users", fresh, 400, "invalidValue", "gmail.com")
 
 
 def test_a_taken_user_name_is_409_before_the_seat_limit(
-    api: Api, auditor: Auditor, database: Database
+    api: Api, database: Database, refuses: Callable[..., None]
 ) -> None:
     api.create_user("alice@acme.com")
     configure(database, api.tenant.slug, "--seat-limit", "1")
     taken = _user("alice@acme.com")
-    _refused(api, auditor, database, "POST", "/Users", taken, 409, "uniqueness", "alice@acme.com")
+    refuses("POST", "/Users", taken, 409, "uniqueness", "alice@acme.com")
     fresh = _user("bob@acme.com")
-    _refused(api, auditor, database, "POST", "/Users", fresh, 403, None, "seat limit reached")
+    refuses("POST", "/Users", fresh, 403, None, "seat limit reached")
 
 
 def test_a_rename_to_a_taken_user_name_is_409_before_the_domain_policy(
-    api: Api, auditor: Auditor, database: Database
+    api: Api, database: Database, refuses: Callable[..., None]
 ) -> None:
     api.create_user("alice@acme.com")
     bob = api.create_user("bob@acme.com")
@@ -85,12 +80,12 @@ def test_a_rename_to_a_taken_user_name_is_409_before_the_domain_policy(
         {"op": "add", "path": "emails", "value": GMAIL},
     )
     path = f"/Users/{bob['id']}"
-    _refused(api, auditor, database, "PATCH", path, rename, 409, "uniqueness", "alice@acme.com")
+    refuses("PATCH", path, rename, 409, "uniqueness", "alice@acme.com")
     put = _user("alice@acme.com", emails=GMAIL)
-    _refused(api, auditor, database, "PUT", path, put, 409, "uniqueness", "alice@acme.com")
+    refuses("PUT", path, put, 409, "uniqueness", "alice@acme.com")
     # bob's own name, and a new one, still meet the policy
     keep = _user("bob@acme.com", emails=GMAIL)
-    _refused(api, auditor, database, "PUT", path, keep, 400, "invalidValue", "gmail.com")
+    refuses("PUT", path, keep, 400, "invalidValue", "gmail.com")
 
 
 def test_in_a_bulk_a_taken_user_name_is_409_in_its_slot(api: Api, database: Database) -> None:
@@ -109,11 +104,11 @@ def test_in_a_bulk_a_taken_user_name_is_409_in_its_slot(api: Api, database: Data
 
 
 def test_a_soft_deleted_user_holds_no_name_so_the_policy_answers(
-    api: Api, auditor: Auditor, database: Database
+    api: Api, database: Database, refuses: Callable[..., None]
 ) -> None:
     configure(database, api.tenant.slug, "--delete-mode", "soft")
     ghost = api.create_user("ghost@acme.com")
     assert api.delete(f"/Users/{ghost['id']}").status_code == 204
     configure(database, api.tenant.slug, "--allowed-domains", "acme.com")
     again = _user("ghost@acme.com", emails=GMAIL)
-    _refused(api, auditor, database, "POST", "/Users", again, 400, "invalidValue", "gmail.com")
+    refuses("POST", "/Users", again, 400, "invalidValue", "gmail.com")
