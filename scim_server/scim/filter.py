@@ -294,12 +294,20 @@ def _check_size(tokens: list[Any]) -> None:
 
 def _located(problem: _SyntaxProblem, text: str) -> str:
     where = "" if problem.index is None else f" (at character {problem.index + 1})"
-    secret = _never_returned_name_in(text)
-    if secret is not None:
+    if never_returned_name_in(text) is not None:
         # its literals may be a password: the text is not quoted, nor a message that quotes it
         message = "a syntax error" if "'" in problem.message else problem.message
-        return f'(not quoted: it names "{secret}", which is never returned): {message}{where}'
+        return f"{client_text(text)}: {message}{where}"
     return f"{_quoted(text)}: {problem.message}{where}"
+
+
+def client_text(text: str) -> str:
+    """A client's filter or path for an error detail: quoted, unless it names an attribute that
+    is never returned (the password), whose literals may be the secret (DESIGN §7)."""
+    secret = never_returned_name_in(text)
+    if secret is None:
+        return _quoted(text)
+    return f'(not quoted: it names "{secret}", which is never returned)'
 
 
 @functools.cache
@@ -318,8 +326,10 @@ def _never_returned_names() -> re.Pattern[str]:
     return re.compile(rf"(?<![\w$-])({alternatives})(?![\w$-])", re.IGNORECASE)
 
 
-def _never_returned_name_in(text: str) -> str | None:
-    found = _never_returned_names().search(text)
+def never_returned_name_in(text: str) -> str | None:
+    """The never-returned attribute ``text`` names outside its complete string literals (a
+    value that only contains the word is no password), if any."""
+    found = _never_returned_names().search(_STRING_LITERAL.sub('""', text))
     return found.group(1) if found else None
 
 
@@ -494,7 +504,7 @@ def _parsed_patch_path(text: str) -> PatchPath:
     except _SyntaxProblem as problem:
         raise InvalidPath(f"invalid path {_located(problem, text)}") from None
     except InvalidFilter as exc:
-        raise InvalidPath(f"invalid path {_quoted(text)}: value filter {exc.detail}") from None
+        raise InvalidPath(f"invalid path {client_text(text)}: value filter {exc.detail}") from None
 
 
 def _parse_patch_path(text: str) -> PatchPath:

@@ -23,7 +23,7 @@ from scim_server.scim.errors import (
     InvalidSyntax,
     InvalidValue,
 )
-from scim_server.scim.filter import parse_filter
+from scim_server.scim.filter import client_text, parse_filter
 from scim_server.scim.filter_ast import AttrPath, Expr
 
 SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
@@ -104,10 +104,10 @@ def _parse_sort_by(raw: str) -> AttrPath:
     try:
         expr = parse_filter(f"{raw} pr")
     except InvalidFilter:
-        raise InvalidValue(f'"sortBy" is not an attribute path: {raw!r}') from None
+        raise InvalidValue(f'"sortBy" is not an attribute path: {client_text(raw)}') from None
     path = getattr(expr, "path", None)
     if not isinstance(path, AttrPath) or type(expr).__name__ != "Present":
-        raise InvalidValue(f'"sortBy" is not an attribute path: {raw!r}')
+        raise InvalidValue(f'"sortBy" is not an attribute path: {client_text(raw)}')
     return path
 
 

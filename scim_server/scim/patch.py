@@ -57,7 +57,7 @@ from scim_server.scim.errors import (
     NoTarget,
     ScimError,
 )
-from scim_server.scim.filter import parse_patch_path
+from scim_server.scim.filter import client_text, never_returned_name_in, parse_patch_path
 from scim_server.scim.filter_ast import And, Compare, Expr, PatchPath
 from scim_server.scim.filter_eval import (
     COMMON_ATTRIBUTES,
@@ -85,7 +85,10 @@ class Operation:
 
     @property
     def label(self) -> str:
-        where = f" {_cut(self.path)}" if self.path is not None else ""
+        where = ""
+        if self.path is not None:
+            secret = never_returned_name_in(self.path)
+            where = f" {_cut(self.path)}" if secret is None else f" a path naming {secret}"
         return f"Operations[{self.index}] ({self.op}{where})"
 
 
@@ -223,7 +226,8 @@ def _apply_object(
         try:
             path = parse_patch_path(text)
         except InvalidPath:
-            raise InvalidPath(f"{_shown(text)} is not an attribute path") from None
+            shown = _shown(text) if never_returned_name_in(text) is None else client_text(text)
+            raise InvalidPath(f"{shown} is not an attribute path") from None
         _apply_path(rt, doc, op, path, item, in_object=True)
 
 

@@ -491,3 +491,45 @@ def test_a_broken_filter_on_the_password_never_quotes_its_value(
     # other broken filters are still quoted, which is what an admin needs to fix them
     quoted = api.get("/Users", query_string={"filter": 'userName eq "bob@acme.com" and'})
     assert "bob@acme.com" in quoted.get_json()["detail"]
+
+
+def test_a_patch_path_or_sort_naming_the_password_is_never_quoted(
+    app: Any, database: Database, api: Api
+) -> None:
+    """The same for the other places a client's path text is shown: a PATCH path (its value
+    filter, or a later refusal of it), a path-less value's key, and sortBy."""
+    auditor = auditor_for(app, database, api.tenant.slug)
+    user = api.create_user("pw-path@example.com")
+    sent = [
+        (
+            "PATCH",
+            {
+                "op": "replace",
+                "path": 'emails[type eq "work" and password eq "Tr0ub4dor" and]',
+                "value": "x",
+            },
+        ),
+        (
+            "PATCH",
+            {
+                "op": "replace",
+                "path": 'emails[type eq "work" and password eq "Tr0ub4dor"].value',
+                "value": "x",
+            },
+        ),
+        ("PATCH", {"op": "replace", "value": {'password[value eq "Tr0ub4dor"': "x"}}),
+    ]
+    for _, operation in sent:
+        rid = request_id("path-secret")
+        response = api.patch(
+            f"/Users/{user['id']}", patch_body(operation), headers={"X-Request-Id": rid}
+        )
+        assert response.status_code == 400, response.get_json()
+        assert "Tr0ub4dor" not in response.get_json()["detail"], response.get_json()
+        assert "Tr0ub4dor" not in json.dumps(auditor.one(rid))
+    sort = api.get("/Users", query_string={"sortBy": 'password eq "Tr0ub4dor"'})
+    assert sort.status_code == 400
+    assert "Tr0ub4dor" not in sort.get_json()["detail"]
+    # a value that only mentions the word is no password: still quoted for the admin
+    quoted = api.get("/Users", query_string={"filter": 'displayName eq "my password" and'})
+    assert "my password" in quoted.get_json()["detail"]
