@@ -52,6 +52,8 @@ class NoRequestBytes(logging.Filter):
     is logged by its kind only, and its traceback without the message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if _of_http_parser(record.msg):
+            record.msg = type(record.msg).__name__
         if isinstance(record.args, tuple) and any(map(_of_http_parser, record.args)):
             record.args = tuple(
                 type(arg).__name__ if _of_http_parser(arg) else arg for arg in record.args
@@ -65,8 +67,14 @@ class NoRequestBytes(logging.Filter):
 
 
 def _of_http_parser(value: object) -> bool:
-    """An error of gunicorn's HTTP parser (told by its module: the app imports no server)."""
-    return isinstance(value, BaseException) and type(value).__module__.startswith("gunicorn.http")
+    """An error of gunicorn's HTTP parser, or one raised while handling such an error (told by
+    its module: the app imports no server)."""
+    seen = 0
+    while isinstance(value, BaseException) and seen < 8:  # its cause and context chain
+        if type(value).__module__.startswith("gunicorn.http"):
+            return True
+        value, seen = value.__cause__ or value.__context__, seen + 1
+    return False
 
 
 class _Stdout(logging.StreamHandler):  # type: ignore[type-arg]
