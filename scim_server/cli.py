@@ -7,6 +7,7 @@ import getpass
 import itertools
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -1724,14 +1725,35 @@ def _log_name(slug: str | None) -> str:
     return "the system log" if slug is None else f"the audit log of {slug}"
 
 
+def _anchor(context: click.Context, option: click.Parameter, value: str | None) -> Any:
+    if value is None:
+        return None
+    seq, _, kept = value.partition(":")
+    if not (seq.isascii() and seq.isdigit() and int(seq) >= 1 and _HASH.fullmatch(kept)):
+        raise click.BadParameter(f"{value[:80]!r}: give SEQ:HASH as verify printed them")
+    return int(seq), kept
+
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
 @audit.command("verify")
 @_chain_options
+@click.option(
+    "--anchor",
+    metavar="SEQ:HASH",
+    callback=_anchor,
+    help="Also check that event SEQ still has the hash an earlier verify printed (kept "
+    "outside the database): a rewrite resealed by someone with write access shows there.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def audit_verify(org_slug: str | None, system: bool, as_json: bool) -> None:
+def audit_verify(
+    org_slug: str | None, system: bool, anchor: tuple[int, str] | None, as_json: bool
+) -> None:
     """Recompute the hash chain; exit 1 and name the first broken link if it does not hold."""
     database = _database()
     org_id, slug = _chain(database, org_slug, system)
-    result = audit_log.verify_chain(database, org_id)
+    result = audit_log.verify_chain(database, org_id, anchor)
     outcome = (
         f"verified events {result.first_seq}..{result.last_seq}"
         if result.broken is None
@@ -1747,6 +1769,7 @@ def audit_verify(org_slug: str | None, system: bool, as_json: bool) -> None:
             "ok": result.ok,
             "events": result.events,
             "brokenAt": result.broken.seq if result.broken else None,
+            **({"anchorSeq": anchor[0]} if anchor else {}),
         },
     )
     if as_json:

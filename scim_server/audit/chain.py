@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -248,22 +248,57 @@ def _events(session: Session, org_id: int) -> Iterator[AuditEvent]:
     yield from session.scalars(query)
 
 
-def _start_anchor(session: Session, org_id: int, first: AuditEvent) -> str | None:
+def _start_anchor(session: Session, org_id: int, first_seq: int) -> str | None:
     """The hash the first remaining event must follow: genesis, or a prune checkpoint's cut."""
-    if first.seq == 1:
+    if first_seq == 1:
         return GENESIS
     for checkpoint in session.scalars(
         select(AuditEvent).where(AuditEvent.org_id == org_id, AuditEvent.operation == "audit.prune")
     ):
         cut = (checkpoint.changes or {}).get("cut")
-        if isinstance(cut, dict) and cut.get("seq") == first.seq - 1:
+        if isinstance(cut, dict) and cut.get("seq") == first_seq - 1:
             value = cut.get("hash")
             return value if isinstance(value, str) else None
     return None
 
 
-def verify(session: Session, org_id: int) -> Verification:
-    """Recompute the chain of ``org_id`` and name the first broken link, if any."""
+def verify(session: Session, org_id: int, anchor: tuple[int, str] | None = None) -> Verification:
+    """Recompute the chain of ``org_id`` and name the first broken link, if any.
+
+    ``anchor``: (seq, hash) an auditor kept from an earlier run. The chain has no key outside
+    the database, so someone who can write to it can rewrite and reseal it; the kept hash of a
+    later event is what shows that.
+    """
+    result = _verify(session, org_id)
+    if anchor is None or result.broken is not None:
+        return result
+    broken = _check_anchor(session, org_id, result, *anchor)
+    return result if broken is None else replace(result, broken=broken, last_hash=None)
+
+
+def _check_anchor(
+    session: Session, org_id: int, result: Verification, seq: int, kept: str
+) -> Break | None:
+    if result.first_seq is None or result.last_seq is None or seq > result.last_seq:
+        return Break(seq, f"event {seq} is not in the log: the kept hash cannot be checked")
+    if seq >= result.first_seq:
+        stored = session.scalar(
+            select(AuditEvent.hash).where(AuditEvent.org_id == org_id, AuditEvent.seq == seq)
+        )
+    elif seq == result.first_seq - 1:  # the cut of a prune: its checkpoint recorded the hash
+        stored = _start_anchor(session, org_id, result.first_seq)
+    else:
+        return Break(seq, f"event {seq} was pruned: the kept hash cannot be checked")
+    if stored != kept:
+        return Break(
+            seq,
+            f"event {seq}'s hash is not the one kept: the log up to it was rewritten and "
+            "resealed since",
+        )
+    return None
+
+
+def _verify(session: Session, org_id: int) -> Verification:
     head = session.get(AuditChain, org_id)
     count = 0
     first_seq: int | None = None
@@ -273,7 +308,7 @@ def verify(session: Session, org_id: int) -> Verification:
         count += 1
         if previous is None:
             first_seq = event.seq
-            expected_prev = _start_anchor(session, org_id, event)
+            expected_prev = _start_anchor(session, org_id, event.seq)
             if expected_prev is None:
                 return Verification(
                     org_id,

@@ -41,9 +41,11 @@ def export_events(
     return chunks()
 
 
-def verify_chain(database: Database, org_id: int) -> chain.Verification:
+def verify_chain(
+    database: Database, org_id: int, anchor: tuple[int, str] | None = None
+) -> chain.Verification:
     with database.transaction(write=False) as session:
-        return chain.verify(session, org_id)
+        return chain.verify(session, org_id, anchor)
 
 
 def prune_events(database: Database, draft: EventDraft, before: datetime) -> PruneResult:

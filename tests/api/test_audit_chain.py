@@ -346,3 +346,54 @@ def test_a_kept_last_hash_catches_a_rewrite_the_chain_alone_cannot(
     assert code == 0  # the limit of an unkeyed chain
     shown = [e for e in auditor.events() if e["seq"] == kept_seq]
     assert shown[0]["hash"] != kept_hash  # the kept hash shows the rewrite
+    # ... and verify checks it when given: the auditor's one command
+    anchor = f"{kept_seq}:{kept_hash}"
+    anchored = run_cli(
+        database, "audit", "verify", "--org", api.tenant.slug, "--anchor", anchor, "--json"
+    )
+    assert anchored.exit_code == 1
+    result = json.loads(anchored.stdout)
+    assert result["broken"]["seq"] == kept_seq
+    assert "not the one kept" in result["broken"]["reason"]
+
+
+def test_an_anchor_that_still_holds_verifies_and_a_malformed_one_is_refused(
+    api: Api, database: Database, events: Any
+) -> None:
+    _, result = verify(database, api.tenant.slug)
+    anchor = f"{result['last_seq']}:{result['last_hash']}"
+    held = run_cli(database, "audit", "verify", "--org", api.tenant.slug, "--anchor", anchor)
+    assert held.exit_code == 0, held.output
+    assert "verified" in held.stdout
+    beyond = run_cli(
+        database, "audit", "verify", "--org", api.tenant.slug, "--anchor", f"99999:{'0' * 64}"
+    )
+    assert beyond.exit_code == 1
+    assert "event 99999 is not in the log" in beyond.stdout
+    for wrong in ("5", "x:abc", f"5:{'z' * 64}"):
+        refused = run_cli(database, "audit", "verify", "--org", api.tenant.slug, "--anchor", wrong)
+        assert refused.exit_code == 2, wrong
+        assert "SEQ:HASH" in refused.output
+
+
+def test_an_anchor_at_a_prune_s_cut_is_checked_and_one_before_it_cannot_be(
+    api: Api, database: Database, events: Any
+) -> None:
+    third = _stored(database, api.tenant.org_id, 3)
+    assert _execute(
+        database,
+        "UPDATE audit_events SET time = :t WHERE org_id = :o AND seq <= 3",
+        t=datetime(2020, 1, 1),
+        o=api.tenant.org_id,
+    )
+    pruned = run_cli(database, "audit", "prune", "--org", api.tenant.slug, "--before", "2021-01-01")
+    assert pruned.exit_code == 0, pruned.output
+    at_cut = run_cli(
+        database, "audit", "verify", "--org", api.tenant.slug, "--anchor", f"3:{third.hash}"
+    )
+    assert at_cut.exit_code == 0, at_cut.output
+    before_cut = run_cli(
+        database, "audit", "verify", "--org", api.tenant.slug, "--anchor", f"2:{'a' * 64}"
+    )
+    assert before_cut.exit_code == 1
+    assert "pruned" in before_cut.stdout
