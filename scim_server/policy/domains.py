@@ -25,6 +25,7 @@ import string
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 #: A host-name label in ASCII form (RFC 1123 §2.1): letters, digits, inner hyphens, 1-63 chars.
 _LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
@@ -235,3 +236,23 @@ def sso_conflicts(settings: DomainSettings) -> str | None:
         f"an organisation that enforces SSO has exactly one domain ({settings.sso_domain}); "
         f"the allowed domains also name {', '.join(others)}"
     )
+
+
+def seat_domain(doc: dict[str, Any]) -> str | None:
+    """The normalised domain deciding the user's seat exemption (DESIGN §5.4 item 5):
+    ``userName``'s when it is an email, else the primary email's, else the first email's."""
+    candidates: list[Any] = [doc.get("userName")]
+    emails = doc.get("emails")
+    if isinstance(emails, list):
+        listed = [e for e in emails if isinstance(e, dict)]
+        candidates += [e.get("value") for e in listed if e.get("primary") is True]
+        candidates += [e.get("value") for e in listed]
+    for address in candidates:
+        raw = email_domain(address) if isinstance(address, str) else None
+        if raw is None:
+            continue
+        try:
+            return normalise_domain(raw)
+        except InvalidDomain:
+            return None
+    return None

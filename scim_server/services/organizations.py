@@ -407,7 +407,8 @@ def _deactivate(session: Session, org: Organization, settings: DomainSettings) -
             user.status = lifecycle.next_status(
                 user.status, user.active, False, ever_active=True, enforces_sso=True
             )
-            write_user(session, rt, user, {**previous, "active": False}, previous)
+            doc = {**previous, "active": False}
+            write_user(session, rt, user, doc, previous, seat_domain=domains.seat_domain(doc))
             if was_invited:
                 cancel_pending(session, user.pk)
             if len(listed) < MAX_LISTED_USERS:

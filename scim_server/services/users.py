@@ -71,7 +71,7 @@ from scim_server.store.errors import unique_violation
 from scim_server.store.groups import lock_groups_of_user, touch_groups_of_user
 from scim_server.store.models import GroupMember, User, UserAccess
 from scim_server.store.types import utcnow
-from scim_server.store.users import USER_STORAGE, seat_domain, user_name_taken, write_user
+from scim_server.store.users import USER_STORAGE, user_name_taken, write_user
 
 #: The audit ``changes`` key of the status (an access extension attribute).
 STATUS_CHANGE = f"{ACCESS_USER}:status"
@@ -445,7 +445,15 @@ def _store(
     lifecycle_columns: dict[str, Any] | None = None,
 ) -> None:
     try:
-        write_user(session, user_type(ctx), user, doc, previous, lifecycle_columns)
+        write_user(
+            session,
+            user_type(ctx),
+            user,
+            doc,
+            previous,
+            lifecycle_columns,
+            seat_domain=domains.seat_domain(doc),
+        )
     except IntegrityError as error:
         if unique_violation(error) in ("ux_users_org_user_name", ""):
             raise _name_taken(doc["userName"]) from None
@@ -495,7 +503,7 @@ def _check_seat(
     exempt = settings.exempt_domains
     now = utcnow()
     after = lifecycle.effective_status(status, _expires_at(doc), now)
-    if not lifecycle.holds_seat(after, seat_domain(doc), exempt):
+    if not lifecycle.holds_seat(after, domains.seat_domain(doc), exempt):
         return
     if user is not None:
         before = lifecycle.effective_status(user.status, user.access_expires_at, now)

@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
-from scim_server.policy import domains
 from scim_server.scim.errors import InvalidValue
 from scim_server.scim.schema import ACCESS_USER, Attribute, ResourceType
 from scim_server.scim.validate import parse_datetime
@@ -133,28 +132,9 @@ def _check_indexable(name: str, value: str | None, limit: int = MAX_INDEXED_LENG
         )
 
 
-def seat_domain(doc: dict[str, Any]) -> str | None:
-    """The normalised domain deciding the user's seat exemption (DESIGN §5.4 item 5):
-    ``userName``'s when it is an email, else the primary email's, else the first email's."""
-    candidates: list[Any] = [doc.get("userName")]
-    emails = doc.get("emails")
-    if isinstance(emails, list):
-        listed = [e for e in emails if isinstance(e, dict)]
-        candidates += [e.get("value") for e in listed if e.get("primary") is True]
-        candidates += [e.get("value") for e in listed]
-    for address in candidates:
-        raw = domains.email_domain(address) if isinstance(address, str) else None
-        if raw is None:
-            continue
-        try:
-            return domains.normalise_domain(raw)
-        except domains.InvalidDomain:
-            return None
-    return None
-
-
-def document_columns(doc: dict[str, Any]) -> dict[str, Any]:
-    """The document and the columns promoted from it, by attribute name."""
+def document_columns(doc: dict[str, Any], seat_domain: str | None) -> dict[str, Any]:
+    """The document and the columns promoted from it, by attribute name; ``seat_domain`` is
+    the policy's reading of it (``policy.domains.seat_domain``), computed by the caller."""
     _check_indexable("userName", doc["userName"])
     _check_indexable("externalId", doc.get("externalId"))
     extension = doc.get(ACCESS_USER)
@@ -166,14 +146,14 @@ def document_columns(doc: dict[str, Any]) -> dict[str, Any]:
         "display_name": doc.get("displayName"),
         # Unassigned ``active`` (removed by PATCH) is not a deactivation (DESIGN §5.3).
         "active": doc.get("active") is not False,
-        "seat_domain": seat_domain(doc),
+        "seat_domain": seat_domain,
         "access_expires_at": parse_datetime(expires) if isinstance(expires, str) else None,
     }
 
 
-def apply_document(user: User, doc: dict[str, Any]) -> None:
+def apply_document(user: User, doc: dict[str, Any], seat_domain: str | None) -> None:
     """Set the document and the columns promoted from it."""
-    for key, value in document_columns(doc).items():
+    for key, value in document_columns(doc, seat_domain).items():
         setattr(user, key, value)
 
 
@@ -255,6 +235,8 @@ def write_user(
     doc: dict[str, Any],
     previous: dict[str, Any] | None,
     lifecycle: dict[str, Any] | None = None,
+    *,
+    seat_domain: str | None,
 ) -> None:
     """Store ``doc`` as the user's document; ``previous`` is the stored one (None on create).
 
@@ -267,9 +249,9 @@ def write_user(
     if previous is None:
         user.created_at = now
         user.last_modified = now
-        apply_document(user, doc)
+        apply_document(user, doc, seat_domain)
     else:
-        values = document_columns(doc)
+        values = document_columns(doc, seat_domain)
         values["last_modified"] = now
         for key in LIFECYCLE_COLUMNS:
             values[key] = getattr(user, key)

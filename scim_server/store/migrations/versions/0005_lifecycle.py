@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from scim_server.policy.domains import seat_domain
 from scim_server.store.types import UTCDateTime, raw_document
-from scim_server.store.users import seat_domain
 
 revision = "0005"
 down_revision = "0004"

@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from scim_server.policy.domains import seat_domain
 from scim_server.store.types import raw_document
-from scim_server.store.users import seat_domain
 
 revision = "0012"
 down_revision = "0011"
