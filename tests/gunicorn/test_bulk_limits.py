@@ -16,7 +16,12 @@ from scim_server.store.db import Database
 from tests.conftest import USER_SCHEMA, make_tenant
 from tests.gunicorn.server import call, serve
 
-pytestmark = pytest.mark.gunicorn
+# What is tested here is gunicorn's and the HTTP layer's, the same whatever the database (the
+# database's part of it runs on both in tests/api): one database, for a faster suite.
+pytestmark = [
+    pytest.mark.gunicorn,
+    pytest.mark.parametrize("database_url", ["sqlite"], indirect=True),
+]
 
 BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 LIMIT = 4000
