@@ -10,9 +10,10 @@ next to it and drops it afterwards.
 Setup: ``scim-server init``, ``org create`` and ``connection create`` through the CLI. The users
 are loaded through the store layer, not 100,000 HTTP POSTs (about 200/s, issue #7, would take
 eight minutes per database): each document goes through ``store.users.apply_document`` (the
-promoted columns a filter and a sort read), the ORM inserts them in batches, their ``emails``
-index rows are written alongside, and ``services.access.recompute_access`` stores their
-effective access, as a SCIM create would. No audit events are written for the seed. Then
+promoted columns a filter and a sort read, and the seat domain the policy gives it), the ORM
+inserts them in batches, their ``emails`` index rows are written alongside, and
+``services.access.recompute_access`` stores their effective access, as a SCIM create would. No
+audit events are written for the seed. Then
 ``ANALYZE``, as autovacuum would after such a load.
 
 Measurement, through the real HTTP surface of ``scim-server serve`` (gunicorn, production
@@ -49,6 +50,7 @@ from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.orm import Session
 from support import provision, scratch_database, serve
 
+from scim_server.policy.domains import seat_domain
 from scim_server.services.access import recompute_access
 from scim_server.store.models import Organization, User, UserAttributeValue
 from scim_server.store.types import utcnow
@@ -90,7 +92,8 @@ def seed(url: str, org_slug: str, users: int) -> float:
                     created_at=now,
                     last_modified=now,
                 )
-                apply_document(user, _document(number))
+                document = _document(number)
+                apply_document(user, document, seat_domain(document))
                 batch.append(user)
             session.add_all(batch)
             session.flush()  # one multi-row INSERT ... RETURNING per batch: the pks

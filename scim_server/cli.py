@@ -1772,12 +1772,15 @@ def audit_verify(
             **({"anchorSeq": anchor[0]} if anchor else {}),
         },
     )
+    anchored = anchor[0] if anchor and result.ok else None  # an anchor given and holding
     if as_json:
-        click.echo(json.dumps({"org": slug, **result.to_dict()}))
+        shown = {"anchor_seq": anchored} if anchor else {}  # given: was it checked and held
+        click.echo(json.dumps({"org": slug, **result.to_dict(), **shown}))
     elif result.broken is None:
         click.echo(
             f"{_log_name(slug)} verified: {result.events} events "
             f"(seq {result.first_seq}..{result.last_seq})"
+            + (f"; event {anchored} still has the kept hash" if anchored else "")
             + (f"; last hash (keep it): {result.last_hash}" if result.last_hash else "")
         )
     else:

@@ -67,13 +67,20 @@ class NoRequestBytes(logging.Filter):
 
 
 def _of_http_parser(value: object) -> bool:
-    """An error of gunicorn's HTTP parser, or one raised while handling such an error (told by
-    its module: the app imports no server)."""
-    seen = 0
-    while isinstance(value, BaseException) and seen < 8:  # its cause and context chain
-        if type(value).__module__.startswith("gunicorn.http"):
+    """An error of gunicorn's HTTP parser, or one raised while handling such an error, or a
+    group holding one (told by its module: the app imports no server)."""
+    pending = [value]
+    seen: set[int] = set()
+    while pending:
+        error = pending.pop()
+        if not isinstance(error, BaseException) or id(error) in seen:
+            continue
+        seen.add(id(error))
+        if type(error).__module__.startswith("gunicorn.http"):
             return True
-        value, seen = value.__cause__ or value.__context__, seen + 1
+        pending += [error.__cause__, error.__context__]
+        if isinstance(error, BaseExceptionGroup):
+            pending += list(error.exceptions)
     return False
 
 

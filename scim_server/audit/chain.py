@@ -289,6 +289,8 @@ def _check_anchor(
         stored = _start_anchor(session, org_id, result.first_seq)
     else:
         return Break(seq, f"event {seq} was pruned: the kept hash cannot be checked")
+    if stored is None:  # pruned between the scan and this lookup (PostgreSQL, READ COMMITTED)
+        return Break(seq, f"event {seq} was pruned: the kept hash cannot be checked")
     if stored != kept:
         return Break(
             seq,

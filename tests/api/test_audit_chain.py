@@ -364,7 +364,11 @@ def test_an_anchor_that_still_holds_verifies_and_a_malformed_one_is_refused(
     anchor = f"{result['last_seq']}:{result['last_hash']}"
     held = run_cli(database, "audit", "verify", "--org", api.tenant.slug, "--anchor", anchor)
     assert held.exit_code == 0, held.output
-    assert "verified" in held.stdout
+    assert f"event {result['last_seq']} still has the kept hash" in held.stdout
+    as_json = run_cli(
+        database, "audit", "verify", "--org", api.tenant.slug, "--anchor", anchor, "--json"
+    )
+    assert json.loads(as_json.stdout)["anchor_seq"] == result["last_seq"]
     beyond = run_cli(
         database, "audit", "verify", "--org", api.tenant.slug, "--anchor", f"99999:{'0' * 64}"
     )

@@ -41,6 +41,18 @@ def test_an_argument_the_message_or_a_wrapped_cause_is_shown_by_its_kind() -> No
     assert other == "worker 42 booted"
 
 
+def test_however_deep_the_wrapping_or_inside_a_group_the_request_bytes_stay_out() -> None:
+    error: BaseException = InvalidHeader(f"Authorization Bearer {SECRET}")
+    for depth in range(12):  # the traceback printer follows the whole chain
+        try:
+            raise RuntimeError(f"layer {depth}") from error
+        except RuntimeError as wrapper:
+            error = wrapper
+    assert SECRET not in _filtered("deep", exc_info=(type(error), error, error.__traceback__))
+    group = ExceptionGroup("several", [ValueError("x"), InvalidHeader(f"Bearer {SECRET}")])
+    assert SECRET not in _filtered("group %s", (group,))
+
+
 def test_gunicorn_s_error_log_has_the_filter_in_both_formats() -> None:
     for log_format in ("json", "text"):
         config = gunicorn_logconfig("info", log_format)
