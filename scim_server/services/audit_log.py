@@ -45,6 +45,10 @@ def verify_chain(
     database: Database, org_id: int, anchor: tuple[int, str] | None = None
 ) -> chain.Verification:
     with database.transaction(write=False) as session:
+        if not database.is_sqlite:
+            # one snapshot for the head and the events: under READ COMMITTED, events appended
+            # by a live server between the two reads looked "added outside the log"
+            session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
         return chain.verify(session, org_id, anchor)
 
 

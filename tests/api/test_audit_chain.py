@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select, text
+from sqlalchemy import event, select, text
 
-from scim_server.audit.chain import canonical_fields, event_hash
+from scim_server.audit.chain import append, canonical_fields, event_hash
+from scim_server.audit.events import EventDraft
+from scim_server.services import audit_log
 from scim_server.store.db import Database
 from scim_server.store.models import AuditEvent
 from tests.api.audit_support import Auditor, auditor_for, run_cli
@@ -401,3 +403,32 @@ def test_an_anchor_at_a_prune_s_cut_is_checked_and_one_before_it_cannot_be(
     )
     assert before_cut.exit_code == 1
     assert "pruned" in before_cut.stdout
+
+
+# SQLite's read transaction is one snapshot already (WAL), and its writer cannot start inside
+# the reader's statement hook of the same thread; the race is PostgreSQL's
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_events_appended_while_a_verify_reads_are_no_break(
+    api: Api, database: Database, events: Any
+) -> None:
+    """A verify on a live server reads the chain head, then the events; an event appended in
+    between (another request's, committed meanwhile) must not read as "added outside the log".
+    On PostgreSQL each statement of a READ COMMITTED transaction saw the newer events."""
+    org_id = api.tenant.org_id
+    appended: list[int] = []
+
+    def another_request_meanwhile(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        if appended or "FROM audit_chains" not in statement or "FOR UPDATE" in statement:
+            return
+        with database.transaction(write=True) as session:
+            appended.append(append(session, EventDraft("user.read", org_id=org_id)).seq)
+
+    event.listen(database.engine, "after_cursor_execute", another_request_meanwhile)
+    try:
+        result = audit_log.verify_chain(database, org_id)
+    finally:
+        event.remove(database.engine, "after_cursor_execute", another_request_meanwhile)
+    assert appended, "the head was not read"
+    assert result.broken is None, result.broken
+    assert result.last_seq == appended[0] - 1  # the log as it stood when the verify began
+    assert audit_log.verify_chain(database, org_id).last_seq == appended[0]
