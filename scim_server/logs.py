@@ -52,13 +52,13 @@ class NoRequestBytes(logging.Filter):
     is logged by its kind only, and its traceback without the message."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if _of_http_parser(record.msg):
+        if of_http_parser(record.msg):
             record.msg = type(record.msg).__name__
-        if isinstance(record.args, tuple) and any(map(_of_http_parser, record.args)):
+        if isinstance(record.args, tuple) and any(map(of_http_parser, record.args)):
             record.args = tuple(
-                type(arg).__name__ if _of_http_parser(arg) else arg for arg in record.args
+                type(arg).__name__ if of_http_parser(arg) else arg for arg in record.args
             )
-        if record.exc_info and _of_http_parser(record.exc_info[1]):
+        if record.exc_info and of_http_parser(record.exc_info[1]):
             kind, _, trace = record.exc_info
             record.msg = f"{record.msg} ({kind.__name__ if kind else 'error'})"
             record.exc_info = None
@@ -66,7 +66,7 @@ class NoRequestBytes(logging.Filter):
         return True
 
 
-def _of_http_parser(value: object) -> bool:
+def of_http_parser(value: object) -> bool:
     """An error of gunicorn's HTTP parser, or one raised while handling such an error, or a
     group holding one (told by its module: the app imports no server)."""
     pending = [value]

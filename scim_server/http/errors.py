@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from scim_server.http.provisioning_log import note_error
+from scim_server.logs import of_http_parser
 from scim_server.scim.errors import ERROR_SCHEMA, ScimError
 from scim_server.store.errors import database_unavailable
 
@@ -67,7 +68,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _internal(error: Exception) -> Response:
         request_id = g.get("request_id", "-")
-        if _malformed_body(error):
+        if of_http_parser(error):  # a body gunicorn could not read, raised as the app read it
             detail = "the request body could not be read as HTTP/1.1 (its chunks or length)"
             return _plain(400, detail)
         if isinstance(error, DBAPIError) and database_unavailable(error):
@@ -75,9 +76,3 @@ def register_error_handlers(app: Flask) -> None:
             return _plain(503, "the database is unavailable; retry later", {"Retry-After": "5"})
         log.exception("internal error (request %s)", request_id)
         return _plain(500, f"internal error (request id {request_id})")
-
-
-def _malformed_body(error: Exception) -> bool:
-    """A body gunicorn could not read (a bad chunk size or terminator), raised while the app
-    reads it: the client's mistake. Told by its module, so the app imports no server."""
-    return type(error).__module__ == "gunicorn.http.errors"

@@ -21,9 +21,8 @@ from gunicorn.http import errors
 from gunicorn.http.wsgi import Response, default_environ
 from gunicorn.workers.gthread import ThreadWorker
 
+from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.scim.errors import ERROR_SCHEMA
-
-SCIM_CONTENT_TYPE = "application/scim+json"
 
 #: gunicorn's refusals that are not a plain 400, by exception class name (names, so that a
 #: class a gunicorn release drops or adds changes nothing here but that class's status)

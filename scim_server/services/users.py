@@ -442,6 +442,7 @@ def _store(
     user: User,
     doc: dict[str, Any],
     previous: dict[str, Any] | None,
+    seat_domain: str | None,
     lifecycle_columns: dict[str, Any] | None = None,
 ) -> None:
     try:
@@ -452,7 +453,7 @@ def _store(
             doc,
             previous,
             lifecycle_columns,
-            seat_domain=domains.seat_domain(doc),
+            seat_domain=seat_domain,
         )
     except IntegrityError as error:
         if unique_violation(error) in ("ux_users_org_user_name", ""):
@@ -498,12 +499,14 @@ def _check_seat(
     user: User | None,
     status: str,
     doc: dict[str, Any],
+    seat_domain: str | None,
 ) -> None:
-    """Refuse (403) a write after which the user holds a seat it did not hold before."""
+    """Refuse (403) a write after which the user holds a seat it did not hold before;
+    ``seat_domain``: the policy's reading of ``doc`` (computed once per write)."""
     exempt = settings.exempt_domains
     now = utcnow()
     after = lifecycle.effective_status(status, _expires_at(doc), now)
-    if not lifecycle.holds_seat(after, domains.seat_domain(doc), exempt):
+    if not lifecycle.holds_seat(after, seat_domain, exempt):
         return
     if user is not None:
         before = lifecycle.effective_status(user.status, user.access_expires_at, now)
@@ -563,7 +566,8 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
         _check_new_roles(session, ctx, doc, None)
         _temporary_access(settings, doc, None)
         status = lifecycle.initial_status(doc["active"] is not False, settings.domains.enforces_sso)
-        _check_seat(session, ctx, settings, None, status, doc)
+        seat = domains.seat_domain(doc)
+        _check_seat(session, ctx, settings, None, status, doc, seat)
     user = User(
         id=str(uuid.uuid4()),
         org_id=ctx.principal.org_id,
@@ -574,7 +578,7 @@ def create_user(session: Session, ctx: RequestContext, body: Any) -> Rendered:
         last_sign_in_at=None,
         last_activity_at=None,
     )
-    _store(session, ctx, user, doc, None)  # inserts it
+    _store(session, ctx, user, doc, None, seat)  # inserts it
     access = initial_access(
         session, ctx.principal.org_id, user, _role_names(doc), settings.default_role_pk
     )
@@ -632,14 +636,15 @@ def _write(
                 "unlock it: active stays false until an admin of the organisation unlocks the "
                 f"user (scim-server user unlock --org {settings.slug} USERNAME)"
             ) from None
-        _check_seat(session, ctx, settings, user, status, doc)
+        seat = domains.seat_domain(doc)
+        _check_seat(session, ctx, settings, user, status, doc, seat)
     lifecycle_columns: dict[str, Any] = {}
     if status != before_status:
         lifecycle_columns["status"] = status
         if status == lifecycle.ACTIVE and user.activated_at is None:
             lifecycle_columns["activated_at"] = utcnow()
     if doc != previous:
-        _store(session, ctx, user, doc, previous, lifecycle_columns)  # one UPDATE with them
+        _store(session, ctx, user, doc, previous, seat, lifecycle_columns)  # one UPDATE
     else:
         for key, value in lifecycle_columns.items():  # flushed by the ORM
             setattr(user, key, value)
