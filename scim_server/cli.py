@@ -17,9 +17,10 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scim_server.audit.chain import append
+from scim_server.audit.chain import Verification, append
 from scim_server.audit.events import EventDraft
 from scim_server.audit.query import EXPORT_FORMATS
+from scim_server.audit.signing import SigningKey, signing_keys
 from scim_server.config import ConfigError, Settings
 from scim_server.policy import lifecycle as policy_lifecycle
 from scim_server.project_files import gunicorn_config
@@ -55,6 +56,21 @@ def _settings() -> Settings:
 
 def _database() -> Database:
     return Database(_settings().database_url)
+
+
+def _signing_keys() -> tuple[SigningKey, ...]:
+    """SCIM_AUDIT_SIGNING_KEY's keys, the signing one first (none when it is unset)."""
+    return signing_keys(_settings().audit_signing_keys)
+
+
+def _signing_key(purpose: str) -> SigningKey:
+    keys = _signing_keys()
+    if not keys:
+        raise click.UsageError(
+            f"{purpose} needs SCIM_AUDIT_SIGNING_KEY: a key kept outside the database "
+            "(e.g. `openssl rand -hex 32`), so that a database writer cannot forge a checkpoint"
+        )
+    return keys[0]
 
 
 def _scim_base_url(host: str, port: int) -> str:
@@ -1659,7 +1675,7 @@ def token_revoke(org_slug: str, prefix: str, as_json: bool) -> None:
 
 @main.group()
 def audit() -> None:
-    """The provisioning log: query, export, verify, prune."""
+    """The provisioning log: query, export, verify, checkpoint, prune."""
 
 
 def _chain_options(function: Any) -> Any:
@@ -1752,13 +1768,15 @@ def audit_verify(
 ) -> None:
     """Recompute the hash chain; exit 1 and name the first broken link if it does not hold."""
     database = _database()
+    keys = _signing_keys()
     org_id, slug = _chain(database, org_slug, system)
-    result = audit_log.verify_chain(database, org_id, anchor)
+    result = audit_log.verify_chain(database, org_id, anchor, keys)
     outcome = (
         f"verified events {result.first_seq}..{result.last_seq}"
         if result.broken is None
         else f"broken at seq {result.broken.seq}: {result.broken.reason}"
     )
+    signed = result.signed_checkpoint
     _record_log_read(
         database,
         org_id,
@@ -1770,6 +1788,8 @@ def audit_verify(
             "events": result.events,
             "brokenAt": result.broken.seq if result.broken else None,
             **({"anchorSeq": anchor[0]} if anchor else {}),
+            "signaturesChecked": result.signatures_checked,
+            "signedCheckpoint": signed.seq if signed else None,
         },
     )
     anchored = anchor[0] if anchor and result.ok else None  # an anchor given and holding
@@ -1783,11 +1803,93 @@ def audit_verify(
             + (f"; event {anchored} still has the kept hash" if anchored else "")
             + (f"; last hash (keep it): {result.last_hash}" if result.last_hash else "")
         )
+        click.echo(_signatures_line(result))
     else:
         click.echo(
             f"{_log_name(slug)} is BROKEN at seq {result.broken.seq}: {result.broken.reason}"
         )
     if result.broken is not None:
+        sys.exit(1)
+
+
+def _signatures_line(result: Verification) -> str:
+    """What the signatures of checkpoints vouch for, in a sentence."""
+    unchecked = result.unchecked_checkpoints
+    if not result.signatures_checked:
+        return (
+            "signatures not checked (SCIM_AUDIT_SIGNING_KEY is not set): the chain holds, "
+            "but a database writer could have rewritten and resealed it"
+        )
+    signed = result.signed_checkpoint
+    if signed is None:
+        return (
+            "no checkpoint signed with a given key: run `scim-server audit checkpoint` "
+            "so that later rewrites show"
+            + (f" (checkpoints not vouched for: {_seq_list(unchecked)})" if unchecked else "")
+        )
+    after = (result.last_seq or signed.seq) - signed.seq
+    return (
+        f"signed checkpoint at event {signed.seq} ({signed.to_dict()['time']}, key "
+        f"{signed.key_id}) holds: no event up to it was rewritten; "
+        f"{after} event{'s' if after != 1 else ''} after it rest on the hash chain alone"
+        + (f" (checkpoints not vouched for: {_seq_list(unchecked)})" if unchecked else "")
+    )
+
+
+def _seq_list(seqs: tuple[int, ...]) -> str:
+    shown = ", ".join(str(seq) for seq in seqs[:10])
+    return shown + (f" and {len(seqs) - 10} more" if len(seqs) > 10 else "")
+
+
+@audit.command("checkpoint")
+@_chain_options
+@click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Every organisation's log and the system log (for a daily job).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def audit_checkpoint(org_slug: str | None, system: bool, every: bool, as_json: bool) -> None:
+    """Sign the log as it stands with SCIM_AUDIT_SIGNING_KEY: a rewrite of any earlier event,
+    even resealed by someone who can write to the database, then fails `audit verify`."""
+    key = _signing_key("audit checkpoint")
+    database = _database()
+    if every:
+        if system or org_slug is not None:
+            raise click.UsageError("give --all alone, or --org SLUG or --system")
+        logs = audit_log.every_log(database)
+    else:
+        logs = [_chain(database, org_slug, system)]
+    signed: list[dict[str, Any]] = []
+    failed: list[str | None] = []
+    for org_id, slug in logs:
+        draft = _cli_event(
+            "audit.checkpoint",
+            org_id,
+            resource_type="AuditLog",
+            detail="signed checkpoint of the log as it stands",
+            changes={},
+        )
+        try:
+            sealed = audit_log.sign_checkpoint(database, draft, key)
+        except Exception as error:  # reported, and the exit status says so; the others go on
+            if not every:
+                raise
+            click.echo(
+                f"could not sign {_log_name(slug)}: {type(error).__name__}: {error}", err=True
+            )
+            failed.append(slug)
+            continue
+        signed.append({"org": slug, "seq": sealed.seq, "key_id": key.key_id})
+        if not as_json:
+            click.echo(
+                f"signed {_log_name(slug)} at event {sealed.seq} (key {key.key_id}): "
+                f"events up to {sealed.seq - 1} are vouched for"
+            )
+    if as_json:
+        click.echo(json.dumps({"signed": signed, "failed": failed} if every else signed[0]))
+    if failed:
         sys.exit(1)
 
 
@@ -1871,9 +1973,19 @@ def audit_export(
     required=True,
     help="Remove events recorded before this date or time (UTC), e.g. 2026-01-01.",
 )
+@click.option(
+    "--unsigned",
+    is_flag=True,
+    help="Prune without SCIM_AUDIT_SIGNING_KEY: the checkpoint left is not signed, so a "
+    "database writer could later cut more of the log unseen.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def audit_prune(org_slug: str | None, system: bool, before: str, as_json: bool) -> None:
-    """Remove old events, leaving a checkpoint event so `audit verify` still passes."""
+def audit_prune(
+    org_slug: str | None, system: bool, before: str, unsigned: bool, as_json: bool
+) -> None:
+    """Remove old events, leaving a checkpoint event, signed with SCIM_AUDIT_SIGNING_KEY, so
+    `audit verify` still passes."""
+    key = None if unsigned else _signing_key("audit prune (or --unsigned)")
     try:
         moment = datetime.fromisoformat(before.replace("Z", "+00:00"))
     except ValueError:
@@ -1885,12 +1997,13 @@ def audit_prune(org_slug: str | None, system: bool, before: str, as_json: bool) 
     database = _database()
     org_id, slug = _chain(database, org_slug, system)
     draft = _cli_event("audit.prune", org_id, detail=f"before {moment.isoformat()}")
-    result = audit_log.prune_events(database, draft, moment)
+    result = audit_log.prune_events(database, draft, moment, key)
     summary = {
         "org": slug,
         "pruned": result.pruned,
         "cut_seq": result.cut_seq,
         "checkpoint_seq": result.checkpoint_seq,
+        "key_id": key.key_id if key else None,
     }
     if as_json:
         click.echo(json.dumps(summary))
@@ -1899,6 +2012,7 @@ def audit_prune(org_slug: str | None, system: bool, before: str, as_json: bool) 
             f"pruned {result.pruned} events of {_log_name(slug)} recorded before "
             f"{moment.isoformat()}; "
             f"checkpoint is event {result.checkpoint_seq}"
+            + (f", signed with key {key.key_id}" if key else ", not signed")
         )
 
 

@@ -22,6 +22,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
+from scim_server.audit import signing
 from scim_server.audit.events import MAX_DETAIL, EventDraft, redact
 from scim_server.scim.wire import storable, unstorable
 from scim_server.store.models import AuditChain, AuditEvent
@@ -118,6 +119,25 @@ def append(session: Session, draft: EventDraft) -> Sealed:
     return append_all(session, [draft])[0]
 
 
+def append_checkpoint(
+    session: Session, draft: EventDraft, key: signing.SigningKey | None
+) -> Sealed:
+    """Seal a checkpoint event, signed under ``key`` (``audit.signing``) when one is given.
+
+    The signature covers the place the event takes in the chain, so the head is locked first
+    and read in this transaction; :func:`append` then finds it as it was.
+    """
+    if key is not None:
+        session.flush()
+        head = session.connection().execute(_HEAD, {"org_id": draft.org_id}).first()
+        if head is None:
+            raise RuntimeError(f"organisation {draft.org_id} has no audit chain")
+        last_seq, last_hash = head
+        content = redact(draft.changes or {})
+        draft.changes = signing.signed_changes(key, draft.org_id, last_seq + 1, last_hash, content)
+    return append(session, draft)
+
+
 def append_all(session: Session, drafts: list[EventDraft]) -> list[Sealed]:
     """Seal several events in the caller's transaction: each organisation's head is locked and
     advanced once, and the events are inserted with one statement (group commit of the events
@@ -212,6 +232,18 @@ class Break:
 
 
 @dataclass(frozen=True)
+class SignedCheckpoint:
+    """The last checkpoint whose signature holds: nothing up to it was rewritten since."""
+
+    seq: int
+    time: datetime
+    key_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"seq": self.seq, "time": _time_text(self.time), "key_id": self.key_id}
+
+
+@dataclass(frozen=True)
 class Verification:
     org_id: int
     events: int
@@ -221,6 +253,12 @@ class Verification:
     #: The hash of the last event of a chain that holds: an auditor who keeps it can show later
     #: that nothing up to that event was rewritten since (the event must still have it).
     last_hash: str | None = None
+    #: Whether signing keys were given (``audit.signing``); without them no signature is read.
+    signatures_checked: bool = False
+    signed_checkpoint: SignedCheckpoint | None = None
+    #: Checkpoints no given key vouches for: unsigned, signed with a key not given, or all of
+    #: them when no key was given.
+    unchecked_checkpoints: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -235,6 +273,11 @@ class Verification:
             "last_seq": self.last_seq,
             "last_hash": self.last_hash,
             "broken": self.broken.to_dict() if self.broken else None,
+            "signatures_checked": self.signatures_checked,
+            "signed_checkpoint": (
+                self.signed_checkpoint.to_dict() if self.signed_checkpoint else None
+            ),
+            "unchecked_checkpoints": list(self.unchecked_checkpoints),
         }
 
 
@@ -262,14 +305,19 @@ def _start_anchor(session: Session, org_id: int, first_seq: int) -> str | None:
     return None
 
 
-def verify(session: Session, org_id: int, anchor: tuple[int, str] | None = None) -> Verification:
+def verify(
+    session: Session,
+    org_id: int,
+    anchor: tuple[int, str] | None = None,
+    keys: tuple[signing.SigningKey, ...] = (),
+) -> Verification:
     """Recompute the chain of ``org_id`` and name the first broken link, if any.
 
-    ``anchor``: (seq, hash) an auditor kept from an earlier run. The chain has no key outside
-    the database, so someone who can write to it can rewrite and reseal it; the kept hash of a
-    later event is what shows that.
+    Someone who can write to the database can rewrite the chain and reseal it. Two things show
+    that: ``keys``, which check the signatures of checkpoints (``audit.signing``), and
+    ``anchor``, (seq, hash) an auditor kept from an earlier run.
     """
-    result = _verify(session, org_id)
+    result = replace(_verify(session, org_id, keys), signatures_checked=bool(keys))
     if anchor is None or result.broken is not None:
         return result
     broken = _check_anchor(session, org_id, result, *anchor)
@@ -300,8 +348,10 @@ def _check_anchor(
     return None
 
 
-def _verify(session: Session, org_id: int) -> Verification:
+def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...]) -> Verification:
     head = session.get(AuditChain, org_id)
+    signed: SignedCheckpoint | None = None
+    unchecked: list[int] = []
     count = 0
     first_seq: int | None = None
     previous: AuditEvent | None = None
@@ -351,6 +401,29 @@ def _verify(session: Session, org_id: int) -> Verification:
                     "the event's content does not match its hash (a sealed field was changed)",
                 ),
             )
+        if event.operation in signing.CHECKPOINT_OPERATIONS:
+            checked = (
+                signing.check(keys, org_id, event.seq, event.prev_hash, event.changes)
+                if keys
+                else signing.Check.UNKNOWN_KEY
+            )
+            if checked is signing.Check.INVALID:
+                return Verification(
+                    org_id,
+                    count,
+                    first_seq,
+                    event.seq,
+                    Break(
+                        event.seq,
+                        "the checkpoint's signature does not hold: the checkpoint, or an event "
+                        "before it, was rewritten and resealed without the signing key",
+                    ),
+                )
+            if checked is signing.Check.VALID:
+                key_id = str((event.changes or {})[signing.KEY_ID])
+                signed = SignedCheckpoint(event.seq, event.time, key_id)
+            else:
+                unchecked.append(event.seq)
         expected_prev = event.hash
         previous = event
     last_seq = previous.seq if previous else None
@@ -395,5 +468,12 @@ def _verify(session: Session, org_id: int) -> Verification:
             Break(pruned_all, "the chain head records events but none are stored"),
         )
     return Verification(
-        org_id, count, first_seq, last_seq, None, previous.hash if previous else None
+        org_id,
+        count,
+        first_seq,
+        last_seq,
+        None,
+        previous.hash if previous else None,
+        signed_checkpoint=signed,
+        unchecked_checkpoints=tuple(unchecked),
     )

@@ -4,7 +4,7 @@ Only a prefix of an organisation's chain is ever removed. The checkpoint is an o
 (``audit.prune``) appended in the same transaction as the deletion; it records the sequence
 number and hash of the last removed event, which is exactly what the first remaining event's
 ``prev_hash`` must equal. Being itself in the chain, the checkpoint cannot be altered without
-breaking every hash after it.
+breaking every hash after it, and signed (``audit.signing``) it cannot be resealed either.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, delete, func, select
 from sqlalchemy.orm import Session
 
-from scim_server.audit.chain import append
+from scim_server.audit.chain import append_checkpoint
 from scim_server.audit.events import EventDraft
+from scim_server.audit.signing import SigningKey
 from scim_server.store.models import AuditEvent
 
 
@@ -29,8 +30,11 @@ class PruneResult:
     checkpoint_seq: int
 
 
-def prune(session: Session, draft: EventDraft, before: datetime) -> PruneResult:
-    """Remove ``draft.org_id``'s events recorded before ``before``; seal a checkpoint event."""
+def prune(
+    session: Session, draft: EventDraft, before: datetime, key: SigningKey | None
+) -> PruneResult:
+    """Remove ``draft.org_id``'s events recorded before ``before``; seal a checkpoint event,
+    signed under ``key`` when one is given."""
     org_id = draft.org_id
     cut_seq = session.scalar(
         select(func.max(AuditEvent.seq)).where(
@@ -53,5 +57,5 @@ def prune(session: Session, draft: EventDraft, before: datetime) -> PruneResult:
         "pruned": pruned,
         "before": before.isoformat().replace("+00:00", "Z"),
     }
-    checkpoint = append(session, draft)
+    checkpoint = append_checkpoint(session, draft, key)
     return PruneResult(pruned, cut_seq, cut_hash, checkpoint.seq)

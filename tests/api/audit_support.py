@@ -157,9 +157,16 @@ def all_event_rows_as_text(database: Database) -> list[str]:
     return [" | ".join("" if value is None else str(value) for value in row) for row in rows]
 
 
-def run_cli(database: Database, *args: str) -> Result:
-    """``scim-server ARGS`` against the test database (stdout and stderr kept apart)."""
-    return CliRunner().invoke(main, list(args), env={"SCIM_DATABASE_URL": database.url})
+#: Keys an operator would make with ``openssl rand -hex 32``, for SCIM_AUDIT_SIGNING_KEY.
+SIGNING_KEY = "5d0c8e3b9a7f41e2b6c4d8a1f0e9b7c35a2d4e6f8091b3c5d7e9f1a2b4c6d8e0"
+NEW_SIGNING_KEY = "a81f3c5e7d9b0a2c4e6f8d1b3a5c7e9f0d2b4a6c8e1f3d5b7a9c0e2f4d6b8a1c"
+
+
+def run_cli(database: Database, *args: str, signing_key: str | None = None) -> Result:
+    """``scim-server ARGS`` against the test database (stdout and stderr kept apart), with
+    SCIM_AUDIT_SIGNING_KEY when ``signing_key`` is given."""
+    env = {"SCIM_DATABASE_URL": database.url, "SCIM_AUDIT_SIGNING_KEY": signing_key}
+    return CliRunner().invoke(main, list(args), env=env)
 
 
 def unique_slug(prefix: str) -> str:

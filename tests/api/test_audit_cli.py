@@ -22,6 +22,7 @@ from scim_server.cli import main
 from scim_server.services import tokens
 from scim_server.store.db import Database
 from tests.api.audit_support import (
+    SIGNING_KEY,
     Auditor,
     all_event_rows_as_text,
     client_address,
@@ -91,8 +92,12 @@ def test_every_cli_action_that_changes_data_is_an_event(app: Flask, database: Da
     assert connection.exit_code == 0, connection.output
     created = json.loads(connection.stdout)
     token = _audit_token(database, slug)
-    pruned = run_cli(database, "audit", "prune", "--org", slug, "--before", "2000-01-01")
+    pruned = run_cli(
+        database, "audit", "prune", "--org", slug, "--before", "2000-01-01", signing_key=SIGNING_KEY
+    )
     assert pruned.exit_code == 0, pruned.output
+    signed = run_cli(database, "audit", "checkpoint", "--org", slug, signing_key=SIGNING_KEY)
+    assert signed.exit_code == 0, signed.output
 
     events = Auditor(app.test_client(), token).events()
     assert [(e["seq"], e["operation"]) for e in events] == [
@@ -100,12 +105,13 @@ def test_every_cli_action_that_changes_data_is_an_event(app: Flask, database: Da
         (2, "connection.create"),
         (3, "token.create"),
         (4, "audit.prune"),
+        (5, "audit.checkpoint"),
     ]
     assert all(
         (e["actorType"], e["actor"], e["outcome"]) == ("cli", _cli_user(), "success")
         for e in events
     )
-    org, conn, _, prune = events
+    org, conn, _, prune, _ = events
     assert (org["resourceType"], org["resourceId"]) == ("Organization", slug)
     assert org["changes"] == {"slug": [None, slug], "name": [None, "CLI Audit"]}
     assert (conn["resourceType"], conn["resourceId"]) == ("Connection", created["connection_id"])
@@ -121,7 +127,7 @@ def test_every_cli_action_that_changes_data_is_an_event(app: Flask, database: Da
     )
     assert response.status_code == 200
     later = Auditor(app.test_client(), token).events('operation eq "user.list"')
-    assert [(e["seq"], e["actor"]) for e in later] == [(6, created["connection_id"])]
+    assert [(e["seq"], e["actor"]) for e in later] == [(7, created["connection_id"])]
 
 
 def test_a_refused_cli_action_writes_no_event(
@@ -270,7 +276,16 @@ def test_the_system_log_can_be_pruned_and_still_verifies(app: Flask, database: D
     """Requests without a known token are never attributable to an organisation, so the system
     log grows with the internet's noise: an operator prunes it like any other."""
     rid = _unknown_token_request(app)
-    result = run_cli(database, "audit", "prune", "--system", "--before", "2999-01-01", "--json")
+    result = run_cli(
+        database,
+        "audit",
+        "prune",
+        "--system",
+        "--before",
+        "2999-01-01",
+        "--json",
+        signing_key=SIGNING_KEY,
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["org"] is None
@@ -324,7 +339,13 @@ def test_reading_the_log_from_the_cli_is_itself_an_event(
     assert query["changes"] == {"events": 2}
     assert bad["scimType"] == "invalidFilter"
     assert export["changes"] == {"format": "csv", "file": str(target), "complete": True}
-    assert verify["changes"] == {"ok": True, "events": 6, "brokenAt": None}
+    assert verify["changes"] == {
+        "ok": True,
+        "events": 6,
+        "brokenAt": None,
+        "signaturesChecked": False,
+        "signedCheckpoint": None,
+    }
     assert "events 1..6" in verify["detail"]
     # the events of reads keep the chain whole
     again = run_cli(database, "audit", "verify", "--org", slug, "--json")

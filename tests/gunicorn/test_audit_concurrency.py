@@ -211,6 +211,9 @@ def test_four_workers_four_hundred_concurrent_writes_keep_one_chain(
         "first_seq": 1,
         "last_seq": expected_events,
         "broken": None,
+        "signatures_checked": False,
+        "signed_checkpoint": None,
+        "unchecked_checkpoints": [],
     }, verified.stdout + verified.stderr
     assert verified.returncode == 0
 

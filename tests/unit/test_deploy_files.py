@@ -105,15 +105,41 @@ def _parse(args: list[str]) -> click.Context:
 def test_every_command_of_the_deployment_files_parses(where: str) -> None:
     args = _invocations()[where]
     context = _parse(args)
-    assert context.info_name in {"init", "serve", "purge"}, where
+    assert context.info_name in {"init", "serve", "purge", "checkpoint"}, where
     if context.info_name == "purge":  # every organisation, each by its own retention period
         assert context.params["all_orgs"], where
         assert context.params["days"] is None, where
+    if context.info_name == "checkpoint":  # every log, the system log included
+        assert context.params["every"], where
     if context.info_name == "serve":
         host = context.params["host"]
         assert context.params["port"] == PORT, where
         # in a container the port must be reachable from outside; on a host, only the local proxy
         assert host == ("127.0.0.1" if where.startswith("systemd") else "0.0.0.0"), where
+
+
+def _secrets_of(spec: dict[str, Any]) -> set[str]:
+    return {
+        source["secretRef"]["name"]
+        for container in spec.get("initContainers", []) + spec["containers"]
+        for source in container.get("envFrom", [])
+        if "secretRef" in source
+    }
+
+
+def test_only_the_checkpoint_job_is_given_the_audit_signing_key() -> None:
+    """The key that signs audit checkpoints must stay out of the server's reach: whoever takes
+    a server pod could otherwise sign a rewritten log."""
+    jobs = {
+        job["metadata"]["name"]: job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+        for job in _kubernetes()
+        if job["kind"] == "CronJob"
+    }
+    assert "scim-server-audit-signing" in _secrets_of(jobs["scim-server-audit-checkpoint"])
+    others = [_deployment()["spec"]["template"]["spec"]] + [
+        spec for name, spec in jobs.items() if name != "scim-server-audit-checkpoint"
+    ]
+    assert all("scim-server-audit-signing" not in _secrets_of(spec) for spec in others)
 
 
 def test_a_renamed_option_would_be_caught() -> None:

@@ -1,0 +1,346 @@
+"""Signed checkpoints (DESIGN §6: "a signed checkpoint"): a key the database never holds
+vouches for the log up to a checkpoint, so a rewrite resealed by someone who can write to the
+database, which the hash chain alone cannot show, fails ``audit verify``."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+from typing import Any
+
+import pytest
+from flask import Flask
+from sqlalchemy import select, text
+
+from scim_server.audit.chain import canonical_fields, event_hash
+from scim_server.audit.signing import SigningKey
+from scim_server.config import ConfigError, Settings
+from scim_server.store.db import Database
+from scim_server.store.models import AuditEvent
+from tests.api.audit_support import (
+    NEW_SIGNING_KEY,
+    SIGNING_KEY,
+    Auditor,
+    all_event_rows_as_text,
+    auditor_for,
+    run_cli,
+)
+from tests.conftest import Api, make_tenant
+
+
+@pytest.fixture
+def auditor(app: Flask, database: Database, api: Api) -> Auditor:
+    return auditor_for(app, database, api.tenant.slug)
+
+
+@pytest.fixture
+def history(api: Api) -> None:
+    """Four events: three creates and a delete (seq 1..4)."""
+    users = [api.create_user(f"signed{n}@example.com") for n in range(3)]
+    assert api.delete(f"/Users/{users[2]['id']}").status_code == 204
+
+
+def _checkpoint(database: Database, slug: str, key: str = SIGNING_KEY) -> dict[str, Any]:
+    result = run_cli(database, "audit", "checkpoint", "--org", slug, "--json", signing_key=key)
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
+
+
+def _verify(database: Database, slug: str, key: str | None) -> tuple[int, dict[str, Any]]:
+    result = run_cli(database, "audit", "verify", "--org", slug, "--json", signing_key=key)
+    return result.exit_code, json.loads(result.stdout)
+
+
+def _rewrite_and_reseal(database: Database, org_id: int, seq: int, **fields: Any) -> None:
+    """What someone with write access to the database and the algorithm can do: change event
+    ``seq`` and recompute every later hash and the chain head."""
+    with database.transaction(write=True) as session:
+        stored = list(
+            session.scalars(
+                select(AuditEvent).where(AuditEvent.org_id == org_id).order_by(AuditEvent.seq)
+            )
+        )
+        for name, value in fields.items():
+            setattr(next(e for e in stored if e.seq == seq), name, value)
+        for previous, event in itertools.pairwise([None, *stored]):
+            if previous is not None and event.seq > seq:
+                event.prev_hash = previous.hash
+            event.hash = event_hash(canonical_fields(event))
+    with database.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_chains SET last_hash = :h WHERE org_id = :o"),
+            {"h": stored[-1].hash, "o": org_id},
+        )
+
+
+def test_a_rewrite_resealed_before_a_checkpoint_fails_verify_with_the_key(
+    api: Api, database: Database, history: None
+) -> None:
+    summary = _checkpoint(database, api.tenant.slug)
+    assert summary["org"] == api.tenant.slug
+    checkpoint = summary["seq"]
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["ok"], result["signatures_checked"]) == (0, True, True)
+    assert result["signed_checkpoint"]["seq"] == checkpoint
+    assert result["signed_checkpoint"]["key_id"] == summary["key_id"]
+
+    # a create becomes a refusal, and every later hash and the head are recomputed
+    _rewrite_and_reseal(database, api.tenant.org_id, 2, status=409, outcome="refused")
+    code, result = _verify(database, api.tenant.slug, None)
+    assert (code, result["ok"]) == (0, True)  # the hash chain alone cannot show it
+    assert result["signatures_checked"] is False
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert code == 1
+    assert result["broken"]["seq"] == checkpoint
+    assert "signature does not hold" in result["broken"]["reason"]
+
+
+def test_events_after_the_last_checkpoint_are_said_to_rest_on_the_chain_alone(
+    api: Api, database: Database, history: None
+) -> None:
+    checkpoint = _checkpoint(database, api.tenant.slug)["seq"]
+    api.create_user("later@example.com")
+    shown = run_cli(database, "audit", "verify", "--org", api.tenant.slug, signing_key=SIGNING_KEY)
+    assert shown.exit_code == 0, shown.output
+    # the create: one event (the verify's own event is recorded after it has read)
+    assert f"signed checkpoint at event {checkpoint}" in shown.stdout
+    assert "1 event after it rest on the hash chain alone" in shown.stdout
+
+    # a rewrite after the checkpoint is beyond what it vouches for: only the chain shows it
+    # (here it is not resealed)
+    with database.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_events SET detail = 'x' WHERE org_id = :o AND seq = :s"),
+            {"o": api.tenant.org_id, "s": checkpoint + 1},
+        )
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["broken"]["seq"]) == (1, checkpoint + 1)
+
+
+def test_without_the_key_verify_says_what_it_cannot_vouch_for(
+    api: Api, database: Database, history: None
+) -> None:
+    checkpoint = _checkpoint(database, api.tenant.slug)["seq"]
+    shown = run_cli(database, "audit", "verify", "--org", api.tenant.slug)
+    assert shown.exit_code == 0, shown.output
+    assert "signatures not checked (SCIM_AUDIT_SIGNING_KEY is not set)" in shown.stdout
+    code, result = _verify(database, api.tenant.slug, None)
+    assert (code, result["signed_checkpoint"]) == (0, None)
+    assert result["unchecked_checkpoints"] == [checkpoint]
+
+
+def test_a_checkpoint_signed_with_another_key_vouches_for_nothing(
+    api: Api, database: Database, history: None
+) -> None:
+    """Someone who rewrites the log can sign a checkpoint with a key of their own; it is not
+    one the auditor gave, so it is named and does not count."""
+    _checkpoint(database, api.tenant.slug, key="f" * 64)
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["ok"], result["signed_checkpoint"]) == (0, True, None)
+    assert len(result["unchecked_checkpoints"]) == 1
+    shown = run_cli(database, "audit", "verify", "--org", api.tenant.slug, signing_key=SIGNING_KEY)
+    assert "no checkpoint signed with a given key" in shown.stdout
+
+
+def test_a_forged_or_moved_signature_is_a_break(
+    api: Api, database: Database, history: None
+) -> None:
+    first = _checkpoint(database, api.tenant.slug)["seq"]
+    api.create_user("between@example.com")
+    second = _checkpoint(database, api.tenant.slug)["seq"]
+    with database.engine.begin() as connection:
+        signatures = dict(
+            connection.execute(
+                text("SELECT seq, changes FROM audit_events WHERE org_id = :o AND seq IN (:a, :b)"),
+                {"o": api.tenant.org_id, "a": first, "b": second},
+            ).all()
+        )
+
+    def changes_of(seq: int) -> dict[str, Any]:
+        value = signatures[seq]
+        loaded: dict[str, Any] = json.loads(value) if isinstance(value, str) else value
+        return loaded
+
+    # the first checkpoint's signature copied onto the second: it signed another place
+    _rewrite_and_reseal(database, api.tenant.org_id, second, changes=changes_of(first))
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["broken"]["seq"]) == (1, second)
+    # a signature made up under the right key id
+    forged = {**changes_of(second), "signature": "0" * 64}
+    _rewrite_and_reseal(database, api.tenant.org_id, second, changes=forged)
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["broken"]["seq"]) == (1, second)
+
+
+def test_keys_rotate_the_first_signs_and_every_one_given_verifies(
+    api: Api, database: Database, history: None
+) -> None:
+    old = _checkpoint(database, api.tenant.slug, SIGNING_KEY)
+    both = f"{NEW_SIGNING_KEY}, {SIGNING_KEY}"  # the new key first: it signs from now on
+    new = _checkpoint(database, api.tenant.slug, both)
+    assert new["key_id"] != old["key_id"]
+    code, result = _verify(database, api.tenant.slug, both)
+    assert (code, result["unchecked_checkpoints"]) == (0, [])
+    assert result["signed_checkpoint"] == {**result["signed_checkpoint"], "seq": new["seq"]}
+    assert result["signed_checkpoint"]["key_id"] == new["key_id"]
+    # an auditor given only the new key still checks the newest checkpoint
+    code, result = _verify(database, api.tenant.slug, NEW_SIGNING_KEY)
+    assert (code, result["signed_checkpoint"]["seq"]) == (0, new["seq"])
+    assert result["unchecked_checkpoints"] == [old["seq"]]
+
+
+def test_a_signed_prune_s_cut_cannot_be_moved_by_a_database_writer(
+    api: Api, auditor: Auditor, database: Database, history: None
+) -> None:
+    """Pruning deletes evidence: the checkpoint it leaves says where the log was cut. Signed,
+    a writer who deletes more events and moves the cut to match is caught."""
+    pruned = run_cli(
+        database,
+        "audit",
+        "prune",
+        "--org",
+        api.tenant.slug,
+        "--before",
+        auditor.events()[2]["time"],
+        "--json",
+        signing_key=SIGNING_KEY,
+    )
+    assert pruned.exit_code == 0, pruned.output
+    summary = json.loads(pruned.stdout)
+    assert (summary["cut_seq"], summary["key_id"]) == (2, SigningKey.from_text(SIGNING_KEY).key_id)
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["signed_checkpoint"]["seq"]) == (0, summary["checkpoint_seq"])
+
+    # delete event 3 as well and record the cut at 3, resealing the checkpoint
+    with database.engine.begin() as connection:
+        third = connection.execute(
+            text("SELECT hash FROM audit_events WHERE org_id = :o AND seq = 3"),
+            {"o": api.tenant.org_id},
+        ).scalar_one()
+        connection.execute(
+            text("DELETE FROM audit_events WHERE org_id = :o AND seq = 3"),
+            {"o": api.tenant.org_id},
+        )
+    [checkpoint] = [e for e in auditor.events() if e["operation"] == "audit.prune"]
+    moved = {**checkpoint["changes"], "cut": {"seq": 3, "hash": third}}
+    _rewrite_and_reseal(database, api.tenant.org_id, checkpoint["seq"], changes=moved)
+    code, result = _verify(database, api.tenant.slug, None)
+    assert code == 0  # the chain alone: the cut fits the first remaining event
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["broken"]["seq"]) == (1, checkpoint["seq"])
+
+
+def test_signing_and_pruning_without_a_key_are_refused_and_write_nothing(
+    api: Api, auditor: Auditor, database: Database, history: None
+) -> None:
+    before = [e["seq"] for e in auditor.events()]
+    signed = run_cli(database, "audit", "checkpoint", "--org", api.tenant.slug)
+    assert signed.exit_code == 2
+    assert "SCIM_AUDIT_SIGNING_KEY" in signed.output
+    pruned = run_cli(database, "audit", "prune", "--org", api.tenant.slug, "--before", "2999-01-01")
+    assert pruned.exit_code == 2
+    assert "--unsigned" in pruned.output
+    after = auditor.events()
+    assert [e["seq"] for e in after] == [*before, before[-1] + 1]  # the first listing's event
+    assert not any(e["operation"] in ("audit.checkpoint", "audit.prune") for e in after)
+
+    # --unsigned prunes, and says the checkpoint is not signed
+    unsigned = run_cli(
+        database,
+        "audit",
+        "prune",
+        "--org",
+        api.tenant.slug,
+        "--before",
+        "2999-01-01",
+        "--unsigned",
+    )
+    assert unsigned.exit_code == 0, unsigned.output
+    assert "not signed" in unsigned.stdout
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["signed_checkpoint"]) == (0, None)
+    assert result["unchecked_checkpoints"] == [result["first_seq"]]
+
+
+def test_checkpoint_all_signs_every_log_and_one_that_fails_stops_no_other(
+    app: Flask, database: Database
+) -> None:
+    signed_ok, damaged = (make_tenant(database, "every") for _ in range(2))
+    # an event written past the chain head, outside the log: the next append collides with it
+    with database.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO audit_events (org_id, seq, time, actor_type, operation, outcome, "
+                "prev_hash, hash) VALUES (:o, 1, CURRENT_TIMESTAMP, 'cli', 'x', 'success', "
+                ":h, :h)"
+            ),
+            {"o": damaged.org_id, "h": "0" * 64},
+        )
+    result = run_cli(database, "audit", "checkpoint", "--all", "--json", signing_key=SIGNING_KEY)
+    assert result.exit_code == 1, result.output  # one log could not be signed
+    summary = json.loads(result.stdout)
+    assert damaged.slug in summary["failed"]
+    assert f"could not sign the audit log of {damaged.slug}" in result.stderr
+    signed = {entry["org"]: entry["seq"] for entry in summary["signed"]}
+    assert None in signed  # the system log
+    assert signed_ok.slug in signed
+    code, verified = _verify(database, signed_ok.slug, SIGNING_KEY)
+    assert (code, verified["signed_checkpoint"]["seq"]) == (0, signed[signed_ok.slug])
+    system = run_cli(database, "audit", "verify", "--system", "--json", signing_key=SIGNING_KEY)
+    assert json.loads(system.stdout)["signed_checkpoint"]["seq"] == signed[None]
+    both = run_cli(database, "audit", "checkpoint", "--all", "--system", signing_key=SIGNING_KEY)
+    assert both.exit_code == 2
+
+
+def test_the_key_reaches_no_event_output_or_error(
+    api: Api, database: Database, history: None
+) -> None:
+    outputs = [
+        run_cli(database, "audit", "checkpoint", "--org", api.tenant.slug, signing_key=SIGNING_KEY),
+        run_cli(database, "audit", "verify", "--org", api.tenant.slug, signing_key=SIGNING_KEY),
+        run_cli(database, "audit", "export", "--org", api.tenant.slug, signing_key=SIGNING_KEY),
+    ]
+    assert all(result.exit_code == 0 for result in outputs)
+    assert not any(SIGNING_KEY in result.output for result in outputs)
+    assert not any(SIGNING_KEY in row for row in all_event_rows_as_text(database))
+    short = "s3cr3t-but-short"
+    refused = run_cli(database, "audit", "verify", "--org", api.tenant.slug, signing_key=short)
+    assert refused.exit_code == 2
+    assert "at least 32 characters" in refused.output
+    assert short not in refused.output
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"SCIM_AUDIT_SIGNING_KEY": f"{SIGNING_KEY},{short}"})
+    assert short not in str(error.value)
+    assert SIGNING_KEY not in repr(Settings.from_env({"SCIM_AUDIT_SIGNING_KEY": SIGNING_KEY}))
+
+
+def test_a_checkpoint_in_an_export_checks_offline_with_the_documented_recipe(
+    api: Api, database: Database, history: None
+) -> None:
+    """README, "Checking an export offline": an auditor holding the key checks a checkpoint's
+    signature from the export alone. Written from the README, not from the server's code."""
+    _checkpoint(database, api.tenant.slug)
+    exported = run_cli(database, "audit", "export", "--org", api.tenant.slug, "--format", "jsonl")
+    assert exported.exit_code == 0, exported.output
+    events = [json.loads(line) for line in exported.stdout.splitlines()]
+    [checkpoint] = [e for e in events if e["operation"] == "audit.checkpoint"]
+
+    def signature_holds(key: str, event: dict[str, Any]) -> bool:
+        changes = {k: v for k, v in event["changes"].items() if k not in ("keyId", "signature")}
+        signed = {
+            "purpose": "scim-server audit checkpoint v1",
+            "org_id": event["orgId"],
+            "seq": event["seq"],
+            "prev_hash": event["prevHash"],
+            "changes": changes,
+        }
+        text = json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        mac = hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(mac, event["changes"]["signature"])
+
+    assert signature_holds(SIGNING_KEY, checkpoint)
+    assert not signature_holds(NEW_SIGNING_KEY, checkpoint)
+    assert not signature_holds(SIGNING_KEY, {**checkpoint, "prevHash": events[0]["hash"]})
