@@ -17,11 +17,11 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from scim_server.audit.chain import Verification, append
+from scim_server.audit.chain import SignedCheckpoint, Verification, append
 from scim_server.audit.events import EventDraft
 from scim_server.audit.query import EXPORT_FORMATS
 from scim_server.audit.signing import SigningKey, signing_keys
-from scim_server.config import ConfigError, Settings
+from scim_server.config import ConfigError, Settings, audit_signing_keys
 from scim_server.policy import lifecycle as policy_lifecycle
 from scim_server.project_files import gunicorn_config
 from scim_server.scim import discovery
@@ -60,7 +60,10 @@ def _database() -> Database:
 
 def _signing_keys() -> tuple[SigningKey, ...]:
     """SCIM_AUDIT_SIGNING_KEY's keys, the signing one first (none when it is unset)."""
-    return signing_keys(_settings().audit_signing_keys)
+    try:
+        return signing_keys(audit_signing_keys(_settings()))
+    except ConfigError as error:
+        raise click.UsageError(str(error)) from None
 
 
 def _signing_key(purpose: str) -> SigningKey:
@@ -1762,21 +1765,40 @@ _HASH = re.compile(r"[0-9a-f]{64}")
     help="Also check that event SEQ still has the hash an earlier verify printed (kept "
     "outside the database): a rewrite resealed by someone with write access shows there.",
 )
+@click.option(
+    "--max-age",
+    metavar="DURATION",
+    help="With SCIM_AUDIT_SIGNING_KEY: also exit 1 unless the last checkpoint whose signature "
+    "holds was signed within DURATION (e.g. 2d for a daily job): a log cut at its end, newest "
+    "checkpoints included, shows there.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def audit_verify(
-    org_slug: str | None, system: bool, anchor: tuple[int, str] | None, as_json: bool
+    org_slug: str | None,
+    system: bool,
+    anchor: tuple[int, str] | None,
+    max_age: str | None,
+    as_json: bool,
 ) -> None:
     """Recompute the hash chain; exit 1 and name the first broken link if it does not hold."""
     database = _database()
     keys = _signing_keys()
+    oldest = None if max_age is None else _oldest_signature(max_age, keys)
     org_id, slug = _chain(database, org_slug, system)
     result = audit_log.verify_chain(database, org_id, anchor, keys)
-    outcome = (
-        f"verified events {result.first_seq}..{result.last_seq}"
-        if result.broken is None
-        else f"broken at seq {result.broken.seq}: {result.broken.reason}"
-    )
     signed = result.signed_checkpoint
+    stale = (
+        _staleness(signed, oldest, max_age)
+        if result.ok and oldest is not None and max_age is not None
+        else None
+    )
+    outcome = (
+        f"broken at seq {result.broken.seq}: {result.broken.reason}"
+        if result.broken is not None
+        else f"stale: {stale}"
+        if stale is not None
+        else f"verified events {result.first_seq}..{result.last_seq}"
+    )
     _record_log_read(
         database,
         org_id,
@@ -1790,12 +1812,17 @@ def audit_verify(
             **({"anchorSeq": anchor[0]} if anchor else {}),
             "signaturesChecked": result.signatures_checked,
             "signedCheckpoint": signed.seq if signed else None,
+            **({"maxAge": max_age, "stale": stale is not None} if oldest is not None else {}),
         },
     )
     anchored = anchor[0] if anchor and result.ok else None  # an anchor given and holding
     if as_json:
-        shown = {"anchor_seq": anchored} if anchor else {}  # given: was it checked and held
+        shown: dict[str, Any] = {"anchor_seq": anchored} if anchor else {}  # checked and held
+        if oldest is not None:
+            shown["stale"] = stale
         click.echo(json.dumps({"org": slug, **result.to_dict(), **shown}))
+    elif stale is not None:
+        click.echo(f"{_log_name(slug)} is STALE: {stale}")
     elif result.broken is None:
         click.echo(
             f"{_log_name(slug)} verified: {result.events} events "
@@ -1808,8 +1835,39 @@ def audit_verify(
         click.echo(
             f"{_log_name(slug)} is BROKEN at seq {result.broken.seq}: {result.broken.reason}"
         )
-    if result.broken is not None:
+    if result.broken is not None or stale is not None:
         sys.exit(1)
+
+
+def _oldest_signature(max_age: str, keys: tuple[SigningKey, ...]) -> datetime:
+    """The oldest time a checkpoint may have been signed at for ``--max-age``."""
+    if not keys:
+        raise click.UsageError("--max-age checks signatures: it needs SCIM_AUDIT_SIGNING_KEY")
+    try:
+        age = tokens.parse_duration(max_age, "--max-age", timedelta(days=366))
+    except tokens.ServiceError as error:
+        raise click.BadParameter(str(error)) from None
+    return utcnow() - age
+
+
+def _staleness(signed: SignedCheckpoint | None, oldest: datetime, max_age: str) -> str | None:
+    """Why the log is not vouched for recently enough, or None when it is."""
+    if signed is None:
+        return "no checkpoint signed with a given key holds"
+    signed_at = _signed_time(signed)
+    if signed_at is None or signed_at < oldest:
+        return (
+            f"the last checkpoint whose signature holds (event {signed.seq}) was signed at "
+            f"{signed.time}, more than {max_age} ago: the log may have been cut at its end"
+        )
+    return None
+
+
+def _signed_time(signed: SignedCheckpoint) -> datetime | None:
+    try:
+        return datetime.fromisoformat((signed.time or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _signatures_line(result: Verification) -> str:

@@ -75,9 +75,9 @@ class Settings:
     redis_url: str | None = None
     #: Seconds an access token from the OAuth token endpoint (``/oauth/token``) is valid.
     oauth_token_lifetime_seconds: int = 3600
-    #: Keys the CLI signs audit checkpoints with (the first) and checks them with (all); the
-    #: server itself never reads them.
-    audit_signing_keys: tuple[str, ...] = field(default=(), repr=False)
+    #: SCIM_AUDIT_SIGNING_KEY as given: read by the audit commands of the CLI alone
+    #: (:func:`audit_signing_keys`), so the server starts whatever it holds.
+    audit_signing_key: str | None = field(default=None, repr=False)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -122,11 +122,7 @@ class Settings:
                 cls.oauth_token_lifetime_seconds,
                 minimum=60,
             ),
-            audit_signing_keys=tuple(
-                key.strip()
-                for key in (env.get("SCIM_AUDIT_SIGNING_KEY") or "").split(",")
-                if key.strip()
-            ),
+            audit_signing_key=env.get("SCIM_AUDIT_SIGNING_KEY") or None,
         )
         if settings.oauth_token_lifetime_seconds > MAX_OAUTH_TOKEN_LIFETIME_SECONDS:
             # a short life is the point of OAuth here: a token taken from a log or a proxy
@@ -139,12 +135,6 @@ class Settings:
         if settings.cursor_secret is not None and len(settings.cursor_secret) < 32:
             # an HMAC key must not be guessable; 32 characters of `openssl rand -hex 32` or so
             raise ConfigError("SCIM_CURSOR_SECRET must be at least 32 characters long")
-        if any(len(key) < 32 for key in settings.audit_signing_keys):
-            # named by position only: the message reaches logs, the key must not
-            raise ConfigError(
-                "SCIM_AUDIT_SIGNING_KEY: every comma-separated key must be at least 32 "
-                "characters long (e.g. `openssl rand -hex 32`)"
-            )
         if settings.rate_limit is not None:
             # imported only when a limit is configured (see scim_server.app)
             from limits import parse_many as limits_parse_many
@@ -168,3 +158,17 @@ class Settings:
         if settings.default_page_size > settings.max_page_size:
             raise ConfigError("SCIM_DEFAULT_PAGE_SIZE must not exceed SCIM_MAX_PAGE_SIZE")
         return settings
+
+
+def audit_signing_keys(settings: Settings) -> tuple[str, ...]:
+    """The keys of SCIM_AUDIT_SIGNING_KEY, the signing one first: comma-separated, surrounding
+    whitespace (a file's trailing newline) ignored, each at least 32 characters."""
+    keys = tuple(key.strip() for key in (settings.audit_signing_key or "").split(","))
+    keys = tuple(key for key in keys if key)
+    if any(len(key) < 32 for key in keys):
+        # the message reaches a terminal or a job's log: it never quotes a key
+        raise ConfigError(
+            "SCIM_AUDIT_SIGNING_KEY: every comma-separated key must be at least 32 characters "
+            "long (e.g. `openssl rand -hex 32`)"
+        )
+    return keys

@@ -133,7 +133,7 @@ def append_checkpoint(
         if head is None:
             raise RuntimeError(f"organisation {draft.org_id} has no audit chain")
         last_seq, last_hash = head
-        content = redact(draft.changes or {})
+        content = {**redact(draft.changes or {}), signing.SIGNED_AT: _time_text(utcnow())}
         draft.changes = signing.signed_changes(key, draft.org_id, last_seq + 1, last_hash, content)
     return append(session, draft)
 
@@ -236,11 +236,12 @@ class SignedCheckpoint:
     """The last checkpoint whose signature holds: nothing up to it was rewritten since."""
 
     seq: int
-    time: datetime
+    #: when it was signed, as the signature vouches (``signedAt``)
+    time: str | None
     key_id: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "time": _time_text(self.time), "key_id": self.key_id}
+        return {"seq": self.seq, "time": self.time, "key_id": self.key_id}
 
 
 @dataclass(frozen=True)
@@ -291,17 +292,33 @@ def _events(session: Session, org_id: int) -> Iterator[AuditEvent]:
     yield from session.scalars(query)
 
 
-def _start_anchor(session: Session, org_id: int, first_seq: int) -> str | None:
-    """The hash the first remaining event must follow: genesis, or a prune checkpoint's cut."""
+@dataclass(frozen=True)
+class _Start:
+    """Where the stored log starts: the hash its first event follows, and the prune checkpoint
+    that recorded it (None for genesis)."""
+
+    hash: str
+    prune_seq: int | None
+
+
+def _start_anchor(session: Session, org_id: int, first_seq: int) -> _Start | None:
+    """The hash the first remaining event must follow: genesis, or the cut recorded by the
+    first prune checkpoint, after that cut, that names it."""
     if first_seq == 1:
-        return GENESIS
+        return _Start(GENESIS, None)
     for checkpoint in session.scalars(
-        select(AuditEvent).where(AuditEvent.org_id == org_id, AuditEvent.operation == "audit.prune")
+        select(AuditEvent)
+        .where(
+            AuditEvent.org_id == org_id,
+            AuditEvent.operation == "audit.prune",
+            AuditEvent.seq >= first_seq,
+        )
+        .order_by(AuditEvent.seq)
     ):
-        cut = (checkpoint.changes or {}).get("cut")
+        cut = checkpoint.changes.get("cut") if isinstance(checkpoint.changes, dict) else None
         if isinstance(cut, dict) and cut.get("seq") == first_seq - 1:
             value = cut.get("hash")
-            return value if isinstance(value, str) else None
+            return _Start(value, checkpoint.seq) if isinstance(value, str) else None
     return None
 
 
@@ -334,7 +351,8 @@ def _check_anchor(
             select(AuditEvent.hash).where(AuditEvent.org_id == org_id, AuditEvent.seq == seq)
         )
     elif seq == result.first_seq - 1:  # the cut of a prune: its checkpoint recorded the hash
-        stored = _start_anchor(session, org_id, result.first_seq)
+        start = _start_anchor(session, org_id, result.first_seq)
+        stored = start.hash if start is not None else None
     else:
         return Break(seq, f"event {seq} was pruned: the kept hash cannot be checked")
     if stored is None:  # pruned between the scan and this lookup (PostgreSQL, READ COMMITTED)
@@ -352,6 +370,7 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
     head = session.get(AuditChain, org_id)
     signed: SignedCheckpoint | None = None
     unchecked: list[int] = []
+    start: _Start | None = None
     count = 0
     first_seq: int | None = None
     previous: AuditEvent | None = None
@@ -360,7 +379,8 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
         count += 1
         if previous is None:
             first_seq = event.seq
-            expected_prev = _start_anchor(session, org_id, event.seq)
+            start = _start_anchor(session, org_id, event.seq)
+            expected_prev = start.hash if start is not None else None
             if expected_prev is None:
                 return Verification(
                     org_id,
@@ -420,8 +440,13 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
                     ),
                 )
             if checked is signing.Check.VALID:
-                key_id = str((event.changes or {})[signing.KEY_ID])
-                signed = SignedCheckpoint(event.seq, event.time, key_id)
+                vouched = event.changes or {}
+                signed_at = vouched.get(signing.SIGNED_AT)
+                signed = SignedCheckpoint(
+                    event.seq,
+                    signed_at if isinstance(signed_at, str) else None,
+                    str(vouched[signing.KEY_ID]),
+                )
             else:
                 unchecked.append(event.seq)
         expected_prev = event.hash
@@ -457,6 +482,22 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
             first_seq,
             last_seq,
             Break(last_seq or 0, "the last event's hash does not match the chain head"),
+        )
+    pruned_at = start.prune_seq if start is not None else None
+    if keys and pruned_at is not None and (signed is None or signed.seq < pruned_at):
+        # what says the events before first_seq were pruned is vouched for by no signature:
+        # deleting a prefix and appending a made-up prune record looks the same
+        return Verification(
+            org_id,
+            count,
+            first_seq,
+            last_seq,
+            Break(
+                pruned_at,
+                f"the log starts after event {(first_seq or 1) - 1}, and the prune checkpoint "
+                f"that says so (event {pruned_at}) is neither signed with a given key nor "
+                "followed by a checkpoint that is: events may have been removed",
+            ),
         )
     if head is not None and not count and head.last_seq != 0:
         pruned_all = head.last_seq

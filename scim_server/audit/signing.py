@@ -28,6 +28,9 @@ CHECKPOINT_OPERATIONS = frozenset({"audit.checkpoint", "audit.prune"})
 #: Where a checkpoint's ``changes`` hold its signature; the rest of ``changes`` is signed.
 KEY_ID = "keyId"
 SIGNATURE = "signature"
+#: When the checkpoint was signed, inside what is signed: the event's own ``time`` is sealed
+#: by the hash chain alone, which a database writer can recompute.
+SIGNED_AT = "signedAt"
 
 _PURPOSE = "scim-server audit checkpoint v1"
 
@@ -101,9 +104,14 @@ def check(
         return Check.UNSIGNED
     if not isinstance(key_id, str) or not isinstance(signature, str):
         return Check.INVALID
-    key = next((key for key in keys if hmac.compare_digest(key.key_id, key_id)), None)
+    # compared as bytes: compare_digest refuses str with characters beyond ASCII
+    key = next((key for key in keys if _same(key.key_id, key_id)), None)
     if key is None:
         return Check.UNKNOWN_KEY
     content = {name: value for name, value in changes.items() if name not in (KEY_ID, SIGNATURE)}
     expected = _mac(key, _message(org_id, seq, prev_hash, content))
-    return Check.VALID if hmac.compare_digest(expected, signature) else Check.INVALID
+    return Check.VALID if _same(expected, signature) else Check.INVALID
+
+
+def _same(ours: str, stored: str) -> bool:
+    return hmac.compare_digest(ours.encode("utf-8"), stored.encode("utf-8", "surrogatepass"))

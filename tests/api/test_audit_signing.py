@@ -8,15 +8,17 @@ import hashlib
 import hmac
 import itertools
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from flask import Flask
 from sqlalchemy import select, text
 
+from scim_server.app import create_app
 from scim_server.audit.chain import canonical_fields, event_hash
-from scim_server.audit.signing import SigningKey
-from scim_server.config import ConfigError, Settings
+from scim_server.audit.signing import SigningKey, signed_changes
+from scim_server.config import ConfigError, Settings, audit_signing_keys
 from scim_server.store.db import Database
 from scim_server.store.models import AuditEvent
 from tests.api.audit_support import (
@@ -260,9 +262,16 @@ def test_signing_and_pruning_without_a_key_are_refused_and_write_nothing(
     )
     assert unsigned.exit_code == 0, unsigned.output
     assert "not signed" in unsigned.stdout
+    code, result = _verify(database, api.tenant.slug, None)
+    assert code == 0  # the chain alone holds
+    # with the key: nothing vouches that the events before the log's start were pruned and not
+    # deleted, until a signed checkpoint follows the unsigned prune
     code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
-    assert (code, result["signed_checkpoint"]) == (0, None)
-    assert result["unchecked_checkpoints"] == [result["first_seq"]]
+    assert (code, result["broken"]["seq"]) == (1, result["first_seq"])
+    assert "neither signed with a given key nor followed" in result["broken"]["reason"]
+    _checkpoint(database, api.tenant.slug)
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["unchecked_checkpoints"]) == (0, [result["first_seq"]])
 
 
 def test_checkpoint_all_signs_every_log_and_one_that_fails_stops_no_other(
@@ -312,9 +321,19 @@ def test_the_key_reaches_no_event_output_or_error(
     assert "at least 32 characters" in refused.output
     assert short not in refused.output
     with pytest.raises(ConfigError) as error:
-        Settings.from_env({"SCIM_AUDIT_SIGNING_KEY": f"{SIGNING_KEY},{short}"})
+        audit_signing_keys(Settings.from_env({"SCIM_AUDIT_SIGNING_KEY": f"{SIGNING_KEY},{short}"}))
     assert short not in str(error.value)
     assert SIGNING_KEY not in repr(Settings.from_env({"SCIM_AUDIT_SIGNING_KEY": SIGNING_KEY}))
+    # the server never uses the key: a bad one in its environment does not stop it
+    served = create_app(
+        Settings.from_env({"SCIM_DATABASE_URL": database.url, "SCIM_AUDIT_SIGNING_KEY": short})
+    )
+    assert served.test_client().get("/healthz").status_code == 200
+    # a key file's trailing newline is not part of the key
+    stripped = run_cli(
+        database, "audit", "checkpoint", "--org", api.tenant.slug, signing_key=f"{SIGNING_KEY}\n"
+    )
+    assert SigningKey.from_text(SIGNING_KEY).key_id in stripped.stdout
 
 
 def test_a_checkpoint_in_an_export_checks_offline_with_the_documented_recipe(
@@ -338,9 +357,200 @@ def test_a_checkpoint_in_an_export_checks_offline_with_the_documented_recipe(
             "changes": changes,
         }
         text = json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        mac = hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()
-        return hmac.compare_digest(mac, event["changes"]["signature"])
+        mac = hmac.new(key.strip().encode(), text.encode(), hashlib.sha256).hexdigest()
+        return hmac.compare_digest(mac.encode(), event["changes"]["signature"].encode())
 
     assert signature_holds(SIGNING_KEY, checkpoint)
+    assert signature_holds(f"{SIGNING_KEY}\n", checkpoint)  # as read from a key file
     assert not signature_holds(NEW_SIGNING_KEY, checkpoint)
     assert not signature_holds(SIGNING_KEY, {**checkpoint, "prevHash": events[0]["hash"]})
+
+
+def _delete_events(database: Database, org_id: int, seqs: list[int]) -> None:
+    with database.engine.begin() as connection:
+        for seq in seqs:
+            connection.execute(
+                text("DELETE FROM audit_events WHERE org_id = :o AND seq = :s"),
+                {"o": org_id, "s": seq},
+            )
+
+
+def _append_forged(database: Database, org_id: int, operation: str, changes: Any) -> int:
+    """Append an event at the end of the log as a database writer would: well-formed, sealed
+    to the last event, the head moved on; not signed, for want of the key."""
+    with database.transaction(write=True) as session:
+        last = session.scalars(
+            select(AuditEvent).where(AuditEvent.org_id == org_id).order_by(AuditEvent.seq.desc())
+        ).first()
+        assert last is not None
+        forged = AuditEvent(
+            org_id=org_id,
+            seq=last.seq + 1,
+            time=last.time,
+            actor_type="cli",
+            actor="root",
+            operation=operation,
+            outcome="success",
+            resource_type="AuditLog",
+            changes=changes,
+            prev_hash=last.hash,
+        )
+        forged.hash = event_hash(canonical_fields(forged))
+        session.add(forged)
+    with database.engine.begin() as connection:
+        connection.execute(
+            text("UPDATE audit_chains SET last_seq = :s, last_hash = :h WHERE org_id = :o"),
+            {"s": forged.seq, "h": forged.hash, "o": org_id},
+        )
+    return forged.seq
+
+
+def test_a_prefix_deleted_behind_a_made_up_prune_record_is_a_break(
+    api: Api, auditor: Auditor, database: Database, history: None
+) -> None:
+    """Deleting the oldest events before a signed checkpoint and appending an unsigned
+    "prune" record that names the new start: the chain holds, but no signature vouches for the
+    record, and the signed checkpoint can no longer say nothing before it was removed."""
+    events = auditor.events()
+    checkpoint = _checkpoint(database, api.tenant.slug)["seq"]
+    _delete_events(database, api.tenant.org_id, [1, 2, 3])
+    third = next(e for e in events if e["seq"] == 3)
+    forged = _append_forged(
+        database,
+        api.tenant.org_id,
+        "audit.prune",
+        {"cut": {"seq": 3, "hash": third["hash"]}, "pruned": 3, "before": third["time"]},
+    )
+    code, result = _verify(database, api.tenant.slug, None)
+    assert (code, result["first_seq"]) == (0, 4)  # the chain alone: a prune like any other
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["broken"]["seq"]) == (1, forged)
+    assert checkpoint < forged
+
+
+def test_a_signed_prune_s_cut_cannot_be_moved_by_deleting_more_and_recording_it_again(
+    api: Api, auditor: Auditor, database: Database, history: None
+) -> None:
+    events = auditor.events()
+    pruned = run_cli(
+        database,
+        "audit",
+        "prune",
+        "--org",
+        api.tenant.slug,
+        "--before",
+        events[2]["time"],
+        "--json",
+        signing_key=SIGNING_KEY,
+    )
+    assert json.loads(pruned.stdout)["cut_seq"] == 2
+    _delete_events(database, api.tenant.org_id, [3])
+    _append_forged(
+        database,
+        api.tenant.org_id,
+        "audit.prune",
+        {"cut": {"seq": 3, "hash": events[2]["hash"]}, "pruned": 1, "before": events[3]["time"]},
+    )
+    assert _verify(database, api.tenant.slug, None)[0] == 0
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert code == 1, result
+
+
+def _resign(database: Database, org_id: int, seq: int, signed_at: str) -> None:
+    """What the holder of the key could do (the tests hold it): sign a checkpoint again with
+    another ``signedAt``."""
+    with database.transaction(write=True) as session:
+        event = session.scalars(
+            select(AuditEvent).where(AuditEvent.org_id == org_id, AuditEvent.seq == seq)
+        ).one()
+        changes = {**event.changes, "signedAt": signed_at}
+        prev_hash = event.prev_hash
+    key = SigningKey.from_text(SIGNING_KEY)
+    _rewrite_and_reseal(
+        database, org_id, seq, changes=signed_changes(key, org_id, seq, prev_hash, changes)
+    )
+
+
+def test_max_age_fails_a_log_whose_last_valid_signature_is_too_old(
+    api: Api, database: Database, history: None
+) -> None:
+    """A database writer can always cut a log at its end, newest checkpoints included, and
+    the chain still holds: what shows it is that the last signature is older than the daily
+    job would leave it. The time that counts is the signed one, not the event's."""
+    checkpoint = _checkpoint(database, api.tenant.slug)["seq"]
+    three_days_ago = (datetime.now(UTC) - timedelta(days=3)).isoformat().replace("+00:00", "Z")
+    _resign(database, api.tenant.org_id, checkpoint, three_days_ago)
+
+    def verify_within(age: str) -> tuple[int, dict[str, Any]]:
+        result = run_cli(
+            database,
+            "audit",
+            "verify",
+            "--org",
+            api.tenant.slug,
+            "--max-age",
+            age,
+            "--json",
+            signing_key=SIGNING_KEY,
+        )
+        return result.exit_code, json.loads(result.stdout)
+
+    code, result = verify_within("4d")
+    assert (code, result["stale"], result["signed_checkpoint"]["time"]) == (0, None, three_days_ago)
+    code, result = verify_within("2d")
+    assert code == 1
+    assert f"event {checkpoint}" in result["stale"]
+    shown = run_cli(
+        database,
+        "audit",
+        "verify",
+        "--org",
+        api.tenant.slug,
+        "--max-age",
+        "2d",
+        signing_key=SIGNING_KEY,
+    )
+    assert (shown.exit_code, "is STALE" in shown.stdout) == (1, True)
+
+    # the event's own time is not what is vouched for: moving it changes nothing
+    _rewrite_and_reseal(database, api.tenant.org_id, checkpoint, time=datetime.now(UTC))
+    code, result = verify_within("2d")
+    assert (code, result["signed_checkpoint"]["time"]) == (1, three_days_ago)
+    # a fresh checkpoint is vouched for now
+    _checkpoint(database, api.tenant.slug)
+    assert verify_within("2d")[0] == 0
+    # without a key there is nothing to check the age of
+    refused = run_cli(database, "audit", "verify", "--org", api.tenant.slug, "--max-age", "2d")
+    assert refused.exit_code == 2
+    assert "SCIM_AUDIT_SIGNING_KEY" in refused.output
+
+
+def test_a_log_with_no_signed_checkpoint_is_stale_and_odd_signature_fields_do_not_crash(
+    api: Api, database: Database, history: None
+) -> None:
+    odd = _append_forged(
+        database, api.tenant.org_id, "audit.checkpoint", {"keyId": "é", "signature": "ü"}
+    )
+    result = run_cli(
+        database,
+        "audit",
+        "verify",
+        "--org",
+        api.tenant.slug,
+        "--max-age",
+        "1d",
+        "--json",
+        signing_key=SIGNING_KEY,
+    )
+    assert result.exit_code == 1, result.output
+    verdict = json.loads(result.stdout)
+    assert verdict["ok"] is True
+    assert verdict["unchecked_checkpoints"] == [odd]
+    assert verdict["stale"] == "no checkpoint signed with a given key holds"
+    # a signature that is not hex under a key that is given: a break, not a crash
+    key_id = SigningKey.from_text(SIGNING_KEY).key_id
+    _rewrite_and_reseal(
+        database, api.tenant.org_id, odd, changes={"keyId": key_id, "signature": "ü"}
+    )
+    code, verdict = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, verdict["broken"]["seq"]) == (1, odd)
