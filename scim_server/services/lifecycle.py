@@ -6,10 +6,10 @@ seat count, and the admin actions (invitation list/resend/cancel, unlock, purge)
 
 Decisions an admin should know about:
 
-- An invitation's link token is random (256 bits), checked by its SHA-256, valid 24 hours, and
-  never logged or put in an event. The clear token waits in the row (``delivery_token``) only
-  until the mailer takes the message (``invitation drain``), the invitation ends (accepted,
-  cancelled, superseded) or it expires; then it is wiped. A resend cancels the pending
+- An invitation's link token is random (256 bits), checked by its SHA-256, valid 24 hours from
+  the invitation, and never logged or put in an event. It is made when the mailer takes the
+  message (``invitation drain``), which stores its hash and hands the clear token over: no
+  clear token is ever at rest (DESIGN §5.3 "stored hashed"). A resend cancels the pending
   invitation and writes a new one, so the old link stops working.
 - A user leaving ``invited`` (deactivated, deleted) has its pending invitation cancelled: a link
   in someone's mailbox must not let a deprovisioned user in. Reactivating a user that never
@@ -172,10 +172,9 @@ def require_seat(
 
 @dataclass(frozen=True)
 class IssuedInvitation:
-    """A new invitation; ``token`` is for the mailer only, never for logs or events."""
+    """A new invitation, waiting for the mailer: its link's token is made when it is sent."""
 
     invitation: Invitation
-    token: str
 
     def summary(self) -> dict[str, Any]:
         return invitation_view(self.invitation)
@@ -209,7 +208,7 @@ _CANCEL_PENDING = (
         Invitation.accepted_at.is_(None),
         Invitation.expires_at > bindparam("cancel_time"),
     )
-    .values(cancelled_at=bindparam("cancel_time"), delivery_token=None)
+    .values(cancelled_at=bindparam("cancel_time"))
     .execution_options(synchronize_session=False)
 )
 
@@ -222,24 +221,22 @@ def issue_invitation(session: Session, user: User, *, new_user: bool = False) ->
     """
     if not new_user:
         cancel_pending(session, user.pk)
-    token = "inv_" + secrets.token_urlsafe(32)
     now = utcnow()
     values = {
         "id": str(uuid.uuid4()),
         "org_id": user.org_id,
         "user_pk": user.pk,
-        "token_hash": hash_token(token),
+        "token_hash": None,  # made when the mailer takes the message (drain_outbox)
         "created_at": now,
         "expires_at": now + INVITATION_TTL,
         "sent_at": None,
         "cancelled_at": None,
         "accepted_at": None,
-        "delivery_token": token,
     }
     # A Core INSERT rather than a unit-of-work flush of a new object: the row is never read
     # back in this transaction; the (transient) object only describes it for the event.
     session.execute(_INSERT_INVITATION, values)
-    return IssuedInvitation(Invitation(**values), token)
+    return IssuedInvitation(Invitation(**values))
 
 
 def cancel_pending(session: Session, user_pk: int) -> int:
@@ -265,7 +262,6 @@ def accept_invitation(session: Session, token: str) -> User:
     if user is None or user.deleted_at is not None or user.status != lifecycle.INVITED:
         raise ServiceError("this invitation link is not valid (the user is no longer invited)")
     invitation.accepted_at = now
-    invitation.delivery_token = None
     user.status = lifecycle.ACTIVE
     user.activated_at = now
     session.flush()
@@ -448,23 +444,16 @@ def drain_outbox(
 ) -> list[dict[str, Any]]:
     """Hand the messages waiting in the outbox to the mailer, oldest first, and mark them sent.
 
-    Each message carries the link (``link_template`` with ``{token}`` replaced) or, without a
-    template, the token; the clear token leaves the database with it. ``FOR UPDATE SKIP LOCKED``
-    lets several mailers drain at once without sending a message twice (PostgreSQL).
+    Each message's link token is made here: the row keeps its SHA-256, and the clear token
+    exists only in the message, in the link (``link_template`` with ``{token}`` replaced) or,
+    without a template, on its own. ``FOR UPDATE SKIP LOCKED`` lets several mailers drain at
+    once without sending a message twice (PostgreSQL).
     """
     now = utcnow()
-    # an expired message is never sent: its clear token goes now
-    session.execute(
-        update(Invitation)
-        .where(Invitation.delivery_token.is_not(None), Invitation.expires_at <= now)
-        .values(delivery_token=None)
-        .execution_options(synchronize_session=False)
-    )
     query = (
         select(Invitation, User)
         .join(User, User.pk == Invitation.user_pk)
         .where(
-            Invitation.delivery_token.is_not(None),
             Invitation.sent_at.is_(None),
             Invitation.cancelled_at.is_(None),
             Invitation.accepted_at.is_(None),
@@ -479,8 +468,7 @@ def drain_outbox(
         query = query.where(Invitation.org_id == org_id)
     messages: list[dict[str, Any]] = []
     for invitation, user in session.execute(query).all():
-        token = invitation.delivery_token
-        assert token is not None
+        token = "inv_" + secrets.token_urlsafe(32)
         messages.append(
             {
                 "invitationId": invitation.id,
@@ -494,6 +482,6 @@ def drain_outbox(
             }
         )
         invitation.sent_at = now
-        invitation.delivery_token = None
+        invitation.token_hash = hash_token(token)
     session.flush()
     return messages

@@ -247,8 +247,9 @@ class User(Base):
 class Invitation(Base):
     """An invitation to a user created ``invited`` (DESIGN §5.3): an outbox row the mailer drains.
 
-    The link token is random and stored only as its SHA-256 (``services.lifecycle``). A resend
-    cancels the pending invitation and writes a new one, so the old link stops working.
+    The link token is random, made when the mailer takes the message, and stored only as its
+    SHA-256 (``services.lifecycle``): ``token_hash`` is NULL until then. A resend cancels the
+    pending invitation and writes a new one, so the old link stops working.
     """
 
     __tablename__ = "invitations"
@@ -256,15 +257,12 @@ class Invitation(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
     org_id: Mapped[int] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
     user_pk: Mapped[int] = mapped_column(ForeignKey("users.pk", ondelete="CASCADE"))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    #: The link's token in clear, only while the message waits in the outbox: the mailer needs
-    #: it to build the link. Wiped when the mailer takes the message, or the invitation ends.
-    delivery_token: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_invitations_user_pk", "user_pk"),

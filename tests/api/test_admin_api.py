@@ -20,7 +20,7 @@ from scim_server.services import organizations, tokens
 from scim_server.store.db import Database
 from scim_server.store.models import Organization
 from tests.api.audit_support import Auditor, auditor_for, client_address, client_at, request_id
-from tests.api.test_lifecycle import cli, configure, set_active
+from tests.api.test_lifecycle import cli, configure, send_invitation, set_active
 from tests.api.test_users_errors import assert_error
 from tests.api.test_write_conflicts import _wait_for_a_lock_wait
 from tests.conftest import Api, Tenant, make_tenant, store_snapshot
@@ -412,6 +412,7 @@ def test_invitations_are_listed_resent_and_cancelled_without_their_links(
 ) -> None:
     user = api.create_user("invitee@acme.com")
     assert user[ACCESS]["status"] == "invited"
+    sent_link = send_invitation(database, api, user["id"])  # the mailer took it: the link exists
     listed = admin.call("GET", "/invitations?pending=true")
     assert listed.status_code == 200, listed.get_json()
     (first,) = listed.get_json()["invitations"]
@@ -438,6 +439,8 @@ def test_invitations_are_listed_resent_and_cancelled_without_their_links(
                  "(SELECT pk FROM users WHERE id = :u)"), {"u": user["id"]}
         ).scalars().all()  # fmt: skip
     everything = json.dumps([listed.get_json(), resent.get_json(), event])
+    assert tokens.hash_token(sent_link) in links
+    assert sent_link not in everything
     assert not any(link and link in everything for link in links)
 
     cancelled = admin.call("POST", "/invitations/cancel", {"user": user["id"]})

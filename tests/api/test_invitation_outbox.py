@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import Row, text
 
 from scim_server.cli import main
 from scim_server.services import lifecycle, tokens
@@ -23,10 +24,24 @@ def _drain(database: Database, slug: str, **env: str) -> list[dict[str, object]]
     return [json.loads(line) for line in result.output.splitlines() if line.strip()]
 
 
+def _stored(database: Database, org_id: int) -> Row[Any]:
+    with database.engine.connect() as connection:
+        return connection.execute(
+            text("SELECT token_hash, sent_at FROM invitations WHERE org_id = :o"), {"o": org_id}
+        ).one()
+
+
+def _all_invitation_rows(database: Database) -> list[str]:
+    with database.engine.connect() as connection:
+        return [str(tuple(row)) for row in connection.execute(text("SELECT * FROM invitations"))]
+
+
 def test_drained_messages_carry_a_working_link_once(api: Api, database: Database) -> None:
     user = api.create_user(
         "newcomer@acme.com", emails=[{"value": "newcomer@mail.acme.com", "primary": True}]
     )
+    # waiting in the outbox, the invitation has no token yet: nothing to steal from the row
+    assert _stored(database, api.tenant.org_id).token_hash is None
     url = "https://app.example.com/invite/{token}"
     messages = _drain(database, api.tenant.slug, SCIM_INVITATION_URL=url)
     assert [(m["userId"], m["to"], m["token"]) for m in messages] == [
@@ -36,16 +51,12 @@ def test_drained_messages_carry_a_working_link_once(api: Api, database: Database
     assert link.startswith("https://app.example.com/invite/inv_")
     token = link.rsplit("/", 1)[1]
 
-    # taken once: the clear token left the database with the message
+    # taken once; the database keeps the token's hash, never the token
     assert _drain(database, api.tenant.slug, SCIM_INVITATION_URL=url) == []
-    with database.engine.connect() as connection:
-        stored = connection.execute(
-            text("SELECT token_hash, delivery_token, sent_at FROM invitations WHERE org_id = :o"),
-            {"o": api.tenant.org_id},
-        ).one()
+    stored = _stored(database, api.tenant.org_id)
     assert stored.token_hash == tokens.hash_token(token)
-    assert stored.delivery_token is None
     assert stored.sent_at is not None
+    assert not any(token in row for row in _all_invitation_rows(database))
 
     # the link works: the host product's sign-up makes the user active
     with database.transaction(write=True) as session:
@@ -102,7 +113,7 @@ def test_cancelled_and_resent_invitations(api: Api, database: Database) -> None:
     assert _drain(database, api.tenant.slug) == []
 
 
-def test_an_expired_message_loses_its_clear_token_and_limit_is_checked(
+def test_an_expired_message_is_never_sent_and_limit_is_checked(
     api: Api, database: Database
 ) -> None:
     api.create_user("late@acme.com")
@@ -119,12 +130,7 @@ def test_an_expired_message_loses_its_clear_token_and_limit_is_checked(
             {"o": api.tenant.org_id},
         )
     assert _drain(database, api.tenant.slug) == []
-    with database.engine.connect() as connection:
-        kept = connection.execute(
-            text("SELECT delivery_token FROM invitations WHERE org_id = :o"),
-            {"o": api.tenant.org_id},
-        ).scalar()
-    assert kept is None
+    assert _stored(database, api.tenant.org_id).token_hash is None  # no link was ever made
     refused = CliRunner().invoke(
         main, ["invitation", "drain", "--limit", "0"], env={"SCIM_DATABASE_URL": database.url}
     )
