@@ -1860,14 +1860,26 @@ def _staleness(signed: SignedCheckpoint | None, oldest: datetime, max_age: str) 
             f"the last checkpoint whose signature holds (event {signed.seq}) was signed at "
             f"{signed.time}, more than {max_age} ago: the log may have been cut at its end"
         )
+    if signed_at > utcnow() + _CLOCK_SKEW:
+        # only a key holder's clock can do this, but such a checkpoint would never grow old
+        return (
+            f"the last checkpoint whose signature holds (event {signed.seq}) says it was "
+            f"signed at {signed.time}, in the future: check the clock of the signing job"
+        )
     return None
 
 
+#: How far ahead of this machine's clock a signing job's clock may be.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
 def _signed_time(signed: SignedCheckpoint) -> datetime | None:
+    """``signedAt`` as an aware time; None when it is not one (never written so by us)."""
     try:
-        return datetime.fromisoformat((signed.time or "").replace("Z", "+00:00"))
+        moment = datetime.fromisoformat((signed.time or "").replace("Z", "+00:00"))
     except ValueError:
         return None
+    return moment if moment.tzinfo is not None else None
 
 
 def _signatures_line(result: Verification) -> str:
@@ -1888,7 +1900,7 @@ def _signatures_line(result: Verification) -> str:
     after = (result.last_seq or signed.seq) - signed.seq
     return (
         f"signed checkpoint at event {signed.seq} ({signed.to_dict()['time']}, key "
-        f"{signed.key_id}) holds: no event up to it was rewritten; "
+        f"{signed.key_id}) holds: no event before it was rewritten, nor its own changes; "
         f"{after} event{'s' if after != 1 else ''} after it rest on the hash chain alone"
         + (f" (checkpoints not vouched for: {_seq_list(unchecked)})" if unchecked else "")
     )

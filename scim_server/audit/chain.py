@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -124,18 +124,35 @@ def append_checkpoint(
 ) -> Sealed:
     """Seal a checkpoint event, signed under ``key`` (``audit.signing``) when one is given.
 
-    The signature covers the place the event takes in the chain, so the head is locked first
-    and read in this transaction; :func:`append` then finds it as it was.
+    The signature covers the place the event takes in the chain and where the log starts
+    (``logStart``: a prefix removed later shows, whatever record claims it was pruned), so the
+    head is locked first and read in this transaction; :func:`append` then finds it as it was.
+    A prune calls this after its deletion: what it signs is the log's new start.
     """
     if key is not None:
         session.flush()
-        head = session.connection().execute(_HEAD, {"org_id": draft.org_id}).first()
+        connection = session.connection()
+        head = connection.execute(_HEAD, {"org_id": draft.org_id}).first()
         if head is None:
             raise RuntimeError(f"organisation {draft.org_id} has no audit chain")
         last_seq, last_hash = head
-        content = {**redact(draft.changes or {}), signing.SIGNED_AT: _time_text(utcnow())}
+        first = connection.execute(_FIRST_EVENT, {"org_id": draft.org_id}).first()
+        start_seq, start_prev = first if first is not None else (last_seq + 1, last_hash)
+        content = {
+            **redact(draft.changes or {}),
+            signing.SIGNED_AT: _time_text(utcnow()),
+            signing.LOG_START: {"seq": start_seq, "prevHash": start_prev},
+        }
         draft.changes = signing.signed_changes(key, draft.org_id, last_seq + 1, last_hash, content)
     return append(session, draft)
+
+
+_FIRST_EVENT = (
+    select(_EVENTS.c.seq, _EVENTS.c.prev_hash)
+    .where(_EVENTS.c.org_id == bindparam("org_id"))
+    .order_by(_EVENTS.c.seq)
+    .limit(1)
+)
 
 
 def append_all(session: Session, drafts: list[EventDraft]) -> list[Sealed]:
@@ -239,6 +256,8 @@ class SignedCheckpoint:
     #: when it was signed, as the signature vouches (``signedAt``)
     time: str | None
     key_id: str
+    #: where the log started when it was signed (``logStart``)
+    log_start: Any = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "time": self.time, "key_id": self.key_id}
@@ -366,6 +385,35 @@ def _check_anchor(
     return None
 
 
+def _start_not_vouched(
+    signed: SignedCheckpoint | None, start: _Start | None, first_seq: int | None
+) -> Break | None:
+    """Where the log starts must be where the last valid checkpoint signed it started: a
+    prefix deleted since, behind a prune record made up before or after that checkpoint, shows
+    here. A log that was pruned and has no valid checkpoint is vouched for by nothing."""
+    if start is None or first_seq is None:
+        return None
+    if signed is None:
+        if start.prune_seq is None:
+            return None  # from genesis: the chain alone shows any removal
+        return Break(
+            start.prune_seq,
+            f"the log starts after event {first_seq - 1}, and the prune record that says so "
+            f"(event {start.prune_seq}) is neither signed with a given key nor followed by a "
+            "checkpoint that is: events may have been removed",
+        )
+    current = {"seq": first_seq, "prevHash": start.hash}
+    if signed.log_start != current:
+        was = signed.log_start.get("seq") if isinstance(signed.log_start, dict) else None
+        return Break(
+            first_seq,
+            f"the log starts at event {first_seq}, but when the last valid checkpoint (event "
+            f"{signed.seq}) was signed it started at event {was}: events were removed since "
+            "without a signed prune (by a prune with --unsigned, or by a database writer)",
+        )
+    return None
+
+
 def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...]) -> Verification:
     head = session.get(AuditChain, org_id)
     signed: SignedCheckpoint | None = None
@@ -409,7 +457,10 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
                 event.seq,
                 Break(event.seq, "prev_hash does not match the hash of the event before it"),
             )
-        recomputed = event_hash(canonical_fields(event))
+        try:
+            recomputed: str | None = event_hash(canonical_fields(event))
+        except UnicodeEncodeError:  # a lone surrogate: the server never stores one (storable)
+            recomputed = None
         if recomputed != event.hash:
             return Verification(
                 org_id,
@@ -446,6 +497,7 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
                     event.seq,
                     signed_at if isinstance(signed_at, str) else None,
                     str(vouched[signing.KEY_ID]),
+                    vouched.get(signing.LOG_START),
                 )
             else:
                 unchecked.append(event.seq)
@@ -483,22 +535,9 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
             last_seq,
             Break(last_seq or 0, "the last event's hash does not match the chain head"),
         )
-    pruned_at = start.prune_seq if start is not None else None
-    if keys and pruned_at is not None and (signed is None or signed.seq < pruned_at):
-        # what says the events before first_seq were pruned is vouched for by no signature:
-        # deleting a prefix and appending a made-up prune record looks the same
-        return Verification(
-            org_id,
-            count,
-            first_seq,
-            last_seq,
-            Break(
-                pruned_at,
-                f"the log starts after event {(first_seq or 1) - 1}, and the prune checkpoint "
-                f"that says so (event {pruned_at}) is neither signed with a given key nor "
-                "followed by a checkpoint that is: events may have been removed",
-            ),
-        )
+    moved = _start_not_vouched(signed, start, first_seq) if keys else None
+    if moved is not None:
+        return Verification(org_id, count, first_seq, last_seq, moved)
     if head is not None and not count and head.last_seq != 0:
         pruned_all = head.last_seq
         return Verification(

@@ -31,6 +31,9 @@ SIGNATURE = "signature"
 #: When the checkpoint was signed, inside what is signed: the event's own ``time`` is sealed
 #: by the hash chain alone, which a database writer can recompute.
 SIGNED_AT = "signedAt"
+#: Where the log started when the checkpoint was signed (``{"seq", "prevHash"}`` of its first
+#: stored event): a prefix removed later, whatever record claims it was pruned, shows.
+LOG_START = "logStart"
 
 _PURPOSE = "scim-server audit checkpoint v1"
 

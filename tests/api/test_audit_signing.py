@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from scim_server.app import create_app
 from scim_server.audit.chain import canonical_fields, event_hash
@@ -424,8 +425,31 @@ def test_a_prefix_deleted_behind_a_made_up_prune_record_is_a_break(
     code, result = _verify(database, api.tenant.slug, None)
     assert (code, result["first_seq"]) == (0, 4)  # the chain alone: a prune like any other
     code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
-    assert (code, result["broken"]["seq"]) == (1, forged)
+    assert (code, result["broken"]["seq"]) == (1, 4)
+    assert f"when the last valid checkpoint (event {checkpoint})" in result["broken"]["reason"]
+    assert "started at event 1" in result["broken"]["reason"]
     assert checkpoint < forged
+
+
+def test_a_prune_record_planted_before_a_checkpoint_vouches_for_no_later_deletion(
+    api: Api, auditor: Auditor, database: Database, history: None
+) -> None:
+    """The daily job signs whatever the log holds, records a database writer appended
+    included: a made-up prune record signed over that way must not let the writer delete the
+    prefix it names afterwards. Each checkpoint signs where the log started."""
+    third = next(e for e in auditor.events() if e["seq"] == 3)
+    _append_forged(
+        database,
+        api.tenant.org_id,
+        "audit.prune",
+        {"cut": {"seq": 3, "hash": third["hash"]}, "pruned": 3, "before": third["time"]},
+    )
+    checkpoint = _checkpoint(database, api.tenant.slug)["seq"]
+    _delete_events(database, api.tenant.org_id, [1, 2, 3])
+    assert _verify(database, api.tenant.slug, None)[0] == 0  # the chain alone
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["broken"]["seq"]) == (1, 4)
+    assert f"last valid checkpoint (event {checkpoint})" in result["broken"]["reason"]
 
 
 def test_a_signed_prune_s_cut_cannot_be_moved_by_deleting_more_and_recording_it_again(
@@ -554,3 +578,46 @@ def test_a_log_with_no_signed_checkpoint_is_stale_and_odd_signature_fields_do_no
     )
     code, verdict = _verify(database, api.tenant.slug, SIGNING_KEY)
     assert (code, verdict["broken"]["seq"]) == (1, odd)
+
+
+def test_a_signed_time_in_the_future_or_without_a_zone_is_stale_not_fresh_forever(
+    api: Api, database: Database, history: None
+) -> None:
+    checkpoint = _checkpoint(database, api.tenant.slug)["seq"]
+    for signed_at, reason in (
+        ("2031-01-01T00:00:00.000000Z", "in the future"),
+        ("2026-01-01T00:00:00.000000", "more than 2d ago"),
+    ):
+        _resign(database, api.tenant.org_id, checkpoint, signed_at)
+        result = run_cli(
+            database,
+            "audit",
+            "verify",
+            "--org",
+            api.tenant.slug,
+            "--max-age",
+            "2d",
+            "--json",
+            signing_key=SIGNING_KEY,
+        )
+        assert result.exit_code == 1, result.output
+        assert reason in json.loads(result.stdout)["stale"]
+
+
+def test_an_event_that_cannot_be_hashed_is_a_break_not_a_crash(
+    api: Api, database: Database, history: None
+) -> None:
+    """A lone surrogate, which the server never stores (it writes the escape instead), put
+    into an event by a database writer. PostgreSQL refuses to store one at all."""
+    lone = {"keyId": "k", "signature": "\ud800"}
+    text_value = json.dumps(lone)  # ASCII escape: the database decodes it
+    value = ":c" if database.is_sqlite else "CAST(:c AS jsonb)"
+    update = text(f"UPDATE audit_events SET changes = {value} WHERE org_id = :o AND seq = 2")
+    if not database.is_sqlite:
+        with pytest.raises(DBAPIError), database.engine.begin() as connection:
+            connection.execute(update, {"c": text_value, "o": api.tenant.org_id})
+        return
+    with database.engine.begin() as connection:
+        connection.execute(update, {"c": text_value, "o": api.tenant.org_id})
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["broken"]["seq"]) == (1, 2)
