@@ -152,7 +152,9 @@ def test_an_admin_change_of_rules_is_not_starved_by_user_writes(
     def admin_change() -> None:
         with database.transaction(write=True) as session:
             access.lock_rules(session, org)
-        finished["admin"] = time.monotonic()
+            # taken while the lock is held: a write that needs it cannot finish before this
+            # (timed after the commit, a thread switch could put the write's time first)
+            finished["admin"] = time.monotonic()
 
     def user_write() -> None:
         api.create_user(f"later-{uuid.uuid4().hex[:8]}@example.com")
