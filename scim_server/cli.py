@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -1759,6 +1760,12 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 @audit.command("verify")
 @_chain_options
 @click.option(
+    "--all",
+    "every",
+    is_flag=True,
+    help="Every organisation's log and the system log (for a daily auditor's job).",
+)
+@click.option(
     "--anchor",
     metavar="SEQ:HASH",
     callback=_anchor,
@@ -1776,6 +1783,7 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 def audit_verify(
     org_slug: str | None,
     system: bool,
+    every: bool,
     anchor: tuple[int, str] | None,
     max_age: str | None,
     as_json: bool,
@@ -1784,7 +1792,51 @@ def audit_verify(
     database = _database()
     keys = _signing_keys()
     oldest = None if max_age is None else _oldest_signature(max_age, keys)
-    org_id, slug = _chain(database, org_slug, system)
+    if every:
+        if system or org_slug is not None or anchor is not None:
+            raise click.UsageError("give --all alone, or --org SLUG or --system (with --anchor)")
+        verdicts = [
+            _verify_log(database, org_id, slug, None, keys, max_age, oldest)
+            for org_id, slug in audit_log.every_log(database)
+        ]
+    else:
+        org_id, slug = _chain(database, org_slug, system)
+        verdicts = [_verify_log(database, org_id, slug, anchor, keys, max_age, oldest)]
+    if as_json:
+        shown = [verdict.shown for verdict in verdicts]
+        failed = [verdict.slug for verdict in verdicts if verdict.failed]
+        click.echo(json.dumps({"logs": shown, "failed": failed} if every else shown[0]))
+    else:
+        for verdict in verdicts:
+            for line in verdict.lines:
+                click.echo(line)
+        if every:
+            failed_count = sum(verdict.failed for verdict in verdicts)
+            click.echo(f"{len(verdicts)} logs verified, {failed_count} failed")
+    if any(verdict.failed for verdict in verdicts):
+        sys.exit(1)
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    """What ``audit verify`` says of one log."""
+
+    slug: str | None
+    failed: bool
+    shown: dict[str, Any]  # the JSON object
+    lines: list[str]  # the text
+
+
+def _verify_log(
+    database: Database,
+    org_id: int,
+    slug: str | None,
+    anchor: tuple[int, str] | None,
+    keys: tuple[SigningKey, ...],
+    max_age: str | None,
+    oldest: datetime | None,
+) -> _Verdict:
+    """Verify one log and record the audit.verify event in it."""
     result = audit_log.verify_chain(database, org_id, anchor, keys)
     signed = result.signed_checkpoint
     stale = (
@@ -1816,27 +1868,24 @@ def audit_verify(
         },
     )
     anchored = anchor[0] if anchor and result.ok else None  # an anchor given and holding
-    if as_json:
-        shown: dict[str, Any] = {"anchor_seq": anchored} if anchor else {}  # checked and held
-        if oldest is not None:
-            shown["stale"] = stale
-        click.echo(json.dumps({"org": slug, **result.to_dict(), **shown}))
-    elif stale is not None:
-        click.echo(f"{_log_name(slug)} is STALE: {stale}")
+    shown: dict[str, Any] = {"org": slug, **result.to_dict()}
+    if anchor:
+        shown["anchor_seq"] = anchored  # given: was it checked, and did it hold
+    if oldest is not None:
+        shown["stale"] = stale
+    if stale is not None:
+        lines = [f"{_log_name(slug)} is STALE: {stale}"]
     elif result.broken is None:
-        click.echo(
+        lines = [
             f"{_log_name(slug)} verified: {result.events} events "
             f"(seq {result.first_seq}..{result.last_seq})"
             + (f"; event {anchored} still has the kept hash" if anchored else "")
-            + (f"; last hash (keep it): {result.last_hash}" if result.last_hash else "")
-        )
-        click.echo(_signatures_line(result))
+            + (f"; last hash (keep it): {result.last_hash}" if result.last_hash else ""),
+            _signatures_line(result),
+        ]
     else:
-        click.echo(
-            f"{_log_name(slug)} is BROKEN at seq {result.broken.seq}: {result.broken.reason}"
-        )
-    if result.broken is not None or stale is not None:
-        sys.exit(1)
+        lines = [f"{_log_name(slug)} is BROKEN at seq {result.broken.seq}: {result.broken.reason}"]
+    return _Verdict(slug, result.broken is not None or stale is not None, shown, lines)
 
 
 def _oldest_signature(max_age: str, keys: tuple[SigningKey, ...]) -> datetime:

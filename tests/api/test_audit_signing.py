@@ -621,3 +621,43 @@ def test_an_event_that_cannot_be_hashed_is_a_break_not_a_crash(
         connection.execute(update, {"c": text_value, "o": api.tenant.org_id})
     code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
     assert (code, result["broken"]["seq"]) == (1, 2)
+
+
+def test_verify_all_checks_every_log_and_names_those_that_fail(
+    app: Flask, database: Database
+) -> None:
+    """The auditor's daily job: one command over every log, after the daily checkpoint."""
+    sound, rewritten, unsigned = (make_tenant(database, "verify-all") for _ in range(3))
+    for tenant in (sound, rewritten, unsigned):
+        Api(app.test_client(), tenant).create_user(f"before@{tenant.slug}.example.com")
+    signed = run_cli(database, "audit", "checkpoint", "--all", signing_key=SIGNING_KEY)
+    assert sound.slug in signed.stdout
+    # an event before the checkpoint is rewritten in one log; another has a newer checkpoint
+    # nobody signed
+    _rewrite_and_reseal(database, rewritten.org_id, 1, actor="someone else")
+    _append_forged(database, unsigned.org_id, "audit.checkpoint", {"note": "unsigned"})
+    result = run_cli(
+        database,
+        "audit",
+        "verify",
+        "--all",
+        "--max-age",
+        "1d",
+        "--json",
+        signing_key=SIGNING_KEY,
+    )
+    assert result.exit_code == 1, result.output  # one log at least fails
+    verdict = json.loads(result.stdout)
+    by_org = {log["org"]: log for log in verdict["logs"]}
+    assert None in by_org  # the system log
+    assert (by_org[sound.slug]["ok"], by_org[sound.slug]["stale"]) == (True, None)
+    assert by_org[unsigned.slug]["ok"] is True  # an unsigned checkpoint is only listed
+    assert by_org[unsigned.slug]["unchecked_checkpoints"]
+    assert by_org[rewritten.slug]["ok"] is False
+    assert rewritten.slug in verdict["failed"]
+    assert sound.slug not in verdict["failed"]
+    text = run_cli(database, "audit", "verify", "--all", signing_key=SIGNING_KEY)
+    assert f"the audit log of {rewritten.slug} is BROKEN" in text.stdout
+    assert text.stdout.rstrip().splitlines()[-1].endswith("failed")
+    refused = run_cli(database, "audit", "verify", "--all", "--anchor", f"1:{'0' * 64}")
+    assert refused.exit_code == 2
