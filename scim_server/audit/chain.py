@@ -318,6 +318,8 @@ class _Start:
 
     hash: str
     prune_seq: int | None
+    #: the key id the prune record claims it was signed with, if any
+    prune_key_id: str | None = None
 
 
 def _start_anchor(session: Session, org_id: int, first_seq: int) -> _Start | None:
@@ -334,10 +336,16 @@ def _start_anchor(session: Session, org_id: int, first_seq: int) -> _Start | Non
         )
         .order_by(AuditEvent.seq)
     ):
-        cut = checkpoint.changes.get("cut") if isinstance(checkpoint.changes, dict) else None
+        changes = checkpoint.changes if isinstance(checkpoint.changes, dict) else {}
+        cut = changes.get("cut")
         if isinstance(cut, dict) and cut.get("seq") == first_seq - 1:
             value = cut.get("hash")
-            return _Start(value, checkpoint.seq) if isinstance(value, str) else None
+            key_id = changes.get(signing.KEY_ID)
+            return (
+                _Start(value, checkpoint.seq, key_id if isinstance(key_id, str) else None)
+                if isinstance(value, str)
+                else None
+            )
     return None
 
 
@@ -391,27 +399,49 @@ def _start_not_vouched(
     """Where the log starts must be where the last valid checkpoint signed it started: a
     prefix deleted since, behind a prune record made up before or after that checkpoint, shows
     here. A log that was pruned and has no valid checkpoint is vouched for by nothing."""
-    if start is None or first_seq is None:
-        return None
-    if signed is None:
-        if start.prune_seq is None:
-            return None  # from genesis: the chain alone shows any removal
-        return Break(
-            start.prune_seq,
-            f"the log starts after event {first_seq - 1}, and the prune record that says so "
-            f"(event {start.prune_seq}) is neither signed with a given key nor followed by a "
-            "checkpoint that is: events may have been removed",
-        )
-    current = {"seq": first_seq, "prevHash": start.hash}
-    if signed.log_start != current:
+    if start is None or first_seq is None or (start.prune_seq is None and signed is None):
+        return None  # from genesis and nothing signed: the chain alone shows any removal
+    if signed is not None and signed.log_start is None:
+        # signed before checkpoints recorded logStart (never released): the record that
+        # names the cut must itself be vouched for, at least
+        if start.prune_seq is None or signed.seq >= start.prune_seq:
+            return None
+    elif signed is not None:
+        if signed.log_start == {"seq": first_seq, "prevHash": start.hash}:
+            return None
         was = signed.log_start.get("seq") if isinstance(signed.log_start, dict) else None
         return Break(
-            first_seq,
+            start.prune_seq or first_seq,
             f"the log starts at event {first_seq}, but when the last valid checkpoint (event "
             f"{signed.seq}) was signed it started at event {was}: events were removed since "
-            "without a signed prune (by a prune with --unsigned, or by a database writer)",
+            + _without_vouched_prune(start),
         )
-    return None
+    assert start.prune_seq is not None
+    return Break(
+        start.prune_seq,
+        f"the log starts after event {first_seq - 1}, and the prune record that says so "
+        f"(event {start.prune_seq}) is neither signed with a given key nor followed by a "
+        "checkpoint that is: events may have been removed"
+        + (
+            f" (it claims key {start.prune_key_id}, which was not given)"
+            if start.prune_key_id
+            else ""
+        ),
+    )
+
+
+def _without_vouched_prune(start: _Start) -> str:
+    if start.prune_seq is not None and start.prune_key_id is not None:
+        return (
+            f"by the prune record at event {start.prune_seq}, signed with key "
+            f"{start.prune_key_id}, which was not given"
+        )
+    if start.prune_seq is not None:
+        return (
+            f"by the unsigned prune record at event {start.prune_seq} (a prune with "
+            "--unsigned, or a database writer's)"
+        )
+    return "with no prune record (a database writer)"
 
 
 def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...]) -> Verification:

@@ -425,9 +425,11 @@ def test_a_prefix_deleted_behind_a_made_up_prune_record_is_a_break(
     code, result = _verify(database, api.tenant.slug, None)
     assert (code, result["first_seq"]) == (0, 4)  # the chain alone: a prune like any other
     code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
-    assert (code, result["broken"]["seq"]) == (1, 4)
-    assert f"when the last valid checkpoint (event {checkpoint})" in result["broken"]["reason"]
-    assert "started at event 1" in result["broken"]["reason"]
+    assert (code, result["broken"]["seq"]) == (1, forged)
+    reason = result["broken"]["reason"]
+    assert f"when the last valid checkpoint (event {checkpoint})" in reason
+    assert "started at event 1" in reason
+    assert f"by the unsigned prune record at event {forged}" in reason
     assert checkpoint < forged
 
 
@@ -438,7 +440,7 @@ def test_a_prune_record_planted_before_a_checkpoint_vouches_for_no_later_deletio
     included: a made-up prune record signed over that way must not let the writer delete the
     prefix it names afterwards. Each checkpoint signs where the log started."""
     third = next(e for e in auditor.events() if e["seq"] == 3)
-    _append_forged(
+    planted = _append_forged(
         database,
         api.tenant.org_id,
         "audit.prune",
@@ -448,7 +450,7 @@ def test_a_prune_record_planted_before_a_checkpoint_vouches_for_no_later_deletio
     _delete_events(database, api.tenant.org_id, [1, 2, 3])
     assert _verify(database, api.tenant.slug, None)[0] == 0  # the chain alone
     code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
-    assert (code, result["broken"]["seq"]) == (1, 4)
+    assert (code, result["broken"]["seq"]) == (1, planted)
     assert f"last valid checkpoint (event {checkpoint})" in result["broken"]["reason"]
 
 
@@ -661,3 +663,49 @@ def test_verify_all_checks_every_log_and_names_those_that_fail(
     assert text.stdout.rstrip().splitlines()[-1].endswith("failed")
     refused = run_cli(database, "audit", "verify", "--all", "--anchor", f"1:{'0' * 64}")
     assert refused.exit_code == 2
+
+
+def test_a_prune_signed_with_a_key_not_given_is_named_as_such(
+    api: Api, auditor: Auditor, database: Database, history: None
+) -> None:
+    _checkpoint(database, api.tenant.slug, SIGNING_KEY)
+    rotated = f"{NEW_SIGNING_KEY},{SIGNING_KEY}"
+    pruned = run_cli(
+        database,
+        "audit",
+        "prune",
+        "--org",
+        api.tenant.slug,
+        "--before",
+        auditor.events()[2]["time"],
+        "--json",
+        signing_key=rotated,
+    )
+    summary = json.loads(pruned.stdout)
+    assert _verify(database, api.tenant.slug, rotated)[0] == 0
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)  # the old key only
+    assert (code, result["broken"]["seq"]) == (1, summary["checkpoint_seq"])
+    assert f"signed with key {summary['key_id']}, which was not given" in result["broken"]["reason"]
+
+
+def test_a_checkpoint_signed_before_log_starts_were_recorded_still_verifies(
+    api: Api, database: Database, history: None
+) -> None:
+    """Checkpoints of the first signing release (never tagged) carry no logStart: they still
+    vouch for the events before them, and a prune record after them is still not vouched."""
+    checkpoint = _checkpoint(database, api.tenant.slug)["seq"]
+    with database.transaction(write=True) as session:
+        event = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.org_id == api.tenant.org_id, AuditEvent.seq == checkpoint
+            )
+        ).one()
+        content = {k: v for k, v in event.changes.items() if k != "logStart"}
+        prev_hash = event.prev_hash
+    key = SigningKey.from_text(SIGNING_KEY)
+    old_style = signed_changes(key, api.tenant.org_id, checkpoint, prev_hash, content)
+    _rewrite_and_reseal(database, api.tenant.org_id, checkpoint, changes=old_style)
+    code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
+    assert (code, result["signed_checkpoint"]["seq"]) == (0, checkpoint)
+    _rewrite_and_reseal(database, api.tenant.org_id, 1, detail="rewritten")
+    assert _verify(database, api.tenant.slug, SIGNING_KEY)[0] == 1

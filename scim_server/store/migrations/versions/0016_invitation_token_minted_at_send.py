@@ -6,8 +6,8 @@ which stores only its SHA-256 and hands the clear token to the mailer: no clear 
 at rest. ``token_hash`` is NULL until then.
 
 Invitations still waiting here lose the clear token they held; ``invitation drain`` gives them
-a new one. A downgrade cancels the invitations that have no token yet (they could never be
-sent by the older release, which needs the clear token).
+a new one. A downgrade gives the invitations that have no token an unusable hash and cancels
+those still pending (the older release could never send them: it needs the clear token).
 
 Revision ID: 0016
 Revises: 0015
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 from alembic.operations import BatchOperations
 
-from scim_server.store.types import utcnow
+from scim_server.store.types import UTCDateTime, utcnow
 
 revision = "0016"
 down_revision = "0015"
@@ -37,8 +37,9 @@ _invitations = sa.table(
     "invitations",
     sa.column("id", sa.String),
     sa.column("token_hash", sa.String),
-    sa.column("sent_at"),
-    sa.column("cancelled_at"),
+    sa.column("sent_at", UTCDateTime()),
+    sa.column("cancelled_at", UTCDateTime()),
+    sa.column("accepted_at", UTCDateTime()),
 )
 
 
@@ -75,8 +76,17 @@ def downgrade() -> None:
         connection.execute(
             _invitations.update()
             .where(_invitations.c.id == invitation_id)
-            .values(token_hash=unusable, cancelled_at=utcnow())
+            .values(token_hash=unusable)
         )
+    connection.execute(  # an ended invitation keeps its history
+        _invitations.update()
+        .where(
+            _invitations.c.sent_at.is_(None),
+            _invitations.c.cancelled_at.is_(None),
+            _invitations.c.accepted_at.is_(None),
+        )
+        .values(cancelled_at=utcnow())
+    )
     with _invitations_batch() as batch:
         batch.add_column(sa.Column("delivery_token", sa.String(length=64), nullable=True))
         batch.alter_column("token_hash", existing_type=sa.String(length=64), nullable=False)
