@@ -453,6 +453,10 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
     first_seq: int | None = None
     previous: AuditEvent | None = None
     expected_prev: str | None = None
+
+    def broken(last_seq: int | None, at: int, reason: str) -> Verification:
+        return Verification(org_id, count, first_seq, last_seq, Break(at, reason))
+
     for event in _events(session, org_id):
         count += 1
         if previous is None:
@@ -460,47 +464,27 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
             start = _start_anchor(session, org_id, event.seq)
             expected_prev = start.hash if start is not None else None
             if expected_prev is None:
-                return Verification(
-                    org_id,
-                    count,
-                    first_seq,
+                return broken(
                     event.seq,
-                    Break(
-                        event.seq,
-                        "events before this one are missing and no prune "
-                        "checkpoint records where the log was cut",
-                    ),
+                    event.seq,
+                    "events before this one are missing and no prune "
+                    "checkpoint records where the log was cut",
                 )
         elif event.seq != previous.seq + 1:
-            return Verification(
-                org_id,
-                count,
-                first_seq,
-                event.seq,
-                Break(previous.seq + 1, f"event {previous.seq + 1} is missing"),
-            )
+            return broken(event.seq, previous.seq + 1, f"event {previous.seq + 1} is missing")
         if event.prev_hash != expected_prev:
-            return Verification(
-                org_id,
-                count,
-                first_seq,
-                event.seq,
-                Break(event.seq, "prev_hash does not match the hash of the event before it"),
+            return broken(
+                event.seq, event.seq, "prev_hash does not match the hash of the event before it"
             )
         try:
             recomputed: str | None = event_hash(canonical_fields(event))
         except UnicodeEncodeError:  # a lone surrogate: the server never stores one (storable)
             recomputed = None
         if recomputed != event.hash:
-            return Verification(
-                org_id,
-                count,
-                first_seq,
+            return broken(
                 event.seq,
-                Break(
-                    event.seq,
-                    "the event's content does not match its hash (a sealed field was changed)",
-                ),
+                event.seq,
+                "the event's content does not match its hash (a sealed field was changed)",
             )
         if event.operation in signing.CHECKPOINT_OPERATIONS:
             checked = (
@@ -509,16 +493,11 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
                 else signing.Check.UNKNOWN_KEY
             )
             if checked is signing.Check.INVALID:
-                return Verification(
-                    org_id,
-                    count,
-                    first_seq,
+                return broken(
                     event.seq,
-                    Break(
-                        event.seq,
-                        "the checkpoint's signature does not hold: the checkpoint, or an event "
-                        "before it, was rewritten and resealed without the signing key",
-                    ),
+                    event.seq,
+                    "the checkpoint's signature does not hold: the checkpoint, or an event "
+                    "before it, was rewritten and resealed without the signing key",
                 )
             if checked is signing.Check.VALID:
                 vouched = event.changes or {}
@@ -535,35 +514,21 @@ def _verify(session: Session, org_id: int, keys: tuple[signing.SigningKey, ...])
         previous = event
     last_seq = previous.seq if previous else None
     if head is not None and last_seq is not None and last_seq > head.last_seq:
-        return Verification(
-            org_id,
-            count,
-            first_seq,
+        return broken(
             last_seq,
-            Break(
-                head.last_seq + 1,
-                f"event {head.last_seq + 1} is beyond the chain head (at {head.last_seq}): "
-                "it was added outside the log",
-            ),
+            head.last_seq + 1,
+            f"event {head.last_seq + 1} is beyond the chain head (at {head.last_seq}): "
+            "it was added outside the log",
         )
     if head is not None and head.last_seq != (last_seq or 0) and count:
-        return Verification(
-            org_id,
-            count,
-            first_seq,
+        return broken(
             last_seq,
-            Break(
-                (last_seq or 0) + 1,
-                f"events after {last_seq} are missing (the chain head is at {head.last_seq})",
-            ),
+            (last_seq or 0) + 1,
+            f"events after {last_seq} are missing (the chain head is at {head.last_seq})",
         )
     if head is not None and count and head.last_hash != (previous.hash if previous else GENESIS):
-        return Verification(
-            org_id,
-            count,
-            first_seq,
-            last_seq,
-            Break(last_seq or 0, "the last event's hash does not match the chain head"),
+        return broken(
+            last_seq, last_seq or 0, "the last event's hash does not match the chain head"
         )
     moved = _start_not_vouched(signed, start, first_seq) if keys else None
     if moved is not None:

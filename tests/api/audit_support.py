@@ -8,6 +8,7 @@ with SQL, by the request id the test chose.
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -167,6 +168,26 @@ def run_cli(database: Database, *args: str, signing_key: str | None = None) -> R
     SCIM_AUDIT_SIGNING_KEY when ``signing_key`` is given."""
     env = {"SCIM_DATABASE_URL": database.url, "SCIM_AUDIT_SIGNING_KEY": signing_key}
     return CliRunner().invoke(main, list(args), env=env)
+
+
+def prune_log(
+    database: Database, slug: str, before: str, signing_key: str = SIGNING_KEY
+) -> dict[str, Any]:
+    """``audit prune --org SLUG --before BEFORE --json``, signed; its summary."""
+    result = run_cli(
+        database,
+        "audit",
+        "prune",
+        "--org",
+        slug,
+        "--before",
+        before,
+        "--json",
+        signing_key=signing_key,
+    )
+    assert result.exit_code == 0, result.output
+    summary: dict[str, Any] = json.loads(result.stdout)
+    return summary
 
 
 def unique_slug(prefix: str) -> str:

@@ -18,7 +18,7 @@ from scim_server.audit.events import EventDraft
 from scim_server.services import audit_log
 from scim_server.store.db import Database
 from scim_server.store.models import AuditEvent
-from tests.api.audit_support import SIGNING_KEY, Auditor, auditor_for, run_cli
+from tests.api.audit_support import SIGNING_KEY, Auditor, auditor_for, prune_log, run_cli
 from tests.conftest import Api, make_tenant, patch_body
 
 
@@ -165,23 +165,6 @@ def test_one_organisations_tampering_does_not_break_anothers_chain(
     assert (code, result["ok"], result["events"]) == (0, True, 1)
 
 
-def _prune(database: Database, slug: str, before: str) -> dict[str, Any]:
-    result = run_cli(
-        database,
-        "audit",
-        "prune",
-        "--org",
-        slug,
-        "--before",
-        before,
-        "--json",
-        signing_key=SIGNING_KEY,
-    )
-    assert result.exit_code == 0, result.output
-    summary: dict[str, Any] = json.loads(result.stdout)
-    return summary
-
-
 def _time(event: dict[str, Any]) -> datetime:
     return datetime.fromisoformat(event["time"].replace("Z", "+00:00"))
 
@@ -192,7 +175,7 @@ def test_prune_leaves_a_checkpoint_and_the_log_still_verifies(
     before = events[3]["time"]  # the time of event 4: events recorded before it go
     cut = max(e["seq"] for e in events if _time(e) < _time(events[3]))
     assert cut == 3
-    summary = _prune(database, api.tenant.slug, before)
+    summary = prune_log(database, api.tenant.slug, before)
     assert summary["org"] == api.tenant.slug
     assert (summary["pruned"], summary["cut_seq"]) == (3, 3)
 
@@ -216,7 +199,7 @@ def test_prune_leaves_a_checkpoint_and_the_log_still_verifies(
     # after a prune, an edit is still caught, and a second prune still verifies
     api.create_user("after-prune@example.com")
     latest = auditor.events()
-    summary = _prune(database, api.tenant.slug, latest[-1]["time"])
+    summary = prune_log(database, api.tenant.slug, latest[-1]["time"])
     assert summary["cut_seq"] == latest[-2]["seq"]  # the first checkpoint itself is cut now
     code, result = verify(database, api.tenant.slug)
     assert code == 0, result
@@ -235,7 +218,7 @@ def test_prune_leaves_a_checkpoint_and_the_log_still_verifies(
 def test_a_prune_before_every_event_removes_nothing_and_says_so(
     api: Api, auditor: Auditor, database: Database, events: Any
 ) -> None:
-    summary = _prune(database, api.tenant.slug, "2000-01-01")
+    summary = prune_log(database, api.tenant.slug, "2000-01-01")
     assert (summary["pruned"], summary["cut_seq"]) == (0, None)
     checkpoint = auditor.events('operation eq "audit.prune"')[0]
     assert checkpoint["changes"]["cut"] is None
@@ -247,7 +230,7 @@ def test_a_prune_before_every_event_removes_nothing_and_says_so(
 def test_a_prune_of_everything_still_verifies(
     api: Api, auditor: Auditor, database: Database, events: Any
 ) -> None:
-    summary = _prune(database, api.tenant.slug, "2999-01-01")
+    summary = prune_log(database, api.tenant.slug, "2999-01-01")
     assert summary["pruned"] >= 6
     remaining = auditor.events()
     assert remaining[0]["operation"] == "audit.prune"

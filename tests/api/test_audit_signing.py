@@ -28,6 +28,7 @@ from tests.api.audit_support import (
     Auditor,
     all_event_rows_as_text,
     auditor_for,
+    prune_log,
     run_cli,
 )
 from tests.conftest import Api, make_tenant
@@ -52,8 +53,12 @@ def _checkpoint(database: Database, slug: str, key: str = SIGNING_KEY) -> dict[s
     return summary
 
 
-def _verify(database: Database, slug: str, key: str | None) -> tuple[int, dict[str, Any]]:
-    result = run_cli(database, "audit", "verify", "--org", slug, "--json", signing_key=key)
+def _verify(
+    database: Database, slug: str, key: str | None, *options: str
+) -> tuple[int, dict[str, Any]]:
+    result = run_cli(
+        database, "audit", "verify", "--org", slug, *options, "--json", signing_key=key
+    )
     return result.exit_code, json.loads(result.stdout)
 
 
@@ -200,19 +205,7 @@ def test_a_signed_prune_s_cut_cannot_be_moved_by_a_database_writer(
 ) -> None:
     """Pruning deletes evidence: the checkpoint it leaves says where the log was cut. Signed,
     a writer who deletes more events and moves the cut to match is caught."""
-    pruned = run_cli(
-        database,
-        "audit",
-        "prune",
-        "--org",
-        api.tenant.slug,
-        "--before",
-        auditor.events()[2]["time"],
-        "--json",
-        signing_key=SIGNING_KEY,
-    )
-    assert pruned.exit_code == 0, pruned.output
-    summary = json.loads(pruned.stdout)
+    summary = prune_log(database, api.tenant.slug, auditor.events()[2]["time"])
     assert (summary["cut_seq"], summary["key_id"]) == (2, SigningKey.from_text(SIGNING_KEY).key_id)
     code, result = _verify(database, api.tenant.slug, SIGNING_KEY)
     assert (code, result["signed_checkpoint"]["seq"]) == (0, summary["checkpoint_seq"])
@@ -458,18 +451,7 @@ def test_a_signed_prune_s_cut_cannot_be_moved_by_deleting_more_and_recording_it_
     api: Api, auditor: Auditor, database: Database, history: None
 ) -> None:
     events = auditor.events()
-    pruned = run_cli(
-        database,
-        "audit",
-        "prune",
-        "--org",
-        api.tenant.slug,
-        "--before",
-        events[2]["time"],
-        "--json",
-        signing_key=SIGNING_KEY,
-    )
-    assert json.loads(pruned.stdout)["cut_seq"] == 2
+    assert prune_log(database, api.tenant.slug, events[2]["time"])["cut_seq"] == 2
     _delete_events(database, api.tenant.org_id, [3])
     _append_forged(
         database,
@@ -508,18 +490,7 @@ def test_max_age_fails_a_log_whose_last_valid_signature_is_too_old(
     _resign(database, api.tenant.org_id, checkpoint, three_days_ago)
 
     def verify_within(age: str) -> tuple[int, dict[str, Any]]:
-        result = run_cli(
-            database,
-            "audit",
-            "verify",
-            "--org",
-            api.tenant.slug,
-            "--max-age",
-            age,
-            "--json",
-            signing_key=SIGNING_KEY,
-        )
-        return result.exit_code, json.loads(result.stdout)
+        return _verify(database, api.tenant.slug, SIGNING_KEY, "--max-age", age)
 
     code, result = verify_within("4d")
     assert (code, result["stale"], result["signed_checkpoint"]["time"]) == (0, None, three_days_ago)
@@ -557,19 +528,8 @@ def test_a_log_with_no_signed_checkpoint_is_stale_and_odd_signature_fields_do_no
     odd = _append_forged(
         database, api.tenant.org_id, "audit.checkpoint", {"keyId": "é", "signature": "ü"}
     )
-    result = run_cli(
-        database,
-        "audit",
-        "verify",
-        "--org",
-        api.tenant.slug,
-        "--max-age",
-        "1d",
-        "--json",
-        signing_key=SIGNING_KEY,
-    )
-    assert result.exit_code == 1, result.output
-    verdict = json.loads(result.stdout)
+    code, verdict = _verify(database, api.tenant.slug, SIGNING_KEY, "--max-age", "1d")
+    assert code == 1, verdict
     assert verdict["ok"] is True
     assert verdict["unchecked_checkpoints"] == [odd]
     assert verdict["stale"] == "no checkpoint signed with a given key holds"
@@ -591,19 +551,9 @@ def test_a_signed_time_in_the_future_or_without_a_zone_is_stale_not_fresh_foreve
         ("2026-01-01T00:00:00.000000", "more than 2d ago"),
     ):
         _resign(database, api.tenant.org_id, checkpoint, signed_at)
-        result = run_cli(
-            database,
-            "audit",
-            "verify",
-            "--org",
-            api.tenant.slug,
-            "--max-age",
-            "2d",
-            "--json",
-            signing_key=SIGNING_KEY,
-        )
-        assert result.exit_code == 1, result.output
-        assert reason in json.loads(result.stdout)["stale"]
+        code, verdict = _verify(database, api.tenant.slug, SIGNING_KEY, "--max-age", "2d")
+        assert code == 1, verdict
+        assert reason in verdict["stale"]
 
 
 def test_an_event_that_cannot_be_hashed_is_a_break_not_a_crash(
@@ -670,18 +620,7 @@ def test_a_prune_signed_with_a_key_not_given_is_named_as_such(
 ) -> None:
     _checkpoint(database, api.tenant.slug, SIGNING_KEY)
     rotated = f"{NEW_SIGNING_KEY},{SIGNING_KEY}"
-    pruned = run_cli(
-        database,
-        "audit",
-        "prune",
-        "--org",
-        api.tenant.slug,
-        "--before",
-        auditor.events()[2]["time"],
-        "--json",
-        signing_key=rotated,
-    )
-    summary = json.loads(pruned.stdout)
+    summary = prune_log(database, api.tenant.slug, auditor.events()[2]["time"], rotated)
     assert _verify(database, api.tenant.slug, rotated)[0] == 0
     code, result = _verify(database, api.tenant.slug, SIGNING_KEY)  # the old key only
     assert (code, result["broken"]["seq"]) == (1, summary["checkpoint_seq"])
