@@ -301,12 +301,9 @@ def replace_group(
     added, removed = store.replace_members(session, group, members)
     if (added or removed) and doc == previous:
         _touch(session, group)
-    affected = [pk for pk, _ in added + removed]
-    if renamed:
-        affected += store.member_user_pks(session, group)
-    changed = _recompute(session, ctx, affected, previous, doc)
-    ids = {pk: uid for pk, uid in added + removed} | {pk: uid for uid, pk in members.items()}
-    _record(ctx, group, previous, doc, added, removed, changed, ids)
+    touched = added + removed + (store.member_users(session, group) if renamed else [])
+    changed = _recompute(session, ctx, [pk for pk, _ in touched], previous, doc)
+    _record(ctx, group, previous, doc, added, removed, changed, dict(touched))
     return RenderedGroup(render_head(ctx, group), etag_of(group.version), group.pk)
 
 
@@ -442,11 +439,9 @@ def patch_group(
         _write(session, ctx, group, doc)
     elif added or removed:
         _touch(session, group)
-    affected = [pk for pk, _ in added + removed]
-    if renamed:
-        affected += store.member_user_pks(session, group)
-    changed = _recompute(session, ctx, affected, previous, doc)
-    _record(ctx, group, previous, doc, added, removed, changed, dict(added + removed))
+    touched = added + removed + (store.member_users(session, group) if renamed else [])
+    changed = _recompute(session, ctx, [pk for pk, _ in touched], previous, doc)
+    _record(ctx, group, previous, doc, added, removed, changed, dict(touched))
     return RenderedGroup(render_head(ctx, group), etag_of(group.version), group.pk)
 
 

@@ -174,10 +174,12 @@ def replace_members(
     return add_members(session, group, members), removed
 
 
-def member_user_pks(session: Session, group: Group) -> list[int]:
-    return list(
-        session.scalars(select(GroupMember.user_pk).where(GroupMember.group_pk == group.pk))
+def member_users(session: Session, group: Group) -> list[tuple[int, str]]:
+    """(user pk, user id) of every member."""
+    rows = session.execute(
+        select(GroupMember.user_pk, GroupMember.user_id).where(GroupMember.group_pk == group.pk)
     )
+    return [(pk, user_id) for pk, user_id in rows]
 
 
 def member_ids_matching(session: Session, group: Group, user_ids: Collection[str]) -> list[str]:
