@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 from scim_server.policy import access as policy
 from scim_server.scim.errors import Conflict, InvalidValue
 from scim_server.scim.schema import ACCESS_USER
+from scim_server.scim.wire import unstorable
 from scim_server.services import guards
 from scim_server.services.errors import ServiceError
 from scim_server.store.access import (
@@ -576,8 +577,13 @@ def _clean_name(kind: str, name: str, limit: int) -> str:
 
 
 def find_role(session: Session, org_id: int, name: str) -> Role:
-    role = session.scalar(
-        select(Role).where(Role.org_id == org_id, func.lower(Role.name) == name.strip().lower())
+    # a name no database can hold is nobody's (PostgreSQL refuses to compare with a NUL)
+    role = (
+        None
+        if unstorable(name) is not None
+        else session.scalar(
+            select(Role).where(Role.org_id == org_id, func.lower(Role.name) == name.strip().lower())
+        )
     )
     if role is None:
         known = ", ".join(session.scalars(_role_names_query(org_id)))
@@ -712,9 +718,13 @@ def list_access_groups(session: Session, org: Organization) -> list[AccessGroupV
 
 
 def find_access_group(session: Session, org_id: int, name: str) -> AccessGroup:
-    group = session.scalar(
-        select(AccessGroup).where(
-            AccessGroup.org_id == org_id, func.lower(AccessGroup.name) == name.strip().lower()
+    group = (
+        None
+        if unstorable(name) is not None
+        else session.scalar(
+            select(AccessGroup).where(
+                AccessGroup.org_id == org_id, func.lower(AccessGroup.name) == name.strip().lower()
+            )
         )
     )
     if group is None:
