@@ -646,8 +646,8 @@ def test_a_chunked_body_is_read(api: Api, admin: Admin) -> None:
         ("GET", "/deprovisioning/holds/99999999999999999999", None, 404, ["not found"]),
         ("DELETE", "/mappings/2147483648", None, 404, ["mapping 2147483648 not found"]),
         ("POST", "/connections/a%00b/revoke", None, 404, ["not found"]),
-        ("DELETE", "/roles/a%00b", None, 404, ["no role 'a\\x00b'"]),
-        ("DELETE", "/access-groups/a%00", None, 404, ["no access group 'a\\x00'"]),
+        ("DELETE", "/roles/a%00b", None, 404, ["not found"]),
+        ("DELETE", "/access-groups/a%00", None, 404, ["not found"]),
     ],
 )
 def test_values_past_what_is_stored_are_refused_not_failed(
