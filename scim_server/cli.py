@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 import click
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from scim_server.audit.chain import SignedCheckpoint, Verification, append
@@ -107,7 +108,21 @@ def _organization_id(database: Database, slug: str) -> tuple[int, str]:
         return organization.id, organization.slug
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group, which answers a database it cannot reach in one line, not with a
+    driver's traceback (the URL is not repeated: it may hold a password)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OperationalError as error:
+            reason = str(error.orig or error).strip().splitlines()[0]
+            raise click.ClickException(
+                f"the database (SCIM_DATABASE_URL) cannot be used: {reason}"
+            ) from None
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """SCIM 2.0 provisioning connector: configure organisations and connections, run the server."""
 

@@ -116,3 +116,18 @@ def test_demo_sets_up_an_audited_organisation_whose_printed_token_works(
     assert names == ["demo connection", "demo connection 2"]  # either can be named in commands
     code, out = _run(database, "audit", "verify", "--org", "demo")
     assert code == 0, out
+
+
+def test_a_database_it_cannot_reach_is_one_line_without_the_password() -> None:
+    """An operator's typo in SCIM_DATABASE_URL, or the database down: one line naming the
+    variable and the driver's reason, not a driver's traceback, and never the URL's password."""
+    password = "s3cret-db-password"
+    unreachable = f"postgresql+psycopg://scim:{password}@127.0.0.1:1/scim"  # nothing listens
+    result = CliRunner().invoke(
+        main, ["org", "show", "acme"], env={"SCIM_DATABASE_URL": unreachable}
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: the database (SCIM_DATABASE_URL) cannot be used: ")
+    assert len(result.output.strip().splitlines()) == 1
+    assert "Traceback" not in result.output
+    assert password not in result.output
