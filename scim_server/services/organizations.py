@@ -379,7 +379,7 @@ def _refuse_if_outside(
     more = f" and {count - len(named)} more" if count > len(named) else ""
     raise ServiceError(
         f"organisation {org.slug!r} cannot enforce SSO for {settings.sso_domain}: "
-        f"{count} active user{'s' if count != 1 else ''} "
+        f"{count} user{'s' if count != 1 else ''} not deactivated (invited or active) "
         f"{'have' if count != 1 else 'has'} an address outside it: {', '.join(named)}{more}. "
         f"Change or deactivate them first, or give {spelling.deactivate_outside} to deactivate "
         "them now "
