@@ -178,7 +178,10 @@ def test_enabling_sso_with_users_outside_is_refused_naming_them(
     before = store_snapshot(database, tenant.org_id)
     settings = settings_rows(database, tenant.org_id)
     out = refused(database, "org", "update", tenant.slug, "--sso-domain", "acme.com")
-    assert "4 users not deactivated (invited or active) have an address outside it: x@gmail.com, y@acme.com.evil.org" in out
+    assert (
+        "4 users not deactivated (invited or active) have an address outside it: "
+        "x@gmail.com, y@acme.com.evil.org" in out
+    )
     assert "and 2 more" in out
     assert "old@aol.com" not in out
     assert "--deactivate-outside" in out
@@ -193,7 +196,10 @@ def test_no_longer_allowing_subdomains_under_sso_is_checked_too(
     ok(database, "org", "update", tenant.slug, "--sso-domain", "acme.com", "--allow-subdomains")
     api.create_user("eu@eu.acme.com")
     out = refused(database, "org", "update", tenant.slug, "--no-subdomains")
-    assert "1 user not deactivated (invited or active) has an address outside it: eu@eu.acme.com" in out
+    assert (
+        "1 user not deactivated (invited or active) has an address outside it: eu@eu.acme.com"
+        in out
+    )
     assert show(database, tenant.slug)["allowSubdomains"] is True
 
 
