@@ -55,7 +55,9 @@ def create_app(
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["scim_settings"] = settings
     app.extensions["scim_db"] = database or Database(
-        settings.database_url, pool_size=settings.db_pool_size
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        lock_timeout_s=settings.lock_timeout_seconds or None,
     )
     app.extensions["scim_recorder"] = EventRecorder(app.extensions["scim_db"])
     app.extensions["scim_registry"] = registry or default_registry()

@@ -54,6 +54,9 @@ class Settings:
     bulk_max_operations: int = 1000
     bulk_max_payload_bytes: int = 1024 * 1024
     db_pool_size: int = 5
+    #: PostgreSQL: seconds a request's statement may wait for a lock before the request answers
+    #: 503 (0: no limit). Okta gives up on a response after 60 s.
+    lock_timeout_seconds: int = 15
     public_discovery: bool = False
     #: Link of an invitation e-mail; ``{token}`` is replaced by the invitation's token.
     invitation_url: str | None = None
@@ -99,6 +102,9 @@ class Settings:
                 env, "SCIM_BULK_MAX_PAYLOAD_BYTES", cls.bulk_max_payload_bytes
             ),
             db_pool_size=_int(env, "SCIM_DB_POOL_SIZE", cls.db_pool_size),
+            lock_timeout_seconds=_int(
+                env, "SCIM_LOCK_TIMEOUT_SECONDS", cls.lock_timeout_seconds, minimum=0
+            ),
             public_discovery=_bool(env, "SCIM_PUBLIC_DISCOVERY", cls.public_discovery),
             invitation_url=env.get("SCIM_INVITATION_URL") or None,
             auth_failure_limit=_int(env, "SCIM_AUTH_FAILURE_LIMIT", cls.auth_failure_limit),

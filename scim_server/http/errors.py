@@ -17,9 +17,12 @@ from werkzeug.exceptions import HTTPException
 from scim_server.http.provisioning_log import note_error
 from scim_server.logs import of_http_parser
 from scim_server.scim.errors import ERROR_SCHEMA, ScimError
-from scim_server.store.errors import database_unavailable
+from scim_server.store.errors import database_unavailable, lock_wait_timed_out
 
 SCIM_CONTENT_TYPE = "application/scim+json"
+
+#: A lock held that long is held by a long transaction (an import): the IdP comes back later.
+LOCK_RETRY_AFTER_SECONDS = 30
 
 log = logging.getLogger("scim_server.http")
 
@@ -71,6 +74,16 @@ def register_error_handlers(app: Flask) -> None:
         if of_http_parser(error):  # a body gunicorn could not read, raised as the app read it
             detail = "the request body could not be read as HTTP/1.1 (its chunks or length)"
             return _plain(400, detail)
+        if isinstance(error, DBAPIError) and lock_wait_timed_out(error):
+            settings = app.extensions["scim_settings"]
+            log.warning("lock wait timed out (request %s)", request_id)
+            return _plain(
+                503,
+                f"waited more than {settings.lock_timeout_seconds} s for data another "
+                "transaction holds (a large users import, for example); nothing was written, "
+                "retry later",
+                {"Retry-After": str(LOCK_RETRY_AFTER_SECONDS)},
+            )
         if isinstance(error, DBAPIError) and database_unavailable(error):
             log.error("database unavailable (request %s): %s", request_id, type(error.orig))
             return _plain(503, "the database is unavailable; retry later", {"Retry-After": "5"})

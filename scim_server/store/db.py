@@ -65,7 +65,9 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if _write_intent.get() else "BEGIN")
 
 
-def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
+def create_db_engine(url: str, *, pool_size: int = 5, lock_timeout_s: int | None = None) -> Engine:
+    """``lock_timeout_s`` (PostgreSQL): how long a statement may wait for a lock before it fails
+    (``lock_timeout``); None waits as long as it takes, as the CLI must."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(
@@ -83,9 +85,10 @@ def create_db_engine(url: str, *, pool_size: int = 5) -> Engine:
     # The operator's own options (?options=-c search_path=... in the URL, else libpq's
     # PGOPTIONS, which connect_args would override) are kept, before ours.
     given = parsed.query.get("options") or os.environ.get("PGOPTIONS")
-    options = " ".join(
-        [*([given] if isinstance(given, str) else given or ()), PLAN_WITH_THE_REAL_PARAMETERS]
-    )
+    ours = [PLAN_WITH_THE_REAL_PARAMETERS]
+    if lock_timeout_s:
+        ours.append(f"-c lock_timeout={lock_timeout_s}s")
+    options = " ".join([*([given] if isinstance(given, str) else given or ()), *ours])
     return create_engine(
         parsed.difference_update_query(["options"]),
         pool_size=pool_size,
@@ -204,9 +207,9 @@ def _sqlite_file(url: str) -> str | None:
 class Database:
     """The engine and session factory of one process."""
 
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5, lock_timeout_s: int | None = None) -> None:
         self.url = url
-        self.engine = create_db_engine(url, pool_size=pool_size)
+        self.engine = create_db_engine(url, pool_size=pool_size, lock_timeout_s=lock_timeout_s)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         path = _sqlite_file(url)
         self._write_queue = SQLiteWriteQueue(path) if path else None

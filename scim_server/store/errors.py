@@ -26,6 +26,16 @@ def unique_violation(error: IntegrityError) -> str | None:
     return None
 
 
+#: SQLSTATE of a statement that waited longer than ``lock_timeout`` for a lock (PostgreSQL).
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def lock_wait_timed_out(error: DBAPIError) -> bool:
+    """Whether ``error`` is a lock wait that ran out (``SCIM_LOCK_TIMEOUT_SECONDS``): another
+    transaction held what this one needs for longer, a large import say. Worth a retry."""
+    return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
 def database_unavailable(error: DBAPIError) -> bool:
     """Whether ``error`` means the database cannot be reached or is busy (worth a retry).
 

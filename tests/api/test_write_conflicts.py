@@ -16,9 +16,11 @@ from flask import Flask
 from sqlalchemy import create_engine, text
 from werkzeug.test import TestResponse
 
+from scim_server.app import create_app
+from scim_server.config import Settings
 from scim_server.services import access
 from scim_server.store.db import Database
-from tests.conftest import Api, StatementCounter, make_tenant
+from tests.conftest import Api, StatementCounter, make_tenant, patch_body
 
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
@@ -222,3 +224,48 @@ def test_a_rules_change_and_a_write_that_references_the_organisation_both_finish
         access.hold_rules(writer, org)  # waits for the admin's change to commit
     admin.join(timeout=30)
     assert outcome == {"admin": None}
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_request_kept_waiting_by_a_long_transaction_answers_503_before_an_idp_gives_up(
+    api: Api, database: Database
+) -> None:
+    """A large ``users import`` holds what SCIM writes need (the users it touches, the seat
+    lock) until it commits, minutes for tens of thousands of rows. Okta gives up after 60 s
+    and retries, then meets a 409 for a user it believes was never created. A request that
+    waits longer than SCIM_LOCK_TIMEOUT_SECONDS answers 503 with Retry-After, writing
+    nothing but its event."""
+    user = api.create_user("held@example.com")
+    settings = Settings.from_env(
+        {"SCIM_DATABASE_URL": database.url, "SCIM_LOCK_TIMEOUT_SECONDS": "1"}
+    )
+    served = create_app(settings)  # its own engine, as the server's: with the lock timeout
+    try:
+        client = Api(served.test_client(), api.tenant)
+        rid = f"held-{uuid.uuid4().hex[:8]}"
+        answers: list[TestResponse] = []
+        patch = threading.Thread(
+            target=lambda: answers.append(
+                client.patch(
+                    f"/Users/{user['id']}",
+                    patch_body({"op": "replace", "path": "displayName", "value": "Waited"}),
+                    headers={"X-Request-Id": rid},
+                )
+            ),
+            daemon=True,
+        )
+        with database.engine.begin() as holder:  # the import's transaction, say
+            holder.execute(
+                text("SELECT pk FROM users WHERE id = :id FOR UPDATE"), {"id": user["id"]}
+            )
+            patch.start()
+            patch.join(timeout=20)
+            assert not patch.is_alive(), "the request waited as long as the lock was held"
+        (response,) = answers
+        assert response.status_code == 503, response.get_json()
+        assert response.headers["Retry-After"] == "30"
+        assert "waited more than 1 s" in response.get_json()["detail"]
+        assert api.get(f"/Users/{user['id']}").get_json().get("displayName") is None
+        assert _events_of(database, rid) == [("user.patch", 503)]
+    finally:
+        served.extensions["scim_db"].engine.dispose()
