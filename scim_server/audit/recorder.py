@@ -101,7 +101,7 @@ class EventRecorder:
 
     def _write_batch(self, batch: list[_Waiting]) -> None:
         try:
-            with self._database.connection(write=True) as connection:
+            with self._database.connection(write=True, wait_for_locks=True) as connection:
                 append_rows(connection, [waiting.draft for waiting in batch])
         except Exception as error:
             for waiting in batch:
@@ -119,7 +119,7 @@ class EventRecorder:
 
     def _write_alone(self, waiting: _Waiting) -> None:
         try:
-            with self._database.connection(write=True) as connection:
+            with self._database.connection(write=True, wait_for_locks=True) as connection:
                 append_rows(connection, [waiting.draft])
         except Exception as error:
             waiting.draft.recorded = False

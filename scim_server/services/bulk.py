@@ -39,7 +39,7 @@ from scim_server.services.context import RequestContext
 from scim_server.services.transaction import perform_write
 from scim_server.services.writes import WRITES
 from scim_server.store.db import Database
-from scim_server.store.errors import database_unavailable
+from scim_server.store.errors import database_unavailable, lock_wait_timed_out
 
 log = logging.getLogger("scim_server.bulk")
 
@@ -108,7 +108,7 @@ class BulkOutcome:
         if self.stopped_at is not None:
             text += f"; stopped after failOnErrors={self.stopped_at} errors"
         if self.unavailable:
-            text += "; stopped: the database is unavailable"
+            text += "; stopped: the database is unavailable or busy"
         return text
 
 
@@ -140,7 +140,12 @@ def run_bulk(database: Database, ctx: RequestContext, bulk: BulkRequest) -> Bulk
             )
             if not any(result.error is None for result in results):
                 raise
-            failure = ServiceUnavailable("the database is unavailable; retry later")
+            failure = ServiceUnavailable(
+                "waited too long for data another transaction holds (a large users import, "
+                "for example); retry later"
+                if lock_wait_timed_out(error)
+                else "the database is unavailable; retry later"
+            )
             results.append(OperationResult(operation, failure.status, None, None, failure))
             unavailable = True
             break

@@ -209,6 +209,7 @@ class Database:
 
     def __init__(self, url: str, *, pool_size: int = 5, lock_timeout_s: int | None = None) -> None:
         self.url = url
+        self.lock_timeout_s = lock_timeout_s
         self.engine = create_db_engine(url, pool_size=pool_size, lock_timeout_s=lock_timeout_s)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         path = _sqlite_file(url)
@@ -230,13 +231,21 @@ class Database:
             _write_intent.reset(token)
 
     @contextmanager
-    def connection(self, *, write: bool) -> Iterator[Connection]:
+    def connection(self, *, write: bool, wait_for_locks: bool = False) -> Iterator[Connection]:
         """:meth:`transaction` without an ORM session, for work that holds no ORM state (the
-        audit recorder's batches of read events: a session there was a tenth of their cost)."""
+        audit recorder's batches of read events: a session there was a tenth of their cost).
+
+        ``wait_for_locks``: this transaction waits for locks as long as it takes, whatever
+        ``lock_timeout_s`` says (one statement more, on PostgreSQL with a lock timeout only).
+        The recorder's only lock is the chain head, which writers hold briefly; a read already
+        answered must not lose its event because another transaction held the head long.
+        """
         token = _write_intent.set(write)
         queue = self._write_queue.turn() if write and self._write_queue else nullcontext()
         try:
             with queue, self.engine.begin() as connection:
+                if wait_for_locks and self.lock_timeout_s and not self.is_sqlite:
+                    connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
                 yield connection
         finally:
             _write_intent.reset(token)

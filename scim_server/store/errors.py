@@ -39,8 +39,9 @@ def lock_wait_timed_out(error: DBAPIError) -> bool:
 def database_unavailable(error: DBAPIError) -> bool:
     """Whether ``error`` means the database cannot be reached or is busy (worth a retry).
 
-    Connection failures (SQLSTATE class 08, a dropped connection, a server shutting down: 57P0x)
-    and a locked SQLite file qualify; a statement the database refuses does not.
+    Connection failures (SQLSTATE class 08, a dropped connection, a server shutting down: 57P0x),
+    a lock wait that ran out (:func:`lock_wait_timed_out`) and a locked SQLite file qualify; a
+    statement the database refuses does not.
     """
     if error.connection_invalidated:
         return True
@@ -52,6 +53,7 @@ def database_unavailable(error: DBAPIError) -> bool:
             sqlstate.startswith("08")
             or sqlstate.startswith("57P")
             or sqlstate in _LOST_TO_A_CONCURRENT_WRITE
+            or sqlstate == LOCK_NOT_AVAILABLE
         )
     if type(error.orig).__module__.startswith("psycopg"):
         # no SQLSTATE at all: the server never answered (refused, unreachable, timed out)

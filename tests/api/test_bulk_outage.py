@@ -94,7 +94,8 @@ def test_outage_after_a_success_stops_and_reports_what_ran(
         ("bulk", 200),
     ]
     assert events[-1]["detail"] == (
-        "bulk: 2 of 4 operations run, 1 succeeded, 1 failed; stopped: the database is unavailable"
+        "bulk: 2 of 4 operations run, 1 succeeded, 1 failed; "
+        "stopped: the database is unavailable or busy"
     )
 
 

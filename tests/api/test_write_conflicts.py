@@ -20,7 +20,7 @@ from scim_server.app import create_app
 from scim_server.config import Settings
 from scim_server.services import access
 from scim_server.store.db import Database
-from tests.conftest import Api, StatementCounter, make_tenant, patch_body
+from tests.conftest import USER_SCHEMA, Api, StatementCounter, make_tenant, patch_body
 
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 
@@ -269,3 +269,97 @@ def test_a_request_kept_waiting_by_a_long_transaction_answers_503_before_an_idp_
         assert _events_of(database, rid) == [("user.patch", 503)]
     finally:
         served.extensions["scim_db"].engine.dispose()
+
+
+def _impatient_client(database: Database, api: Api) -> tuple[Api, Flask]:
+    """The server as deployed: its own engine, whose statements wait 1 s for a lock."""
+    settings = Settings.from_env(
+        {"SCIM_DATABASE_URL": database.url, "SCIM_LOCK_TIMEOUT_SECONDS": "1"}
+    )
+    served = create_app(settings)
+    return Api(served.test_client(), api.tenant), served
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_bulk_request_stops_at_its_first_lock_wait_that_runs_out(
+    api: Api, database: Database
+) -> None:
+    """Each operation of a /Bulk request is its own transaction: one kept waiting past the
+    lock timeout answers 503 in its slot and the request stops there, rather than every
+    following operation waiting out the timeout in turn (a 500 each, before)."""
+    user = api.create_user("bulk-held@example.com")
+    client, served = _impatient_client(database, api)
+    replace_name = {"op": "replace", "path": "displayName", "value": "Waited"}
+    body = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {
+                "method": "POST",
+                "bulkId": "new",
+                "path": "/Users",
+                "data": {"schemas": [USER_SCHEMA], "userName": "bulk-new@example.com"},
+            },
+            *(
+                {
+                    "method": "PATCH",
+                    "path": f"/Users/{user['id']}",
+                    "data": patch_body(replace_name),
+                }
+                for _ in range(3)
+            ),
+        ],
+    }
+    answers: list[TestResponse] = []
+    bulk = threading.Thread(target=lambda: answers.append(client.post("/Bulk", body)), daemon=True)
+    try:
+        with database.engine.begin() as holder:
+            holder.execute(
+                text("SELECT pk FROM users WHERE id = :id FOR UPDATE"), {"id": user["id"]}
+            )
+            bulk.start()
+            bulk.join(timeout=20)
+            assert not bulk.is_alive(), "the bulk request waited as long as the lock was held"
+    finally:
+        served.extensions["scim_db"].engine.dispose()
+    (response,) = answers
+    assert response.status_code == 200, response.get_json()
+    results = response.get_json()["Operations"]
+    assert [r["status"] for r in results] == ["201", "503"]  # the rest never ran
+    assert "another transaction holds" in results[1]["response"]["detail"]
+    assert api.get(f"/Users/{user['id']}").get_json().get("displayName") is None
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_read_answered_while_the_chain_head_is_held_long_keeps_its_event(
+    api: Api, database: Database
+) -> None:
+    """The events of reads are sealed after the read, in the recorder's own transaction. Its
+    only lock is the chain head, which a writer may hold longer than the lock timeout (a large
+    import seals its thousands of events at its end): the read's event waits for it, and is
+    never lost to the timeout."""
+    user = api.create_user("read-held@example.com")
+    client, served = _impatient_client(database, api)
+    rid = f"read-held-{uuid.uuid4().hex[:8]}"
+    answers: list[TestResponse] = []
+    read = threading.Thread(
+        target=lambda: answers.append(
+            client.get(f"/Users/{user['id']}", headers={"X-Request-Id": rid})
+        ),
+        daemon=True,
+    )
+    try:
+        with database.engine.begin() as holder:
+            holder.execute(
+                text("SELECT last_seq FROM audit_chains WHERE org_id = :o FOR UPDATE"),
+                {"o": api.tenant.org_id},
+            )
+            read.start()
+            _wait_for_a_lock_wait(database, what="the read's event")
+            time.sleep(1.5)  # past the 1 s lock timeout
+            assert read.is_alive(), "the read was answered before its event was sealed"
+        read.join(timeout=20)
+    finally:
+        served.extensions["scim_db"].engine.dispose()
+    (response,) = answers
+    assert response.status_code == 200
+    assert _events_of(database, rid) == [("user.read", 200)]
