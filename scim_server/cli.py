@@ -1756,6 +1756,17 @@ def _record_log_read(
         click.echo(f"warning: the {operation} event was not recorded: {error}", err=True)
 
 
+def _logs(
+    database: Database, org_slug: str | None, system: bool, every: bool
+) -> list[tuple[int, str | None]]:
+    """The logs a command works on: ``--all`` (every one), or the one of :func:`_chain`."""
+    if not every:
+        return [_chain(database, org_slug, system)]
+    if system or org_slug is not None:
+        raise click.UsageError("give --all alone, or --org SLUG or --system")
+    return audit_log.every_log(database)
+
+
 def _log_name(slug: str | None) -> str:
     return "the system log" if slug is None else f"the audit log of {slug}"
 
@@ -1807,16 +1818,12 @@ def audit_verify(
     database = _database()
     keys = _signing_keys()
     oldest = None if max_age is None else _oldest_signature(max_age, keys)
-    if every:
-        if system or org_slug is not None or anchor is not None:
-            raise click.UsageError("give --all alone, or --org SLUG or --system (with --anchor)")
-        verdicts = [
-            _verify_log(database, org_id, slug, None, keys, max_age, oldest)
-            for org_id, slug in audit_log.every_log(database)
-        ]
-    else:
-        org_id, slug = _chain(database, org_slug, system)
-        verdicts = [_verify_log(database, org_id, slug, anchor, keys, max_age, oldest)]
+    if every and anchor is not None:
+        raise click.UsageError("--anchor names an event of one log: give --org SLUG or --system")
+    verdicts = [
+        _verify_log(database, org_id, slug, anchor, keys, max_age, oldest)
+        for org_id, slug in _logs(database, org_slug, system, every)
+    ]
     if as_json:
         shown = [verdict.shown for verdict in verdicts]
         failed = [verdict.slug for verdict in verdicts if verdict.failed]
@@ -1989,12 +1996,7 @@ def audit_checkpoint(org_slug: str | None, system: bool, every: bool, as_json: b
     even resealed by someone who can write to the database, then fails `audit verify`."""
     key = _signing_key("audit checkpoint")
     database = _database()
-    if every:
-        if system or org_slug is not None:
-            raise click.UsageError("give --all alone, or --org SLUG or --system")
-        logs = audit_log.every_log(database)
-    else:
-        logs = [_chain(database, org_slug, system)]
+    logs = _logs(database, org_slug, system, every)
     signed: list[dict[str, Any]] = []
     failed: list[str | None] = []
     for org_id, slug in logs:
