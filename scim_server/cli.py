@@ -2019,9 +2019,13 @@ def audit_checkpoint(org_slug: str | None, system: bool, every: bool, as_json: b
             continue
         signed.append({"org": slug, "seq": sealed.seq, "key_id": key.key_id})
         if not as_json:
-            click.echo(
-                f"signed {_log_name(slug)} at event {sealed.seq} (key {key.key_id}): "
+            vouched = (
                 f"events up to {sealed.seq - 1} are vouched for"
+                if sealed.seq > 1
+                else "the log was empty: it starts here"
+            )
+            click.echo(
+                f"signed {_log_name(slug)} at event {sealed.seq} (key {key.key_id}): {vouched}"
             )
     if as_json:
         click.echo(json.dumps({"signed": signed, "failed": failed} if every else signed[0]))
