@@ -41,7 +41,7 @@ from scim_server.services import (
     user_csv,
 )
 from scim_server.store.db import Database, statistics_warning
-from scim_server.store.migrate import upgrade
+from scim_server.store.migrate import MigrationBlocked, upgrade
 from scim_server.store.models import SYSTEM_CHAIN, Connection, Organization, User
 from scim_server.store.revision import head_revision, is_ahead
 from scim_server.store.types import utcnow
@@ -135,7 +135,10 @@ def init() -> None:
     On PostgreSQL with autovacuum or track_counts off, a warning goes to stderr.
     """
     database = _database()
-    revision = upgrade(database.engine)
+    try:
+        revision = upgrade(database.engine)
+    except MigrationBlocked as error:
+        raise click.ClickException(str(error)) from None
     where = database.engine.url.render_as_string(hide_password=True)
     if is_ahead(revision):
         click.echo(

@@ -6,6 +6,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from sqlalchemy import create_engine, exc, inspect, text
 from sqlalchemy.engine import make_url
 
 from scim_server.store.db import Database, create_db_engine
-from scim_server.store.migrate import alembic_config, upgrade
+from scim_server.store.migrate import MigrationBlocked, alembic_config, upgrade
 from scim_server.store.models import Base
 from tests.conftest import Api, _postgres_database
 
@@ -273,3 +274,42 @@ def test_relative_revisions_still_upgrade(tmp_path: Path) -> None:
         assert upgrade(engine) == _head_revision()
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_migration_kept_waiting_by_traffic_gives_up_with_nothing_changed(
+    database: Database, tmp_path: Path
+) -> None:
+    """During a rolling upgrade, a new pod's ``init`` migrates while the old pods serve. An
+    ALTER waits for the transactions using its table, and every request after it waits behind
+    the ALTER: the running servers stall. The migration's statements wait briefly instead, the
+    whole migration is rolled back and tried again, and in the end it gives up with nothing
+    changed; once the table is free it runs."""
+    with _empty_database_like(database, tmp_path) as url:
+        engine = create_engine(url)
+        try:
+            assert upgrade(engine, "0015") == "0015"
+            raised: list[BaseException] = []
+
+            def migrate() -> None:
+                try:
+                    upgrade(engine, lock_timeout_s=1, attempts=2, pause_s=0)
+                except BaseException as error:  # handed to the test's thread
+                    raised.append(error)
+
+            init = threading.Thread(target=migrate, daemon=True)
+            with engine.connect() as server, server.begin():
+                # a running server's transaction reading the table 0016 alters
+                server.execute(text("SELECT count(*) FROM invitations")).scalar_one()
+                init.start()
+                init.join(timeout=30)
+                assert not init.is_alive(), "the migration waited as long as the table was used"
+            (blocked,) = raised
+            assert isinstance(blocked, MigrationBlocked), blocked
+            assert "2 times; nothing was changed" in str(blocked)
+            with engine.connect() as connection:
+                version = connection.execute(text("SELECT version_num FROM alembic_version"))
+                assert version.scalar_one() == "0015"
+            assert upgrade(engine, lock_timeout_s=1) == _head_revision()
+        finally:
+            engine.dispose()
