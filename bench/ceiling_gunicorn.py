@@ -13,6 +13,6 @@ globals().update({name: value for name, value in _production.items() if not name
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    from bench.ceiling_app import engine
+    from ceiling_app import engine
 
     engine.dispose(close=False)

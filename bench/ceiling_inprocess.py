@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
-from pathlib import Path
 
 _FOLDER = tempfile.TemporaryDirectory(prefix="ceiling-inprocess-")  # removed at exit
 os.environ.setdefault("CEILING_DATABASE_URL", f"sqlite:///{_FOLDER.name}/ceiling.db")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.ceiling_app import app  # noqa: E402 - after the database URL is set
+from ceiling_app import app  # noqa: E402 - after the database URL is set
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 

@@ -29,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -183,13 +184,15 @@ def measure(database_url: str, args: argparse.Namespace, workdir: Path) -> dict[
             share = args.users // args.clients
             _parallel(
                 [
-                    lambda n=n: _users(
-                        Client(server.port, headers), range(1 + n * share, 1 + (n + 1) * share)
+                    partial(
+                        _users,
+                        Client(server.port, headers),
+                        range(1 + n * share, 1 + (n + 1) * share),
                     )
                     for n in range(args.clients)
                 ]
             )
-            _parallel([lambda n=n: _group(Client(server.port, headers), f"g{n}") for n in range(2)])
+            _parallel([partial(_group, Client(server.port, headers), f"g{n}") for n in range(2)])
         finally:
             sampler.stop()
         end = snapshot(server)
