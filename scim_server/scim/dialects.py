@@ -80,11 +80,13 @@ def _is_roles(rt: ResourceType, attribute: Attribute) -> bool:
     return attribute is rt.schema.attribute("roles")
 
 
-def _roles_value(value: Any) -> Any:
-    """``roles`` elements whose ``value`` is a JSON-encoded app role (Entra)."""
-    if isinstance(value, list):
-        return [_role_element(element) for element in value]
-    return _role_element(value)
+def _each_role(fix: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """A fix of one ``roles`` element, applied to a ``roles`` value: one element or a list."""
+
+    def value(item: Any) -> Any:
+        return [fix(element) for element in item] if isinstance(item, list) else fix(item)
+
+    return value
 
 
 def _role_element(element: Any) -> Any:
@@ -115,6 +117,22 @@ def _role_element(element: Any) -> Any:
             "must be the name of a role of the organisation"
         )
     return {**{k: v for k, v in element.items() if k != key}, "value": inner}
+
+
+def _role_display_name(element: Any) -> Any:
+    """``{"displayName": "Admin", "value": "Admin", ...}``: Entra's AppRoleAssignmentsComplex
+    names a role's ``display`` ``displayName`` in the users it creates. Renamed, value kept; an
+    element that also has ``display`` is left for validation to refuse (no shape Entra sends)."""
+    if not isinstance(element, dict) or _key(element, "display") is not None:
+        return element
+    key = _key(element, "displayname")
+    if key is None:
+        return element
+    return {("display" if k == key else k): v for k, v in element.items()}
+
+
+_roles_as_json = _each_role(_role_element)
+_roles_display_name = _each_role(_role_display_name)
 
 
 # -- resources (POST/PUT bodies, path-less PATCH value objects) ----------------------------------
@@ -150,12 +168,21 @@ def _resource_manager(rt: ResourceType, body: Any) -> Any:
     return body
 
 
-def _resource_roles(rt: ResourceType, body: Any) -> Any:
-    if isinstance(body, dict) and rt.schema.attribute("roles") is not None:
-        for key in body:
-            if isinstance(key, str) and key.lower() == "roles":
-                body[key] = _roles_value(body[key])
-    return body
+def _in_resource_roles(fix: Callable[[Any], Any]) -> Callable[[ResourceType, Any], Any]:
+    """A rule applying ``fix`` to the ``roles`` of a body or path-less PATCH value."""
+
+    def apply(rt: ResourceType, body: Any) -> Any:
+        if isinstance(body, dict) and rt.schema.attribute("roles") is not None:
+            for key in body:
+                if isinstance(key, str) and key.lower() == "roles":
+                    body[key] = fix(body[key])
+        return body
+
+    return apply
+
+
+_resource_roles_as_json = _in_resource_roles(_roles_as_json)
+_resource_roles_display_name = _in_resource_roles(_roles_display_name)
 
 
 RESOURCE_RULES = (
@@ -166,7 +193,16 @@ RESOURCE_RULES = (
         _foreign_schema_uris,
     ),
     Rule("manager-as-id", "enterprise manager sent as a bare id string (Entra)", _resource_manager),
-    Rule("roles-as-json", "roles values that are JSON-encoded app roles (Entra)", _resource_roles),
+    Rule(
+        "roles-as-json",
+        "roles values that are JSON-encoded app roles (Entra)",
+        _resource_roles_as_json,
+    ),
+    Rule(
+        "roles-display-name",
+        "roles elements naming display displayName (Entra)",
+        _resource_roles_display_name,
+    ),
 )
 
 
@@ -258,11 +294,18 @@ def _operation_manager(rt: ResourceType, operation: Any) -> Any:
     return _each_target(rt, operation, at_path, _resource_manager)
 
 
-def _operation_roles(rt: ResourceType, operation: Any) -> Any:
-    def at_path(attribute: Attribute, value: Any) -> Any:
-        return _roles_value(value) if _is_roles(rt, attribute) else value
+def _in_operation_roles(
+    fix: Callable[[Any], Any], in_resource: Callable[[ResourceType, Any], Any]
+) -> Callable[[ResourceType, Any], Any]:
+    """A rule applying ``fix`` to the ``roles`` an operation writes, with a path or without."""
 
-    return _each_target(rt, operation, at_path, _resource_roles)
+    def apply(rt: ResourceType, operation: Any) -> Any:
+        def at_path(attribute: Attribute, value: Any) -> Any:
+            return fix(value) if _is_roles(rt, attribute) else value
+
+        return _each_target(rt, operation, at_path, in_resource)
+
+    return apply
 
 
 def _create_through_value_path(rt: ResourceType, operation: Any) -> Any:
@@ -314,7 +357,16 @@ PATCH_RULES = (
         _operation_booleans,
     ),
     Rule("manager-as-id", "enterprise manager as a bare id (Entra)", _operation_manager),
-    Rule("roles-as-json", "roles values that are JSON-encoded app roles (Entra)", _operation_roles),
+    Rule(
+        "roles-as-json",
+        "roles values that are JSON-encoded app roles (Entra)",
+        _in_operation_roles(_roles_as_json, _resource_roles_as_json),
+    ),
+    Rule(
+        "roles-display-name",
+        "roles elements naming display displayName (Entra)",
+        _in_operation_roles(_roles_display_name, _resource_roles_display_name),
+    ),
     Rule(
         "create-through-value-path",
         'replace through `type eq "..."` that matches nothing creates the element (Entra)',

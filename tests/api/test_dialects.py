@@ -218,6 +218,75 @@ def test_roles_as_json_encoded_app_roles(api: Api) -> None:
     assert created["roles"] == [{"value": "Editor"}, {"value": "Viewer"}]
 
 
+def test_roles_with_display_name_as_entra_posts_them(api: Api, database: Database) -> None:
+    """Entra's AppRoleAssignmentsComplex mapping creates a user with one element per app role,
+    naming its display text ``displayName`` (Microsoft's "Provisioning a role to a SCIM app")."""
+    entra_roles = [
+        {
+            "primary": False,
+            "type": "WindowsAzureActiveDirectoryRole",
+            "displayName": "Editor",
+            "value": "Editor",
+        },
+        {
+            "primary": False,
+            "type": "WindowsAzureActiveDirectoryRole",
+            "displayName": "Viewer",
+            "value": "Viewer",
+        },
+    ]
+    created = api.post(
+        "/Users",
+        {
+            "schemas": [USER_SCHEMA],
+            "externalId": "alias",
+            "userName": "approles@acme.com",
+            "active": True,
+            "displayName": "First Name Last Name",
+            "meta": {"resourceType": "User"},
+            "roles": entra_roles,
+        },
+    )
+    assert created.status_code == 201, created.get_json()
+    user = created.get_json()
+    expected = [
+        {
+            "primary": False,
+            "type": "WindowsAzureActiveDirectoryRole",
+            "display": name,
+            "value": name,
+        }
+        for name in ("Editor", "Viewer")
+    ]
+    assert user["roles"] == expected
+    assert user[ACCESS]["role"] == "Editor"
+    assert api.get(f"/Users/{user['id']}").get_json()["roles"] == expected
+    # the same elements in a PATCH, with a path and path-less
+    for operation in (
+        {"op": "Replace", "path": "roles", "value": entra_roles[1:]},
+        {"op": "Replace", "value": {"roles": entra_roles[1:]}},
+    ):
+        patched = api.patch(f"/Users/{user['id']}", patch_body(operation))
+        assert patched.status_code == 200, patched.get_json()
+        assert patched.get_json()["roles"] == expected[1:]
+        assert patched.get_json()[ACCESS]["role"] == "Viewer"
+    # both names at once is no shape Entra sends: refused, naming the attribute, nothing written
+    before = store_snapshot(database, api.tenant.org_id)
+    both = api.patch(
+        f"/Users/{user['id']}",
+        patch_body(
+            {
+                "op": "Add",
+                "path": "roles",
+                "value": [{"value": "Editor", "display": "Editor", "displayName": "Other"}],
+            }
+        ),
+    )
+    assert both.status_code == 400, both.get_json()
+    assert "roles.displayName" in both.get_json()["detail"]
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
 def test_roles_no_rule_can_read_are_refused_and_write_nothing(api: Api, database: Database) -> None:
     user = api.create_user("badroles@acme.com", roles=[{"value": "Viewer"}])
     before = store_snapshot(database, api.tenant.org_id)

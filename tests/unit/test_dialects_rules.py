@@ -122,6 +122,19 @@ def test_every_rule_is_named_once() -> None:
             {"op": "add", "path": "roles", "value": [{"value": "Viewer"}]},
             {"op": "add", "path": "roles", "value": [{"value": "Viewer"}]},
         ),
+        # roles-display-name: with a path and path-less; beside display it is left to validation
+        (
+            {"op": "Add", "path": "roles", "value": [{"displayName": "Ed", "value": "Editor"}]},
+            {"op": "add", "path": "roles", "value": [{"display": "Ed", "value": "Editor"}]},
+        ),
+        (
+            {"op": "replace", "value": {"roles": {"DisplayName": "Ed", "value": "Editor"}}},
+            {"op": "replace", "value": {"roles": {"display": "Ed", "value": "Editor"}}},
+        ),
+        (
+            {"op": "add", "path": "roles", "value": [{"display": "a", "displayName": "b"}]},
+            {"op": "add", "path": "roles", "value": [{"display": "a", "displayName": "b"}]},
+        ),
         # create-through-value-path: only replace, only a value filter with a sub-attribute
         (
             {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "w@b.c"},
@@ -218,6 +231,12 @@ def test_group_members_are_not_touched() -> None:
             {"schemas": [CORE, ENTERPRISE], ENTERPRISE: {"manager": {"value": "boss"}}},
         ),
         (USER, {"roles": [{"value": APP_ROLE}]}, {"roles": [{"value": "Editor"}]}),
+        (
+            USER,
+            {"roles": [{"displayName": "Ed", "type": "WindowsAzureActiveDirectoryRole"}]},
+            {"roles": [{"display": "Ed", "type": "WindowsAzureActiveDirectoryRole"}]},
+        ),
+        (GROUP, {"roles": [{"displayName": "Ed"}]}, {"roles": [{"displayName": "Ed"}]}),
         (
             GROUP,
             {"schemas": [GROUP_URN, ADSCIM], "displayName": "g"},
