@@ -54,6 +54,7 @@ from scim_server.store.models import (
     UserAccess,
     UserAttributeValue,
 )
+from scim_server.store.text import same_text, starts_with_text
 
 #: A user's effective access: role name (or None) and access group names, sorted.
 Access = tuple[str | None, tuple[str, ...]]
@@ -582,7 +583,7 @@ def find_role(session: Session, org_id: int, name: str) -> Role:
         None
         if unstorable(name) is not None
         else session.scalar(
-            select(Role).where(Role.org_id == org_id, func.lower(Role.name) == name.strip().lower())
+            select(Role).where(Role.org_id == org_id, same_text(Role.name, name.strip()))
         )
     )
     if role is None:
@@ -630,7 +631,7 @@ def create_role(
         select(UserAttributeValue.user_pk).where(
             UserAttributeValue.org_id == org.id,
             UserAttributeValue.attribute == "roles",
-            func.lower(UserAttributeValue.value) == name.lower(),
+            same_text(UserAttributeValue.value, name),
         )
     ).all()
     if naming:
@@ -723,7 +724,7 @@ def find_access_group(session: Session, org_id: int, name: str) -> AccessGroup:
         if unstorable(name) is not None
         else session.scalar(
             select(AccessGroup).where(
-                AccessGroup.org_id == org_id, func.lower(AccessGroup.name) == name.strip().lower()
+                AccessGroup.org_id == org_id, same_text(AccessGroup.name, name.strip())
             )
         )
     )
@@ -748,7 +749,7 @@ def create_access_group(
     name = _clean_name("access group", name, MAX_ACCESS_GROUP_NAME)
     clash = session.scalar(
         select(AccessGroup.name).where(
-            AccessGroup.org_id == org.id, func.lower(AccessGroup.name) == name.lower()
+            AccessGroup.org_id == org.id, same_text(AccessGroup.name, name)
         )
     )
     if clash is not None:
@@ -856,11 +857,9 @@ def list_mappings(session: Session, org: Organization) -> list[MappingView]:
 def _group_condition(mapping: GroupMapping) -> ColumnElement[bool]:
     """The groups ``mapping`` matches, as SQL (the same rule as ``policy.mapping_matches``)."""
     if mapping.match_kind == "name":
-        return func.lower(Group.display_name) == mapping.match_value.lower()
+        return same_text(Group.display_name, mapping.match_value)
     if mapping.match_kind == "prefix":
-        return func.lower(Group.display_name).startswith(
-            mapping.match_value.lower(), autoescape=True
-        )
+        return starts_with_text(Group.display_name, mapping.match_value)
     return Group.external_id == mapping.match_value
 
 

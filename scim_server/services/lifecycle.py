@@ -46,6 +46,7 @@ from scim_server.services.errors import ServiceError
 from scim_server.services.tokens import hash_token
 from scim_server.store.access import shared_rules_turn
 from scim_server.store.models import Invitation, Organization, User, UserApiKey
+from scim_server.store.text import same_text
 from scim_server.store.types import utcnow
 
 INVITATION_TTL = timedelta(hours=24)
@@ -276,7 +277,7 @@ def find_user(session: Session, org_id: int, user_name_or_id: str) -> User:
         .where(
             User.org_id == org_id,
             User.deleted_at.is_(None),
-            (func.lower(User.user_name) == wanted.lower()) | (User.id == wanted),
+            same_text(User.user_name, wanted) | (User.id == wanted),
         )
         .with_for_update()
     )

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from scim_server.audit.chain import append, append_all
@@ -48,6 +48,7 @@ from scim_server.services.errors import ServiceError
 from scim_server.services.tokens import Principal
 from scim_server.store.db import Database
 from scim_server.store.models import Organization, User
+from scim_server.store.text import same_text
 
 #: Users named one by one in a report (and its event); the counts are always whole.
 LISTED = 1000
@@ -200,7 +201,7 @@ def _find(session: Session, org_id: int, cells: dict[str, str]) -> User | None:
     if user_id:
         condition = User.id == user_id
     elif user_name:
-        condition = func.lower(User.user_name) == user_name.lower()
+        condition = same_text(User.user_name, user_name)
     else:
         raise CellError('the row has neither an "id" nor a "userName"')
     found = session.scalars(

@@ -72,12 +72,9 @@ from scim_server.scim.filter_eval import (
 )
 from scim_server.scim.schema import Attribute, ResourceType
 from scim_server.scim.validate import parse_datetime
+from scim_server.store.text import LIKE_ESCAPE, folded, like_pattern
 
 _STRING_TYPES = frozenset({"string", "reference", "binary"})
-
-# The escape character of LIKE patterns built from a filter's string.
-_LIKE_ESCAPE = "/"
-
 
 #: Integers a BIGINT parameter holds. A literal beyond (RFC 7643 sets no bound) is a slot of
 #: kind float: it compares as a number with any stored integer, where a BIGINT parameter would
@@ -170,16 +167,7 @@ class PreparedFilter:
 
 
 def _like_pattern(op: str) -> Callable[[Any], str]:
-    def pattern(value: Any) -> str:
-        escaped = (
-            str(value)
-            .replace(_LIKE_ESCAPE, _LIKE_ESCAPE * 2)
-            .replace("%", _LIKE_ESCAPE + "%")
-            .replace("_", _LIKE_ESCAPE + "_")
-        )
-        return {"co": f"%{escaped}%", "sw": f"{escaped}%", "ew": f"%{escaped}"}[op]
-
-    return pattern
+    return lambda value: like_pattern(str(value), op)
 
 
 def _then(first: Callable[[Any], Any], second: Callable[[Any], Any]) -> Callable[[Any], Any]:
@@ -196,10 +184,6 @@ def _as_float(value: Any) -> float:
 
 def _same(value: Any) -> Any:
     return value
-
-
-def _lower(value: Any) -> Any:
-    return value.lower()
 
 
 class codepoint_order(FunctionElement[str]):
@@ -367,18 +351,19 @@ def _compare(
             convert = _as_float  # an integer past BIGINT too (see ``shape_of``)
         if value.kind is str and target.type == "dateTime" and target.is_column:
             convert = _datetime_bound  # the evaluator has checked that it parses
-        if value.kind is str and target.type in _STRING_TYPES:
-            if not target.case_exact:
-                column = func.lower(column)
-                convert = _lower
-            if op in {"gt", "ge", "lt", "le"}:
-                column = codepoint_order(column)
+        folds = value.kind is str and target.type in _STRING_TYPES and not target.case_exact
+        if folds:
+            column = func.lower(column)
+        if value.kind is str and target.type in _STRING_TYPES and op in {"gt", "ge", "lt", "le"}:
+            column = codepoint_order(column)
         if like:
             convert = _then(convert, _like_pattern(op))
         operand = binder.bind(value, convert, column)
+        if folds:  # by the database, as the column is (``store.text``)
+            operand = folded(operand)
     condition: ColumnElement[bool]
     if like:
-        condition = column.like(operand, escape=_LIKE_ESCAPE)
+        condition = column.like(operand, escape=LIKE_ESCAPE)
     elif op in {"co", "sw", "ew"}:
         condition = _case_exact_match(op, column, operand)
     elif op == "eq":

@@ -14,10 +14,8 @@ from sqlalchemy import (
     CursorResult,
     bindparam,
     delete,
-    func,
     insert,
     inspect,
-    literal,
     select,
     update,
 )
@@ -30,6 +28,7 @@ from scim_server.scim.schema import ACCESS_USER, Attribute, ResourceType
 from scim_server.scim.validate import parse_datetime
 from scim_server.store.filters import ChildStorage, ResourceStorage
 from scim_server.store.models import User, UserAttributeValue
+from scim_server.store.text import same_text
 from scim_server.store.types import utcnow
 
 USER_STORAGE = ResourceStorage(
@@ -220,7 +219,7 @@ def user_name_taken(
     index compares (the database's ``lower``; soft-deleted users hold no name)."""
     query = select(User.pk).where(
         User.org_id == org_id,
-        func.lower(User.user_name) == func.lower(literal(user_name)),
+        same_text(User.user_name, user_name),
         User.deleted_at.is_(None),
     )
     if except_pk is not None:

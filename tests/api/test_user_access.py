@@ -688,3 +688,29 @@ def test_computed_attributes_are_refused_in_filters_not_silently_unmatched(
     assert response.status_code == 400
     assert response.get_json()["scimType"] == "invalidFilter"
     assert response.get_json()["detail"] == f'attribute "{path}" cannot be used in a filter yet'
+
+
+def test_mappings_match_group_names_the_database_folds_unlike_python(
+    api: Api, database: Database
+) -> None:
+    """A mapping compared in SQL folds both names with the database's ``lower()``: on
+    PostgreSQL "İT" does not lower to what Python makes of it (``store.text``)."""
+    slug = api.tenant.slug
+    early = api.create_user("early@acme.com")
+    create_group(api, "İT Team", [early["id"]])
+    create_group(api, "ΟΔΥΣΣΕΥΣ Crew", [early["id"]])
+    cli(database, "mapping", "add", "--org", slug, "--group-name", "İT Team", "--role", "Editor")
+    assert role_of(read(api, early["id"])) == "Editor"
+    cli(database, "access-group", "create", "--org", slug, "Voyage", "--campaign", "c1")
+    cli(
+        database,
+        "mapping",
+        "add",
+        "--org",
+        slug,
+        "--group-prefix",
+        "ΟΔΥΣΣΕΥΣ",
+        "--access-group",
+        "Voyage",
+    )
+    assert access_groups_of(read(api, early["id"])) == ["Voyage"]

@@ -18,7 +18,7 @@ from scim_server.scim.filter_eval import matches
 from scim_server.scim.schema import default_registry
 from scim_server.store import filters
 from scim_server.store.db import Database
-from tests.conftest import Api, StatementCounter, make_tenant
+from tests.conftest import USER_SCHEMA, Api, StatementCounter, make_tenant
 
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
@@ -463,3 +463,43 @@ def test_sort_by_multi_valued_attribute_without_a_primary_uses_the_first_value(
         assert [r["id"] for r in result["Resources"]] == [amy["id"], zed["id"], kim["id"]]
         result = api.list_users(sortBy="emails.value", sortOrder="descending", **query)
         assert [r["id"] for r in result["Resources"]] == [kim["id"], zed["id"], amy["id"]]
+
+
+# Letters whose lower case Python and PostgreSQL disagree on: Python lowers "İ" to "i" and a
+# combining dot, PostgreSQL to "i"; a final capital sigma becomes U+03C2 in Python, U+03C3 in
+# PostgreSQL (``store.text``).
+FOLDED_DIFFERENTLY = ("İris@acme.com", "ΟΔΥΣΣΕΥΣ@acme.com")
+
+
+@pytest.mark.parametrize("user_name", FOLDED_DIFFERENTLY)
+def test_a_user_name_is_found_by_its_own_text_in_any_case(api: Api, user_name: str) -> None:
+    """An IdP looks a user up by userName before creating it; a name the lookup cannot find
+    but the uniqueness rule refuses would leave the user unlinked for good."""
+    local = user_name.split("@")[0]
+    user = api.create_user(
+        user_name, displayName=local, emails=[{"value": user_name, "type": "work"}]
+    )
+    for text in (
+        f'userName eq "{user_name}"',
+        f'userName eq "{user_name.upper()}"',
+        f'userName co "{local}"',
+        f'userName sw "{local.upper()}"',
+        f'userName ge "{user_name}" and userName le "{user_name}"',
+        f'emails.value eq "{user_name}"',
+        f'emails[value ew "{local}@acme.com"]',
+        f'displayName eq "{local}"',
+    ):
+        found = api.list_users(filter=text)
+        assert [r["id"] for r in found["Resources"]] == [user["id"]], text
+    again = api.post("/Users", {"schemas": [USER_SCHEMA], "userName": user_name})
+    assert again.status_code == 409
+
+
+def test_a_group_name_is_found_by_its_own_text_in_any_case(api: Api) -> None:
+    group = api.post(
+        "/Groups",
+        {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "İT Team"},
+    ).get_json()
+    for text in ('displayName eq "İT Team"', 'displayName eq "İT TEAM"', 'displayName co "İT"'):
+        body = api.get("/Groups", query_string={"filter": text}).get_json()
+        assert [g["id"] for g in body["Resources"]] == [group["id"]], text
