@@ -211,6 +211,7 @@ def _apply_object(
     where = "the extension object" if schema is not None else '"value" without "path"'
     if not isinstance(value, dict):
         raise InvalidValue(f"{where} must be a JSON object of attributes, got {_json_type(value)}")
+    _refuse_keys_twice(value, prefix="" if schema is None else f"{schema.id}:")
     for key, item in value.items():
         if key.lower() == "schemas":
             # Recomputed from the extensions present. Clients that serialise an extension as
@@ -602,6 +603,7 @@ def _merge(attribute: Attribute, target: _Doc, value: Any) -> None:
             f"the value of {_shown(attribute.name)} must be an object of its sub-attributes, "
             f"got {_json_type(value)}"
         )
+    _refuse_keys_twice(value, prefix=f"{attribute.name}.")
     for key, sub_value in value.items():
         sub = _sub_attribute(attribute, key)
         if sub.mutability == "readOnly":
@@ -610,6 +612,19 @@ def _merge(attribute: Attribute, target: _Doc, value: Any) -> None:
             _pop(target, sub.name)
         else:
             _put(target, sub.name, copy.deepcopy(sub_value))
+
+
+def _refuse_keys_twice(value: dict[str, Any], *, prefix: str) -> None:
+    """One attribute named twice in different case (RFC 7643 §2.1: names are case-insensitive)
+    is refused, as in a POST or PUT body: which one won would depend on the JSON key order."""
+    seen: dict[str, str] = {}
+    for key in value:
+        first = seen.setdefault(key.lower(), key)
+        if first != key:
+            raise InvalidSyntax(
+                f"attribute {_shown(prefix + first)} is given twice in different case "
+                f"({_shown(first)} and {_shown(key)}); attribute names are case-insensitive"
+            )
 
 
 def _sub_attribute(attribute: Attribute, name: str) -> Attribute:

@@ -160,6 +160,13 @@ def test_bad_filter_is_invalid_filter(api: Api, seeded: dict[str, Any], bad_filt
             "invalidSyntax",
             "frobnicate",
         ),
+        (
+            # RFC 7643 §2.1: one attribute twice in different case is ambiguous, as in a POST
+            {"op": "replace", "value": {"title": "a", "TITLE": "b"}},
+            400,
+            "invalidSyntax",
+            "given twice in different case",
+        ),
     ],
 )
 def test_bad_patch_leaves_the_user_unchanged(

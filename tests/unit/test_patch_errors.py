@@ -328,3 +328,24 @@ def test_any_request_either_fails_cleanly_or_gives_a_consistent_document(
         assert result["meta"] == doc["meta"]
         assert result[ACCESS]["role"] == "Viewer"
     assert doc == doc_before
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ({"userName": "p@x.com", "Username": "q@x.com"}, "userName"),
+        ({"displayName": "A", "DISPLAYNAME": "B"}, "displayName"),
+        ({"name.givenName": "A", "NAME.GIVENNAME": "B"}, "name.givenName"),
+        ({"name": {"givenName": "A", "GivenName": "B"}}, "name.givenName"),
+        ({f"{ENTERPRISE}:department": "A", f"{ENTERPRISE}:Department": "B"}, "department"),
+        ({ENTERPRISE: {"department": "A", "DEPARTMENT": "B"}}, "department"),
+    ],
+)
+def test_an_attribute_given_twice_in_different_case_is_refused(
+    value: dict[str, Any], named: str
+) -> None:
+    """As in a POST or PUT body (RFC 7643 §2.1): the result must not depend on key order."""
+    for op in ("add", "replace"):
+        error = fails(InvalidSyntax, USER, user(), body({"op": op, "value": value}))
+        assert "given twice in different case" in error.detail
+        assert named in error.detail
