@@ -15,7 +15,7 @@ from scim_server.http.auth import require_principal
 from scim_server.http.errors import SCIM_CONTENT_TYPE
 from scim_server.http.provisioning_log import current_draft
 from scim_server.scim.errors import InvalidValue
-from scim_server.scim.listing import LIST_RESPONSE
+from scim_server.scim.listing import LIST_RESPONSE, integer_parameter
 from scim_server.scim.schema import Registry
 from scim_server.services import audit_log
 from scim_server.store.db import Database
@@ -36,10 +36,7 @@ def _count(settings: Settings) -> int:
     raw = request.args.get("count")
     if raw in (None, ""):
         return settings.default_page_size
-    try:
-        count = int(raw)
-    except ValueError:
-        raise InvalidValue(f'"count" must be an integer, got {raw[:32]!r}') from None
+    count = integer_parameter("count", raw)
     if count < 1 or count > settings.max_page_size:
         raise InvalidValue(f'"count" must be between 1 and {settings.max_page_size}, got {count}')
     return count

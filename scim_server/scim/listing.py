@@ -11,6 +11,7 @@ for the first page). The two cannot be mixed; under a cursor ``count`` must be 1
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -68,7 +69,7 @@ class Limits:
 MAX_INTEGER = 2**63 - 1
 
 
-def _as_int(name: str, raw: Any, *, capped: bool = False) -> int:
+def integer_parameter(name: str, raw: Any, *, capped: bool = False) -> int:
     """``raw`` as an integer up to :data:`MAX_INTEGER`; a larger one is refused, or with
     ``capped`` (``count``: a page may hold fewer than asked) is that maximum."""
     value = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
@@ -78,8 +79,11 @@ def _as_int(name: str, raw: Any, *, capped: bool = False) -> int:
         if capped and digits.isascii() and digits.isdigit() and len(digits) > 19:
             # not int(): Python refuses more than 4,300 digits; a negative count reads as 0
             return 0 if text.startswith("-") else MAX_INTEGER
-        with contextlib.suppress(ValueError):
-            value = int(text)
+        # ASCII digits only: int() also reads other scripts' digits and "1_000"; past 4,300
+        # digits it refuses
+        if re.fullmatch(r"[+-]?[0-9]+", text):
+            with contextlib.suppress(ValueError):
+                value = int(text)
     if value is None:
         raise InvalidValue(f'"{name}" must be an integer, got {repr(raw)[:64]}')
     if value > MAX_INTEGER:
@@ -144,7 +148,9 @@ def parse_list_query(params: Mapping[str, Any], limits: Limits) -> ListQuery:
 
     start_raw = values.get("startindex")
     # RFC 7644 §3.4.2.4: a value less than 1 is interpreted as 1.
-    start_index = 1 if start_raw in (None, "") else max(1, _as_int("startIndex", start_raw))
+    start_index = 1
+    if start_raw not in (None, ""):
+        start_index = max(1, integer_parameter("startIndex", start_raw))
 
     cursor = values.get("cursor")
     if cursor is not None and not isinstance(cursor, str):
@@ -163,7 +169,7 @@ def parse_list_query(params: Mapping[str, Any], limits: Limits) -> ListQuery:
         count = limits.default_count
     elif cursor is not None:
         try:
-            count = _as_int("count", count_raw)
+            count = integer_parameter("count", count_raw)
         except InvalidValue as error:
             raise InvalidCount(error.detail) from None
         if not 1 <= count <= limits.max_count:
@@ -175,7 +181,7 @@ def parse_list_query(params: Mapping[str, Any], limits: Limits) -> ListQuery:
         # RFC 7644 §3.4.2.4: a negative value is interpreted as 0; a page may hold fewer
         # results than asked (itemsPerPage says how many), so a larger count is capped
         # (DESIGN §4) at filter.maxResults. A cursor's count is refused instead (RFC 9865).
-        count = min(max(0, _as_int("count", count_raw, capped=True)), limits.max_count)
+        count = min(max(0, integer_parameter("count", count_raw, capped=True)), limits.max_count)
 
     attributes = _as_attribute_list("attributes", values.get("attributes"))
     excluded = _as_attribute_list("excludedAttributes", values.get("excludedattributes"))

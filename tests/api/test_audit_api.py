@@ -339,7 +339,7 @@ def test_an_invalid_cursor_is_400(auditor: Auditor, cursor: str) -> None:
     assert "cursor" in body["detail"]
 
 
-@pytest.mark.parametrize("count", ["0", "-1", "ten", "100000"])
+@pytest.mark.parametrize("count", ["0", "-1", "ten", "100000", "\u0663", "1_0", "9" * 30])
 def test_a_bad_count_is_400(auditor: Auditor, count: str) -> None:
     response = auditor.get(count=count)
     assert response.status_code == 400

@@ -196,6 +196,14 @@ def test_patch_body_without_patchop_schema_is_refused(api: Api, seeded: dict[str
 
 def test_malformed_list_parameters_are_refused(api: Api, seeded: dict[str, Any]) -> None:
     assert_error(api.get("/Users", query_string={"count": "ten"}), 400, "invalidValue", "count")
+    # digits of other scripts are no integer of the protocol (Python's int() would read them)
+    for name, text in (
+        ("count", "\u0663"),
+        ("startIndex", "\uff12"),
+        ("count", "1_000"),
+        ("startIndex", "9" * 5000),
+    ):
+        assert_error(api.get("/Users", query_string={name: text}), 400, "invalidValue", name)
     assert_error(
         api.get("/Users", query_string={"sortOrder": "sideways"}), 400, "invalidValue", "sortOrder"
     )
