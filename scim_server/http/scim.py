@@ -177,17 +177,41 @@ def json_body(limit: int | None = None, too_large: Exception | None = None) -> A
     too_deep = InvalidSyntax(
         f"the request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects"
     )
+    text = _decoded(raw)
     try:
-        body = json.loads(raw)
+        body = json.loads(text)
     except RecursionError:
         raise too_deep from None
-    except (ValueError, UnicodeDecodeError) as error:
+    except ValueError as error:
         raise InvalidSyntax(f"the request body is not valid JSON: {error}") from None
     if _depth(body) > MAX_JSON_DEPTH:
         raise too_deep
-    if b"\\u" in raw:  # only an escape makes NUL or a surrogate: strict JSON and UTF-8 have none
+    if "\\u" in text:  # only an escape makes NUL or a surrogate: strictly decoded text has none
         _refuse_unstorable(body)
     return body
+
+
+def _decoded(raw: bytes) -> str:
+    """The body as text, decoded strictly: 400 ``invalidSyntax`` for bytes that are no text.
+
+    The encoding is the one ``json.loads`` would detect from bytes: UTF-8, a UTF-8 byte order
+    mark skipped (RFC 8259 §8.1 lets a parser ignore it), or UTF-16/UTF-32 told by their zero
+    bytes (RFC 7159 §8.1, which RFC 7644 cites, allowed them): what the server read before, it
+    still reads. But ``json.loads`` decodes bytes with ``surrogatepass``, which lets ``ED A0 80``
+    (U+D800 written as UTF-8 never writes it, RFC 3629 §3) through as half a surrogate pair, to
+    fail in the database as a 500; a strict decode refuses it, as it refuses any other byte
+    sequence that is no text. Decoding once here instead of in ``json.loads`` costs nothing more
+    on a good body: it is the same one pass."""
+    encoding = json.detect_encoding(raw)
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        name = "UTF-8" if encoding.startswith("utf-8") else encoding.upper()
+        # utf-8-sig decodes the bytes after the byte order mark: the offset counts from the start
+        raise InvalidSyntax(
+            f"the request body is not valid {name} (RFC 8259 §8.1: JSON text is UTF-8): "
+            f"{error.reason} at byte {error.start + len(raw) - len(error.object)}"
+        ) from None
 
 
 def _refuse_unstorable(body: Any) -> None:
