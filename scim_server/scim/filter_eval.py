@@ -23,6 +23,11 @@ project's definition of what a filter means:
   without sub-attribute compares its ``value`` sub-attribute (``emails co "@x"``).
 - ``pr`` means present and not null, not ``""``, not ``[]`` and, for a complex value, with some
   present sub-attribute. ``eq null`` is exactly ``not pr`` and ``ne null`` exactly ``pr``.
+- An element of a multi-valued attribute without its ``primary`` sub-attribute reads as
+  ``primary: false`` (RFC 7643 §2.4: "If not specified, the value of 'primary' SHALL be assumed
+  to be 'false'"), as the index rows SQL filters read store it: ``emails[primary eq false]``,
+  ``emails[primary ne true]`` and ``emails.primary pr`` select it, ``emails[primary eq null]``
+  does not. Only the reading changes: no document gains a ``primary``.
 - ``attr[filter]``: both sides of an ``and`` inside the bracket must hold for the same element.
 - ``returned: never`` attributes (``password``) cannot be filtered on: that would let a client
   probe a secret one guess at a time.
@@ -248,7 +253,7 @@ class _ResourceScope:
             return _Target(
                 str(path),
                 sub,
-                _sub_values(container, attribute.name, sub.name),
+                _sub_values(container, attribute.name, sub.name, absent_as(attribute, sub)),
                 attribute.multi_valued,
             )
         return _Target(
@@ -294,9 +299,11 @@ class _ElementScope:
             )
         check_filterable(sub, path)
         name = sub.name
+        absent = absent_as(self.attribute, sub)
 
         def values(element: Any) -> list[Any]:
-            return [get_ci(element, name)]
+            value = get_ci(element, name)
+            return [absent if value is None and isinstance(element, dict) else value]
 
         return _Target(f"{self.attribute.name}.{sub.name}", sub, values, False)
 
@@ -478,13 +485,27 @@ def _attr_values(container: Callable[[Any], Any], name: str) -> Callable[[Any], 
     return values
 
 
-def _sub_values(container: Callable[[Any], Any], name: str, sub: str) -> Callable[[Any], list[Any]]:
+def _sub_values(
+    container: Callable[[Any], Any], name: str, sub: str, absent: Any = None
+) -> Callable[[Any], list[Any]]:
+    """Each element's ``sub`` (``absent`` where an element has none or null)."""
     parents = _attr_values(container, name)
 
     def values(doc: Any) -> list[Any]:
-        return [get_ci(parent, sub) for parent in parents(doc) if isinstance(parent, dict)]
+        found = (get_ci(parent, sub) for parent in parents(doc) if isinstance(parent, dict))
+        return [absent if value is None else value for value in found]
 
     return values
+
+
+def absent_as(attribute: Attribute, sub: Attribute) -> Any:
+    """What a filter reads for ``sub`` in an element of ``attribute`` that does not hold it:
+    ``False`` for the boolean ``primary`` of a multi-valued attribute, whichever attributes the
+    schema documents give one (RFC 7643 §2.4: "If not specified, the value of 'primary' SHALL be
+    assumed to be 'false'"; ``store.users`` indexes it so), None (absent) for anything else."""
+    if attribute.multi_valued and sub.name.lower() == "primary" and sub.type == "boolean":
+        return False
+    return None
 
 
 def check_filterable(attr: Attribute, path: AttrPath) -> None:

@@ -21,6 +21,9 @@ Decisions where RFC 7644 §3.5.2 leaves room, each with a test:
   (RFC 7644 §3.5.2.1): a new element is built from the filter's ``eq`` clauses
   (``{"type": "work", "value": ...}``). A filter that does not describe one element
   (``or``, ``co``, ...) answers ``noTarget``.
+- A value filter reads an element without ``primary`` as ``primary: false`` (RFC 7643 §2.4), as
+  a ``GET ?filter=`` does: ``remove emails[primary eq false]`` removes the emails that are not
+  primary, whether they say ``false`` or nothing. Nothing writes the assumed ``false``.
 - ``replace`` through a value filter without sub-attribute replaces each matching element
   wholesale with the value ("all matching record values SHALL be replaced"); no match is
   ``noTarget`` (RFC 7644 §3.5.2.3). ``replace`` of a single-valued complex attribute merges

@@ -97,6 +97,7 @@ def _child_rows(
                     "attribute": key,
                     "value": _text(element.get("value")),
                     "type": _text(element.get("type")),
+                    # absent is false (RFC 7643 §2.4), as ``filter_eval.absent_as`` reads it
                     "primary": element.get("primary") is True,
                     "display": _text(element.get("display")),
                     "data": element,

@@ -33,6 +33,7 @@ PEOPLE: list[dict[str, Any]] = [
             {"value": "bjensen@acme.com", "type": "work", "primary": True},
             {"value": "babs@home.example", "type": "home"},
         ],
+        "phoneNumbers": [{"value": "+1 555 0101", "type": "work", "primary": True}],
         ENTERPRISE: {"department": "Tours", "employeeNumber": "100"},
     },
     {
@@ -119,6 +120,20 @@ FILTERS = [
     'externalId sw "ext-10"',
     'id co "A"',
     'not (externalId sw "EXT")',
+    # an absent primary is false (RFC 7643 §2.4), in SQL as in the evaluator
+    "emails.primary eq false",
+    "emails.primary ne true",
+    "emails.primary pr",
+    "emails[primary eq false]",
+    "emails[primary ne true]",
+    "emails[primary pr]",
+    "emails[primary eq null]",
+    "emails[not (primary eq true)]",
+    'emails[primary eq false and type eq "home"]',
+    "phoneNumbers[primary eq false]",
+    "phoneNumbers[primary ne true]",
+    "phoneNumbers.primary pr",
+    "not (phoneNumbers[primary eq true])",
 ]
 
 

@@ -201,6 +201,23 @@ TYPES_SCHEMA = {
                 {"name": "size", "type": "integer"},
             ],
         },
+        {  # a primary the core schemas do not name: the schema, not a list of names, decides
+            "name": "badges",
+            "type": "complex",
+            "multiValued": True,
+            "subAttributes": [
+                {"name": "value", "type": "string"},
+                {"name": "primary", "type": "boolean"},
+            ],
+        },
+        {  # single-valued: no element among others, so no primary to assume
+            "name": "main",
+            "type": "complex",
+            "subAttributes": [
+                {"name": "value", "type": "string"},
+                {"name": "primary", "type": "boolean"},
+            ],
+        },
     ],
 }
 THINGS = Registry(
@@ -220,6 +237,8 @@ THING: dict[str, Any] = {
     "tags": ["red", "Green"],
     "scores": [1, 10, 100],
     "parts": [{"label": "a", "size": 3}, {"label": "b"}],
+    "badges": [{"value": "gold"}, {"value": "silver", "primary": True}],
+    "main": {"value": "x"},
 }
 
 
@@ -267,6 +286,12 @@ THING: dict[str, Any] = {
         ('parts[label eq "b" and size pr]', False),  # the same element must satisfy both
         ('parts[label eq "a" and size pr]', True),
         ('parts.label eq "b" and parts.size pr', True),  # ... unlike two separate clauses
+        ('badges[value eq "gold" and primary eq false]', True),  # RFC 7643 §2.4
+        ('badges[value eq "gold" and primary pr]', True),
+        ('badges[value eq "gold" and primary eq null]', False),
+        ("badges.primary eq false", True),
+        ("main.primary eq false", False),  # absent stays absent outside a multi-valued one
+        ("main.primary eq null", True),
     ],
 )
 def test_typed_comparisons(text: str, expected: bool) -> None:
@@ -405,7 +430,10 @@ def test_no_extension_object_at_all() -> None:
         ('emails.value eq "babs@jensen.org"', True),
         ('emails.type eq "home"', True),
         ("emails.primary eq true", True),
-        ("emails.primary eq false", False),  # no email has primary false
+        ("emails.primary eq false", True),  # the home email: an absent primary is false
+        ("emails.primary ne true", True),
+        ('emails[type eq "home" and primary eq false]', True),
+        ('emails[type eq "home" and primary eq null]', False),  # RFC 7643 §2.4: false, not null
         ('emails[type eq "home" and primary eq true]', False),
         ('emails[type eq "work" and primary eq true]', True),
         ('emails[type eq "home" or primary eq true]', True),
@@ -413,7 +441,7 @@ def test_no_extension_object_at_all() -> None:
         ('emails[type eq "work"].value eq "bjensen@example.com"', True),
         ('emails[type eq "home"].value eq "bjensen@example.com"', False),
         ('emails[type eq "home"].value co "jensen"', True),
-        ('emails[type eq "home"].primary pr', False),
+        ('emails[type eq "home"].primary pr', True),  # absent, so false: a value
         ('addresses[type eq "work"].locality eq "hollywood"', True),
         ('addresses[type eq "home"].locality eq "hollywood"', False),
         ('ims[type eq "aim"]', True),
@@ -582,7 +610,12 @@ EMAILS = USER.schema.attribute("emails")
         ('type eq "work" and value ew "@x"', {"type": "work", "value": "a@x"}, True),
         ('type eq "work" and value ew "@y"', {"type": "work", "value": "a@x"}, False),
         ("primary eq true", {"value": "a@x", "primary": True}, True),
-        ("primary pr", {"value": "a@x"}, False),
+        ("primary pr", {"value": "a@x"}, True),  # RFC 7643 §2.4: absent is false
+        ("primary eq false", {"value": "a@x"}, True),
+        ("primary ne true", {"value": "a@x"}, True),
+        ("primary eq null", {"value": "a@x"}, False),
+        ("primary eq false", {"value": "a@x", "primary": None}, True),  # null is unassigned
+        ("primary eq false", "not-an-element", False),
         ('not (type eq "home")', {"type": "work"}, True),
         ('type eq "work"', "not-an-element", False),
     ],
@@ -592,6 +625,43 @@ def test_element_matches(text: str, element: object, expected: bool) -> None:
     expr = parse_filter(f"emails[{text}]")
     assert isinstance(expr, ValuePath)
     assert element_matches(EMAILS, expr.filter, element) is expected
+
+
+def _with_primary(rt: ResourceType) -> list[Any]:
+    schemas = [rt.schema, *(extension.schema for extension in rt.extensions)]
+    return [
+        attribute
+        for schema in schemas
+        for attribute in schema.attributes
+        if attribute.multi_valued and attribute.sub("primary") is not None
+    ]
+
+
+@pytest.mark.parametrize(
+    "attribute", _with_primary(USER), ids=[a.name for a in _with_primary(USER)]
+)
+def test_an_absent_primary_is_false_in_every_attribute_that_has_one(attribute: Any) -> None:
+    """RFC 7643 §2.4, for each multi-valued attribute of the shipped schemas with a primary."""
+    element = {"value": "v"}
+    for text, expected in (
+        ("primary eq false", True),
+        ("primary ne true", True),
+        ("primary pr", True),
+        ("primary eq null", False),
+        ("not (primary eq true)", True),
+    ):
+        expr = parse_filter(f"{attribute.name}[{text}]")
+        assert isinstance(expr, ValuePath)
+        assert element_matches(attribute, expr.filter, element) is expected, text
+    assert element == {"value": "v"}  # read as false, never written
+
+
+def test_the_shipped_schemas_give_primary_to_the_rfc_attributes() -> None:
+    names = {a.name for a in _with_primary(USER)}
+    assert {"emails", "phoneNumbers", "addresses", "roles", "x509Certificates"} <= names
+    assert _with_primary(GROUP) == []  # members have none: a filter on it is refused
+    with pytest.raises(InvalidFilter):
+        matches(GROUP, parse_filter("members[primary eq false]"), {})
 
 
 @pytest.mark.parametrize(
