@@ -89,6 +89,17 @@ class Schema:
         """The top-level attribute called ``name`` (any case), or None."""
         return self._index.get(name.lower())
 
+    @cached_property
+    def binary_attributes(self) -> tuple[Attribute, ...]:
+        """The attributes that are ``binary`` or have a ``binary`` sub-attribute: the ones whose
+        values validation checks for base64 (none but ``x509Certificates`` in the User schema)."""
+        return tuple(
+            attribute
+            for attribute in self.attributes
+            if attribute.type == "binary"
+            or any(sub.type == "binary" for sub in attribute.sub_attributes)
+        )
+
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Schema:
         return cls(

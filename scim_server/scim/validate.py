@@ -15,6 +15,10 @@ Rules that are policy rather than RFC text, and why:
   in different case is ambiguous, so it is refused rather than resolved by key order.
 - ``canonicalValues`` are suggestions (RFC 7643 §7) and are not enforced: IdPs send their own
   ``type`` labels.
+- ``binary`` values must be base64 (RFC 7643 §2.3.6, RFC 4648 §4; :func:`base64_problem` says
+  exactly what is accepted), and are stored as sent. A value already stored is not re-checked
+  (as ``roles`` are not): a user an older server stored with one can still be deactivated by a
+  PATCH or re-sent whole by Okta's PUT.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from __future__ import annotations
 import copy
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,6 +50,14 @@ _MAX_NAME_IN_DETAIL = 100
 _DATETIME = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})", re.ASCII
 )
+
+# RFC 4648 §4 base64 after ASCII whitespace is removed: groups of four characters of the standard
+# alphabet, the last one padded with "=" (see base64_problem).
+_BASE64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+_BASE64 = re.compile(r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?", re.ASCII)
+# SP, HTAB, CR, LF, VT and FF: what RFC 7468 §3 lets a lax parser skip in a PEM body.
+_BASE64_SPACE = " \t\r\n\v\f"
+_NO_SPACE = str.maketrans("", "", _BASE64_SPACE)
 
 # Characteristics of the common attributes (RFC 7643 §3.1) that appear in a body.
 _DROPPED_COMMON = frozenset({"id", "meta"})
@@ -114,7 +126,81 @@ def parse_resource(
     doc.update(_in_schema_order(rt.schema.attributes, core))
     for schema in present:
         doc[schema.id] = _in_schema_order(schema.attributes, extensions[schema.id])
+    _check_binary(rt, doc, existing)
     return doc
+
+
+def base64_problem(text: str) -> str | None:
+    """Why ``text`` is not a base64 value (RFC 7643 §2.3.6: "base64 encoding as specified in
+    Section 4 of RFC 4648"), or None if it is one. The rule, as decided:
+
+    - the standard alphabet (A-Z, a-z, 0-9, ``+``, ``/``); base64url's ``-`` and ``_`` (RFC 4648
+      §5) are another encoding, refused;
+    - padded with ``=`` to a multiple of four characters, as RFC 4648 §4 pads; unpadded input is
+      refused (§3.2 lets a specification omit padding, and RFC 7643 does not);
+    - ASCII whitespace (space, tab, CR, LF, VT, FF) is ignored wherever it is, so a PEM body
+      pasted with its line breaks (RFC 7468) is accepted: stripping it leaves the same bytes;
+    - the pad bits of the last group are not checked (RFC 4648 §3.5 lets a decoder accept them).
+
+    The value itself is never quoted (it may be long; the attribute and the rule say what to
+    fix)."""
+    if text.isascii() and _BASE64.fullmatch(text):
+        return None  # the common case: one line, no whitespace
+    for position, character in enumerate(text, start=1):
+        if character in _BASE64_ALPHABET or character in _BASE64_SPACE or character == "=":
+            continue
+        hint = " (- and _ are base64url, RFC 4648 §5)" if character in "-_" else ""
+        return f"character {position} is not in the base64 alphabet (A-Z, a-z, 0-9, +, /){hint}"
+    compact = text.translate(_NO_SPACE)
+    if _BASE64.fullmatch(compact):
+        return None
+    if "=" in compact.rstrip("=") or len(compact) - len(compact.rstrip("=")) > 2:
+        return 'its "=" padding may only end it, once or twice'
+    return (
+        f"its {len(compact)} base64 characters are not a multiple of 4: base64 is padded with "
+        '"=" (RFC 4648 §4)'
+    )
+
+
+def _check_binary(rt: ResourceType, doc: dict[str, Any], existing: dict[str, Any] | None) -> None:
+    """400 ``invalidValue`` for a ``binary`` value of ``doc`` that is not base64, unless
+    ``existing`` already holds it at the same attribute (see the module's rules)."""
+    for path, value in _binary_values(rt, doc):
+        problem = base64_problem(value)
+        if problem is None:
+            continue
+        if existing is not None and (path, value) in set(_binary_values(rt, existing)):
+            continue
+        raise InvalidValue(
+            f"attribute {_shown(path)} must be base64 (RFC 7643 §2.3.6, RFC 4648 §4): {problem}"
+        )
+
+
+def _binary_values(rt: ResourceType, doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(attribute path, value) of every ``binary`` string in a canonical document, the paths as
+    validation names them (``x509Certificates.value``), whichever attributes the schemas type
+    ``binary``."""
+    yield from _binary_in(rt.schema.binary_attributes, doc, "")
+    for link in rt.extensions:
+        holder = _get_ci(doc, link.schema.id) if link.schema.binary_attributes else None
+        if isinstance(holder, dict):
+            yield from _binary_in(link.schema.binary_attributes, holder, f"{link.schema.id}:")
+
+
+def _binary_in(
+    attributes: Iterable[Attribute], obj: dict[str, Any], prefix: str
+) -> Iterator[tuple[str, str]]:
+    for attr in attributes:
+        value = _get_ci(obj, attr.name)
+        if value is None:
+            continue
+        path = prefix + attr.name
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict):
+                binary = (sub for sub in attr.sub_attributes if sub.type == "binary")
+                yield from _binary_in(binary, item, f"{path}.")
+            elif isinstance(item, str) and attr.type == "binary":
+                yield path, item
 
 
 class DateTimeOutOfRange(ValueError):

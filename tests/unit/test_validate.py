@@ -28,6 +28,7 @@ from scim_server.scim.schema import (
 from scim_server.scim.validate import (
     MAX_BINARY_LENGTH,
     MAX_STRING_LENGTH,
+    base64_problem,
     parse_datetime,
     parse_resource,
 )
@@ -107,7 +108,12 @@ def device(tmp_path_factory: pytest.TempPathFactory) -> ResourceType:
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
         "id": OPS,
         "name": "Ops",
-        "attributes": [_a("level", "string", required=True), _a("zone", "string")],
+        "attributes": [
+            _a("level", "string", required=True),
+            _a("zone", "string"),
+            _a("key", "binary"),
+            _a("keys", "binary", multiValued=True),
+        ],
     }
     rt = {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
@@ -549,6 +555,73 @@ def test_binary_has_its_own_larger_limit(user: ResourceType) -> None:
         {"userName": "a", "x509Certificates": [{"value": "A" * (MAX_BINARY_LENGTH + 1)}]},
     )
     assert "x509Certificates.value" in err.detail
+
+
+# --- binary: base64 (RFC 7643 §2.3.6, RFC 4648 §4) ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "QUJD", "QUI=", "QQ==", "QUJD\nQUI=", " QU JD\r\n\tQQ==\v\f", "+/+/", "AAEC" * 1000],
+)
+def test_base64_is_the_standard_alphabet_padded_with_whitespace_ignored(text: str) -> None:
+    assert base64_problem(text) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("not base64!!", "character 11 is not in the base64 alphabet"),
+        ("QUJD\u00e9", "character 5 is not in the base64 alphabet"),
+        ("PDw_Pz8-", "- and _ are base64url"),
+        ("QUJD\u00a0", "character 5"),  # a no-break space is not ASCII whitespace
+        ("QUJ", "its 3 base64 characters are not a multiple of 4"),
+        ("QUJDRA", "its 6 base64 characters are not a multiple of 4"),
+        ("QUJDR=", "its 6 base64 characters"),
+        ("QU=D", '"=" padding may only end it'),
+        ("QQ==QQ==", '"=" padding may only end it'),
+        ("QUJD====", '"=" padding may only end it'),
+        ("Q===", '"=" padding may only end it'),
+        ("====", '"=" padding may only end it'),
+    ],
+)
+def test_what_is_not_base64_is_said(text: str, problem: str) -> None:
+    found = base64_problem(text)
+    assert found is not None
+    assert problem in found, found
+
+
+@pytest.mark.parametrize(
+    ("attrs", "path"),
+    [
+        ({"blob": "not base64"}, "blob"),  # single-valued, in the core schema
+        ({OPS: {"level": "high", "key": "QUJ"}}, f"{OPS}:key"),  # in an extension
+        ({OPS: {"level": "high", "keys": ["QUJD", "QU=D"]}}, f"{OPS}:keys"),  # multi-valued
+    ],
+)
+def test_every_binary_attribute_of_the_schemas_must_be_base64(
+    device: ResourceType, attrs: dict[str, Any], path: str
+) -> None:
+    err = _raises(InvalidValue, device, _device(**attrs))
+    assert err.detail.startswith(f'attribute "{path}" must be base64 (RFC 7643 §2.3.6')
+
+
+def test_a_binary_value_is_kept_as_sent(device: ResourceType) -> None:
+    pem = "QUJD\nQUI=\n"
+    doc = parse_resource(device, _device(blob=pem, **{OPS: {"level": "h", "keys": [pem]}}))
+    assert (doc["blob"], doc[OPS]["keys"]) == (pem, [pem])
+
+
+def test_a_binary_value_already_stored_is_not_checked_again(device: ResourceType) -> None:
+    stored = {"schemas": [DEVICE, OPS], "serial": "S1", "blob": "legacy!", OPS: {"level": "h"}}
+    assert parse_resource(device, _device(blob="legacy!"), existing=stored)["blob"] == "legacy!"
+    err = _raises(InvalidValue, device, _device(blob="other!"), existing=stored)
+    assert err.detail.startswith('attribute "blob" must be base64')
+    # the same text at another attribute is new there
+    keyed = _device(**{OPS: {"level": "h", "key": "legacy!"}})
+    assert _raises(InvalidValue, device, keyed, existing=stored).detail.startswith(
+        f'attribute "{OPS}:key" must be base64'
+    )
 
 
 # --- unassigned ----------------------------------------------------------------------------------
