@@ -495,6 +495,10 @@ class FilterCompiler:
                 return any_element
             return not_(any_element)
         sub_name = resolved.sub.name if resolved.sub else "value"
+        if isinstance(expr, Compare) and expr.value is None and expr.op == "eq":
+            # ``emails.type eq null`` is exactly ``not (emails.type pr)``: no element has one
+            # (not "some element lacks one"), as the evaluator reads it
+            return not_(self._exists(resolved, Present(AttrPath(sub_name)), binder))
         inner: Expr = (
             Present(AttrPath(sub_name))
             if isinstance(expr, Present)

@@ -102,6 +102,11 @@ FILTERS = [
     "name eq null",
     "emails pr",
     "emails eq null",
+    # a sub-attribute of a multi-valued attribute: ``eq null`` is ``not pr``, no element has it
+    "emails.type eq null",
+    "emails.display eq null",
+    "phoneNumbers.type eq null",
+    "not (emails.type eq null)",
     "emails ne null",
     'userName sw "änne"',
     'name.familyName eq "öst"',
