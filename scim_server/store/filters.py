@@ -547,6 +547,10 @@ class FilterCompiler:
             row = aliased(child.model)
             sub_name = (resolved.sub.name if resolved.sub else "value").lower()
             column_name = child.columns.get(sub_name)
+            sorted_by = attribute.sub(sub_name) if attribute.is_complex else attribute
+            if sorted_by is not None and sorted_by.type == "binary":
+                # not indexed (``store.users``), and base64 text has no order worth a sort
+                raise InvalidFilter(f'cannot sort by "{path}": it is binary')
             if column_name is None:
                 raise InvalidFilter(f'cannot sort by "{path}"; sort by "{attribute.name}.value"')
             value = func.lower(getattr(row, column_name))
@@ -598,10 +602,15 @@ class _ElementCompiler:
     def _target(self, path: AttrPath) -> Target:
         attribute = self._attribute
         if not attribute.is_complex:  # simple multi-valued attribute: the element itself
+            if attribute.type == "binary" and hasattr(self._row, "data"):  # not indexed
+                expr = _json_value(self._row.data["value"], "binary")
+                return Target(expr, "binary", attribute.case_exact)
             return Target(self._row.value, attribute.type, attribute.case_exact)
         sub = attribute.sub(path.attr)
         assert sub is not None  # the evaluator has checked every name
         column_name = self._child.columns.get(sub.name.lower())
+        if sub.type == "binary":  # not indexed (a certificate outgrows an index entry): the JSON
+            column_name = None
         if column_name is not None:
             return Target(getattr(self._row, column_name), sub.type, sub.case_exact)
         if not hasattr(self._row, "data"):

@@ -85,17 +85,26 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
+def _indexes_value(attribute: Attribute) -> bool:
+    """Whether the elements' ``value`` is kept in the indexed column. Not for ``binary`` ones:
+    a base64 certificate (``x509Certificates``) outgrows an index entry; filters read it from
+    the element's JSON (``store.filters``)."""
+    value = attribute.sub("value") if attribute.is_complex else attribute
+    return value is None or value.type != "binary"
+
+
 def _child_rows(
     org_id: int, key: str, attribute: Attribute, elements: list[Any]
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
+    indexed = _indexes_value(attribute)
     for element in elements:
         if attribute.is_complex and isinstance(element, dict):
             rows.append(
                 {
                     "org_id": org_id,
                     "attribute": key,
-                    "value": _text(element.get("value")),
+                    "value": _text(element.get("value")) if indexed else None,
                     "type": _text(element.get("type")),
                     # absent is false (RFC 7643 §2.4), as ``filter_eval.absent_as`` reads it
                     "primary": element.get("primary") is True,
@@ -108,7 +117,7 @@ def _child_rows(
                 {
                     "org_id": org_id,
                     "attribute": key,
-                    "value": _text(element),
+                    "value": _text(element) if indexed else None,
                     "type": None,
                     "primary": False,
                     "display": None,

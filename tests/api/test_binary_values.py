@@ -18,8 +18,7 @@ from tests.api.test_bulk import bulk, post_user, send, slot_error
 from tests.api.test_users_errors import assert_error
 from tests.conftest import USER_SCHEMA, Api, patch_body, store_snapshot
 
-#: Bytes standing for a DER certificate, as base64 and as a PEM body (64 characters a line);
-#: short enough for the index of multi-valued values (store.users.MAX_INDEXED_LENGTH).
+#: Bytes standing for a DER certificate, as base64 and as a PEM body (64 characters a line).
 DER = bytes(range(256))
 ONE_LINE = base64.b64encode(DER).decode()
 PEM_BODY = "\n".join(ONE_LINE[i : i + 64] for i in range(0, len(ONE_LINE), 64))
@@ -140,3 +139,30 @@ def test_a_value_stored_before_the_rule_does_not_block_later_writes(
     before = store_snapshot(database, api.tenant.org_id)
     _assert_not_base64(api.put(f"/Users/{user['id']}", {**body, **_certificates("still not!!")}))
     assert store_snapshot(database, api.tenant.org_id) == before
+
+
+def test_a_certificate_of_real_size_is_stored_and_can_be_filtered_on(api: Api) -> None:
+    """A DER certificate is 1-2 KB, its base64 longer than an index entry holds: binary values
+    are not indexed, and a filter reads them from the element instead."""
+    pem = "\n".join(
+        base64.b64encode(bytes(range(256)) * 6).decode()[i : i + 64] for i in range(0, 2048, 64)
+    )
+    assert len(pem) > 2000
+    created = api.post(
+        "/Users", {"schemas": [USER_SCHEMA], "userName": "big@example.com", **_certificates(pem)}
+    )
+    assert created.status_code == 201, created.get_json()
+    user = created.get_json()
+    assert user["x509Certificates"] == [{"value": pem, "type": "signing"}]
+    other = api.create_user("other@example.com", **_certificates("QUJD"))
+    for text, found in (
+        (f'x509Certificates.value eq "{pem[:64]}"', []),
+        ('x509Certificates.value eq "QUJD"', [other["id"]]),
+        ('x509Certificates[value eq "QUJD" and type eq "signing"]', [other["id"]]),
+        ("x509Certificates.value pr", sorted([user["id"], other["id"]])),
+        (f'x509Certificates.value sw "{pem[:20]}"', [user["id"]]),
+    ):
+        listed = api.list_users(filter=text)
+        assert sorted(r["id"] for r in listed["Resources"]) == found, text
+    sorted_by = api.get("/Users", query_string={"sortBy": "x509Certificates"})
+    assert_error(sorted_by, 400, "invalidFilter", "binary")
