@@ -86,6 +86,25 @@ def _scim_base_url(host: str, port: int) -> str:
     return f"http://{shown}:{port}/scim/v2"
 
 
+#: What ``connection create``, ``rotate`` and ``oauth`` say on stderr when the base URL they
+#: printed is this machine's (``demo`` serves on this machine: its local URL is the right one).
+LOCAL_BASE_URL_WARNING = (
+    "warning: SCIM_BASE_URL is not set: the URL above is this machine's local address; "
+    "give the IdP the public one (set SCIM_BASE_URL where the CLI runs too)"
+)
+
+
+_PORT_HELP = "The port of the local URL printed when SCIM_BASE_URL is not set."
+
+
+def _warn_unless_public_base_url() -> None:
+    """One line on stderr when the printed base URL is the local one: an operator who pastes it
+    into an IdP gets a connection test that cannot reach this server. stdout stays as it was, so
+    ``--json`` output still parses."""
+    if not _settings().base_url:
+        click.echo(LOCAL_BASE_URL_WARNING, err=True)
+
+
 def _fail(error: tokens.ServiceError | ScimError) -> NoReturn:
     raise click.ClickException(str(error))
 
@@ -782,7 +801,7 @@ def connection() -> None:
 @click.option("--name", required=True, help="Name of the connection, e.g. 'Okta production'.")
 @click.option("--idp", type=click.Choice(tokens.IDPS), default="generic", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port shown in the URL.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help=_PORT_HELP)
 def connection_create(org_slug: str, name: str, idp: str, as_json: bool, port: int) -> None:
     """Create a connection and print the SCIM base URL and its token (shown once)."""
     with _database().transaction(write=True) as session:
@@ -808,11 +827,12 @@ def connection_create(org_slug: str, name: str, idp: str, as_json: bool, port: i
         click.echo(
             json.dumps({"connection_id": connection_id, "base_url": base_url, "token": token})
         )
-        return
-    click.echo(f"connection {connection_id} created for organisation {org_slug}")
-    click.echo(f"SCIM base URL: {base_url}")
-    click.echo(f"Bearer token:  {token}")
-    click.echo("The token is shown only this once; store it in your IdP now.")
+    else:
+        click.echo(f"connection {connection_id} created for organisation {org_slug}")
+        click.echo(f"SCIM base URL: {base_url}")
+        click.echo(f"Bearer token:  {token}")
+        click.echo("The token is shown only this once; store it in your IdP now.")
+    _warn_unless_public_base_url()
 
 
 def _token_changes(changes: list[tokens.TokenChange]) -> list[dict[str, Any]]:
@@ -868,7 +888,7 @@ def _renew_credential(
     help="How long the old token keeps working (0: revoked at once; at most 30d).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port shown in the URL.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help=_PORT_HELP)
 def connection_rotate(
     org_slug: str, connection_ref: str, overlap: str, as_json: bool, port: int
 ) -> None:
@@ -889,12 +909,13 @@ def connection_rotate(
                 }
             )
         )
-        return
-    click.echo(f"connection {connection_id} of organisation {org_slug} has a new token")
-    click.echo(f"SCIM base URL: {base_url}")
-    click.echo(f"Bearer token:  {secret}")
-    _describe_changes(changes)
-    click.echo("The token is shown only this once; paste it into your IdP now.")
+    else:
+        click.echo(f"connection {connection_id} of organisation {org_slug} has a new token")
+        click.echo(f"SCIM base URL: {base_url}")
+        click.echo(f"Bearer token:  {secret}")
+        _describe_changes(changes)
+        click.echo("The token is shown only this once; paste it into your IdP now.")
+    _warn_unless_public_base_url()
 
 
 @connection.command("oauth")
@@ -907,7 +928,7 @@ def connection_rotate(
     help="How long a previous client secret keeps working (0: revoked at once; at most 30d).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port shown in the URLs.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, help=_PORT_HELP)
 def connection_oauth(
     org_slug: str, connection_ref: str, overlap: str, as_json: bool, port: int
 ) -> None:
@@ -933,14 +954,15 @@ def connection_oauth(
                 }
             )
         )
-        return
-    click.echo(f"connection {connection_id} of organisation {org_slug} has a new client secret")
-    click.echo(f"SCIM base URL:  {base_url}")
-    click.echo(f"Token endpoint: {token_url}")
-    click.echo(f"Client id:      {connection_id}")
-    click.echo(f"Client secret:  {secret}")
-    _describe_changes(changes)
-    click.echo("The secret is shown only this once; paste it into your IdP now.")
+    else:
+        click.echo(f"connection {connection_id} of organisation {org_slug} has a new client secret")
+        click.echo(f"SCIM base URL:  {base_url}")
+        click.echo(f"Token endpoint: {token_url}")
+        click.echo(f"Client id:      {connection_id}")
+        click.echo(f"Client secret:  {secret}")
+        _describe_changes(changes)
+        click.echo("The secret is shown only this once; paste it into your IdP now.")
+    _warn_unless_public_base_url()
 
 
 @connection.command("revoke")

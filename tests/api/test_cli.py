@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from click.testing import CliRunner
 from flask import Flask
 from sqlalchemy import text
 
-from scim_server.cli import main
+from scim_server.cli import LOCAL_BASE_URL_WARNING, main
 from scim_server.store.db import Database
 
 
@@ -50,20 +51,13 @@ def test_init_org_and_connection_then_the_token_works(database: Database, app: F
     assert code != 0
     assert "already exists" in out
 
-    code, out = _run(
-        database,
-        "connection",
-        "create",
-        "--org",
-        "cli-acme",
-        "--name",
-        "Okta",
-        "--idp",
-        "okta",
-        "--json",
+    result = CliRunner().invoke(
+        main,
+        ["connection", "create", "--org", "cli-acme", "--name", "Okta", "--idp", "okta", "--json"],
+        env={"SCIM_DATABASE_URL": database.url},
     )
-    assert code == 0, out
-    payload = json.loads(out)  # exactly one JSON object on stdout
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)  # exactly one JSON object on stdout
     assert set(payload) == {"connection_id", "base_url", "token"}
     assert payload["base_url"].endswith("/scim/v2")
     response = app.test_client().get(
@@ -89,6 +83,46 @@ def test_human_output_shows_url_and_token_once(database: Database) -> None:
     assert "Bearer token:  scim_" in out
 
 
+def test_printing_a_local_base_url_warns_on_stderr_unless_scim_base_url_is_set(
+    database: Database,
+) -> None:
+    """Without SCIM_BASE_URL where the CLI runs, `connection create` (and rotate, oauth) print
+    this machine's URL, which an IdP cannot reach: one warning line on stderr says so, and
+    stdout stays what scripts parse (`--json`: one object)."""
+    env = {"SCIM_DATABASE_URL": database.url, "SCIM_BASE_URL": None}
+    runner = CliRunner()
+    assert runner.invoke(main, ["org", "create", "cli-url"], env=env).exit_code == 0
+    public = "https://scim.example.com/scim/v2"
+    commands = [
+        ["connection", "create", "--org", "cli-url", "--name"],  # + a new name each time
+        ["connection", "rotate", "--org", "cli-url", "Okta 1"],
+        ["connection", "oauth", "--org", "cli-url", "Okta 1"],
+    ]
+    names = (f"Okta {n}" for n in itertools.count(1))
+
+    def arguments(command: list[str], as_json: bool) -> list[str]:
+        named = [*command, next(names)] if command[1] == "create" else command
+        return [*named, "--port", "8001", *(["--json"] if as_json else [])]
+
+    for command in commands:
+        for as_json in (False, True):
+            local = runner.invoke(main, arguments(command, as_json), env=env)
+            assert local.exit_code == 0, local.output
+            assert local.stderr.splitlines() == [LOCAL_BASE_URL_WARNING], command
+            assert "SCIM_BASE_URL is not set" not in local.stdout
+            configured = runner.invoke(
+                main, arguments(command, as_json), env={**env, "SCIM_BASE_URL": public}
+            )
+            assert configured.exit_code == 0, configured.output
+            assert configured.stderr == "", command
+            if as_json:
+                assert json.loads(local.stdout)["base_url"] == "http://localhost:8001/scim/v2"
+                assert json.loads(configured.stdout)["base_url"] == public
+            else:
+                assert "http://localhost:8001/scim/v2" in local.stdout
+                assert public in configured.stdout
+
+
 def test_demo_sets_up_an_audited_organisation_whose_printed_token_works(
     database: Database, app: Flask
 ) -> None:
@@ -98,6 +132,7 @@ def test_demo_sets_up_an_audited_organisation_whose_printed_token_works(
     for _ in range(2):
         code, out = _run(database, "demo", "--no-serve")
         assert code == 0, out
+        assert "SCIM_BASE_URL is not set" not in out  # it serves here: the local URL is right
         [token] = [line.split()[-1] for line in out.splitlines() if "Bearer token:" in line]
         printed.append(token)
     assert printed[0] != printed[1]
