@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import getpass
-import itertools
 import json
 import os
 import re
@@ -47,6 +46,8 @@ from scim_server.store.revision import head_revision, is_ahead
 from scim_server.store.types import utcnow
 
 DEFAULT_PORT = 8000
+#: The connection `scim-server demo` creates once and gives a new token on every run.
+DEMO_CONNECTION = "demo connection"
 
 
 def _settings() -> Settings:
@@ -2230,29 +2231,38 @@ def demo(host: str, port: int, no_serve: bool) -> None:
                     changes={"slug": [None, organization.slug], "name": [None, organization.name]},
                 ),
             )
-        # each run its own name, so that commands naming a connection stay unambiguous
-        taken = set(
-            session.scalars(select(Connection.name).where(Connection.org_id == organization.id))
+        # One connection for every run, and a new token for it each time (earlier tokens stay
+        # valid): users and groups belong to the connection that created them, so a connection
+        # per run would answer a later run's token 409 on everything an earlier one created.
+        demo_connection = session.scalar(
+            select(Connection)
+            .where(Connection.org_id == organization.id, Connection.name == DEMO_CONNECTION)
+            .order_by(Connection.created_at, Connection.id)
+            .limit(1)
         )
-        name = next(
-            candidate
-            for candidate in (
-                "demo connection" if n == 1 else f"demo connection {n}" for n in itertools.count(1)
+        if demo_connection is None:
+            demo_connection, token = tokens.create_connection(
+                session, organization, DEMO_CONNECTION, "generic"
             )
-            if candidate not in taken
-        )
-        created, token = tokens.create_connection(session, organization, name, "generic")
-        append(
-            session,
-            _cli_event(
+            event = _cli_event(
                 "connection.create",
                 organization.id,
                 resource_type="Connection",
-                resource_id=created.id,
+                resource_id=demo_connection.id,
                 token_prefix=tokens.token_prefix(token),
-                changes={"name": [None, name], "idp": [None, "generic"]},
-            ),
-        )
+                changes={"name": [None, DEMO_CONNECTION], "idp": [None, "generic"]},
+            )
+        else:
+            token = tokens.issue_token(session, organization, "scim", demo_connection)
+            event = _cli_event(
+                "token.create",
+                organization.id,
+                resource_type="Token",
+                resource_id=tokens.token_prefix(token),
+                token_prefix=tokens.token_prefix(token),
+                changes={"scope": [None, "scim"], "connection": [None, demo_connection.id]},
+            )
+        append(session, event)
     base_url = _scim_base_url(host, port)
     lines = [
         "",

@@ -10,6 +10,7 @@ from flask import Flask
 from sqlalchemy import text
 
 from scim_server.cli import LOCAL_BASE_URL_WARNING, main
+from scim_server.services.tokens import token_prefix
 from scim_server.store.db import Database
 
 
@@ -127,7 +128,9 @@ def test_demo_sets_up_an_audited_organisation_whose_printed_token_works(
     database: Database, app: Flask
 ) -> None:
     """The README's first quick-start command (`make run` runs `scim-server demo`): each run
-    prints a new working token; the organisation and its connections are in its log."""
+    prints a new working token of the same connection, so what one run's token created the
+    next run's token may change; the organisation, the connection and each token are in the
+    log."""
     printed = []
     for _ in range(2):
         code, out = _run(database, "demo", "--no-serve")
@@ -136,19 +139,48 @@ def test_demo_sets_up_an_audited_organisation_whose_printed_token_works(
         [token] = [line.split()[-1] for line in out.splitlines() if "Bearer token:" in line]
         printed.append(token)
     assert printed[0] != printed[1]
-    for token in printed:  # a second run does not end the first run's token
-        response = app.test_client().get(
-            "/scim/v2/Users", headers={"Authorization": f"Bearer {token}"}
-        )
+    client = app.test_client()
+    headers = [
+        {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+        for token in printed
+    ]
+    for each in headers:  # a second run does not end the first run's token
+        response = client.get("/scim/v2/Users", headers=each)
         assert response.status_code == 200, response.get_json()
+    created = client.post(
+        "/scim/v2/Users",
+        headers=headers[0],
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "bjensen@example.com",
+        },
+    )
+    assert created.status_code == 201, created.get_json()
+    patched = client.patch(
+        f"/scim/v2/Users/{created.get_json()['id']}",
+        headers=headers[1],
+        json={
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "value": {"displayName": "Barbara Jensen"}}],
+        },
+    )
+    assert patched.status_code == 200, patched.get_json()  # not 409: one owner for both
+    assert patched.get_json()["displayName"] == "Barbara Jensen"
     code, out = _run(database, "audit", "query", "--org", "demo", "--filter", 'actorType eq "cli"')
     assert code == 0, out
-    operations = [json.loads(line)["operation"] for line in out.splitlines()]
-    assert operations == ["org.create", "connection.create", "connection.create"]
+    events = [json.loads(line) for line in out.splitlines()]
+    assert [event["operation"] for event in events] == [
+        "org.create",
+        "connection.create",
+        "token.create",
+    ]
+    prefixes = [token_prefix(token) for token in printed]
+    assert [event["tokenPrefix"] for event in events[1:]] == prefixes
     code, out = _run(database, "connection", "list", "--org", "demo", "--json")
     assert code == 0, out
-    names = [connection["name"] for connection in json.loads(out)]
-    assert names == ["demo connection", "demo connection 2"]  # either can be named in commands
+    [connection] = json.loads(out)
+    assert connection["name"] == "demo connection"
+    assert events[2]["changes"]["connection"] == [None, connection["id"]]
     code, out = _run(database, "audit", "verify", "--org", "demo")
     assert code == 0, out
 
