@@ -14,6 +14,22 @@ from pathlib import Path
 
 from scim_server.logs import gunicorn_logconfig
 
+
+def _mine(value: str) -> str:
+    """``value`` as this process (gunicorn's master) remembers it in its environment."""
+    return f"{os.getpid()}:{value}"
+
+
+def _remembered(name: str) -> str | None:
+    """What this process set ``name`` to with :func:`_mine`, or None. The environment is how a
+    reload (kill -HUP: gunicorn reads this file again, in the same process) knows what the first
+    reading did; the process id keeps a value that came from outside (an operator's setting, a
+    parent's environment) from being taken for it."""
+    value = os.environ.get(name, "")
+    mark = _mine("")
+    return value[len(mark) :] if value.startswith(mark) else None
+
+
 # /metrics adds up every worker's counts from files in this folder (prometheus_client's
 # multiprocess mode). It must be set before the app (and prometheus_client) is loaded, and hold
 # no counts of a previous run: a folder of our own, or the operator's, emptied, once (gunicorn
@@ -23,8 +39,8 @@ if not _METRICS:
     _METRICS = os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(
         prefix="scim-server-metrics-"
     )
-    os.environ["SCIM_SERVER_OWN_METRICS_DIR"] = _METRICS
-if os.environ.get("SCIM_SERVER_METRICS_DIR_READY") != _METRICS:
+    os.environ["SCIM_SERVER_OWN_METRICS_DIR"] = _mine(_METRICS)
+if _remembered("SCIM_SERVER_METRICS_DIR_READY") != _METRICS:
     try:
         Path(_METRICS).mkdir(parents=True, exist_ok=True)
         for stale in Path(_METRICS).glob("*.db"):
@@ -37,7 +53,7 @@ if os.environ.get("SCIM_SERVER_METRICS_DIR_READY") != _METRICS:
             f"PROMETHEUS_MULTIPROC_DIR={_METRICS}: cannot write there ({error}); the /metrics "
             "counts need a writable folder with a few MiB free"
         ) from None
-    os.environ["SCIM_SERVER_METRICS_DIR_READY"] = _METRICS
+    os.environ["SCIM_SERVER_METRICS_DIR_READY"] = _mine(_METRICS)
 
 workers = int(os.environ.get("SCIM_WORKERS", "2"))
 threads = int(os.environ.get("SCIM_THREADS", "4"))
@@ -105,6 +121,7 @@ def child_exit(server, worker):  # type: ignore[no-untyped-def]
 
 
 def on_exit(server):  # type: ignore[no-untyped-def]
-    own = os.environ.get("SCIM_SERVER_OWN_METRICS_DIR")
+    """The metrics folder goes only when this server made it (never an operator's)."""
+    own = _remembered("SCIM_SERVER_OWN_METRICS_DIR")
     if own and own == os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         shutil.rmtree(own, ignore_errors=True)

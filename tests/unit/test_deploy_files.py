@@ -8,8 +8,11 @@ the user and the probe paths must agree between the image, compose, Kubernetes a
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +242,63 @@ def test_the_nginx_front_passes_what_the_server_decides_on() -> None:
     # nginx's own errors become a SCIM 503 with Retry-After; the server's pass untouched
     assert "proxy_intercept_errors on" not in conf
     assert re.search(r"add_header Retry-After \d+ always;", conf)
+
+
+# gunicorn.conf.py read as gunicorn reads it: once at start, again in the same process on a
+# reload (kill -HUP); then gunicorn's on_exit hook.
+_READ_TWICE_THEN_EXIT = """
+import os, runpy, sys
+from pathlib import Path
+
+conf, stale_name = sys.argv[1], sys.argv[2]
+settings = runpy.run_path(conf)
+folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+print("stale kept" if (folder / stale_name).exists() else "stale emptied")
+(folder / "counter_9.db").write_bytes(b"counts of this run")
+settings = runpy.run_path(conf)
+print("reload kept the counts" if (folder / "counter_9.db").exists() else "reload emptied")
+settings["on_exit"](None)
+print(f"{folder} " + ("kept" if folder.exists() else "removed"))
+"""
+
+
+def _read_gunicorn_conf(environment: dict[str, str], stale: str = "counter_1.db") -> list[str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "PROMETHEUS_MULTIPROC_DIR" and not key.startswith("SCIM_SERVER_")
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", _READ_TWICE_THEN_EXIT, str(DEPLOY / "gunicorn.conf.py"), stale],
+        env={**env, **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return completed.stdout.splitlines()
+
+
+def test_the_metrics_folder_handshake_ignores_values_set_from_outside(tmp_path: Path) -> None:
+    """gunicorn.conf.py remembers across a reload that it emptied the metrics folder, and
+    whether the folder is its own to remove at exit, in two environment variables. An
+    operator's (or a parent process's) values of them must change nothing: the folder is still
+    emptied of a previous run's counts at start, and an operator's folder is never removed."""
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_1.db").write_bytes(b"counts of a previous run")
+    outside = {
+        "PROMETHEUS_MULTIPROC_DIR": str(folder),
+        "SCIM_SERVER_METRICS_DIR_READY": str(folder),
+        "SCIM_SERVER_OWN_METRICS_DIR": str(folder),
+    }
+    assert _read_gunicorn_conf(outside) == [
+        "stale emptied",
+        "reload kept the counts",
+        f"{folder} kept",
+    ]
+    # without a folder given, the server makes its own and removes it at exit
+    lines = _read_gunicorn_conf({})
+    assert lines[:2] == ["stale emptied", "reload kept the counts"]
+    assert lines[2].endswith(" removed")
+    assert "scim-server-metrics-" in lines[2]

@@ -16,7 +16,8 @@ from scim_server.cli import main
 from scim_server.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-# gunicorn.conf.py sets these for itself, across a reload (kill -HUP); nobody else sets them
+# gunicorn.conf.py sets these for itself, across a reload (kill -HUP), and ignores values set
+# from outside (tests/unit/test_deploy_files.py): not an operator's configuration
 INTERNAL = {"SCIM_SERVER_METRICS_DIR_READY", "SCIM_SERVER_OWN_METRICS_DIR"}
 # read by gunicorn itself, not by our code
 GUNICORNS_OWN = {"GUNICORN_CMD_ARGS"}
