@@ -76,6 +76,19 @@ def test_write_through_a_value_path_that_matches_nothing_creates_the_element(api
     assert again.get_json()["emails"] == [{"value": "new@acme.com", "type": "work"}]
 
 
+def test_entra_default_office_mapping_writes_the_other_address(api: Api) -> None:
+    """Entra's default mapping physicalDeliveryOfficeName -> addresses[type eq "other"].formatted
+    (README, "What the IdPs send"): the first PATCH creates the address, later ones change it."""
+    user = api.create_user("office@acme.com")
+    path = 'addresses[type eq "other"].formatted'
+    for op, office in (("Add", "Building 4"), ("Replace", "Building 5")):
+        response = api.patch(
+            f"/Users/{user['id']}", patch_body({"op": op, "path": path, "value": office})
+        )
+        assert response.status_code == 200, response.get_json()
+        assert response.get_json()["addresses"] == [{"formatted": office, "type": "other"}]
+
+
 def test_a_replace_through_any_other_filter_that_matches_nothing_is_no_target(
     api: Api, database: Database
 ) -> None:
