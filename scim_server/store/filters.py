@@ -548,9 +548,10 @@ class FilterCompiler:
             sub_name = (resolved.sub.name if resolved.sub else "value").lower()
             column_name = child.columns.get(sub_name)
             sorted_by = attribute.sub(sub_name) if attribute.is_complex else attribute
-            if sorted_by is not None and sorted_by.type == "binary":
-                # not indexed (``store.users``), and base64 text has no order worth a sort
-                raise InvalidFilter(f'cannot sort by "{path}": it is binary')
+            if sorted_by is not None and sorted_by.type in {"binary", "boolean"}:
+                # binary: not indexed (``store.users``), and base64 has no order worth a sort;
+                # boolean (``emails.primary``): the key is the primary element's, true for all
+                raise InvalidFilter(f'cannot sort by "{path}": it is {sorted_by.type}')
             if column_name is None:
                 raise InvalidFilter(f'cannot sort by "{path}"; sort by "{attribute.name}.value"')
             value = func.lower(getattr(row, column_name))

@@ -523,3 +523,24 @@ def test_a_group_name_is_found_by_its_own_text_in_any_case(api: Api) -> None:
     for text in ('displayName eq "İT Team"', 'displayName eq "İT TEAM"', 'displayName co "İT"'):
         body = api.get("/Groups", query_string={"filter": text}).get_json()
         assert [g["id"] for g in body["Resources"]] == [group["id"]], text
+
+
+@pytest.mark.parametrize(
+    ("sort_by", "kind"),
+    [
+        ("emails.primary", "boolean"),
+        ("phoneNumbers.primary", "boolean"),
+        ("x509Certificates", "binary"),
+        ("x509Certificates.value", "binary"),
+    ],
+)
+def test_sorting_by_a_boolean_or_binary_element_value_is_refused(
+    api: Api, people: list[dict[str, Any]], sort_by: str, kind: str
+) -> None:
+    """``emails.primary`` was a 500 on PostgreSQL (lower() and min() of a boolean); base64 has
+    no order worth a sort, and binary values are not indexed."""
+    response = api.get("/Users", query_string={"sortBy": sort_by})
+    assert response.status_code == 400, response.get_json()
+    body = response.get_json()
+    assert body["scimType"] == "invalidFilter"
+    assert sort_by in body["detail"] and kind in body["detail"]
