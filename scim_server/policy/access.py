@@ -15,7 +15,9 @@ Inputs are plain values loaded by the service layer; nothing here reads or write
 - Effective access groups are the union of the access groups granted by matching mappings.
 - Direct role names that name no role are ignored here; the service refuses them on input.
 
-Case-insensitive means ``str.lower`` on both sides, as the store's ``lower()`` index does.
+Case-insensitive means ``str.lower`` on both sides. The store's unique indexes fold with the
+database's ``lower()``, which differs from it on a few letters ("İ", a final sigma); the services
+pick the users to recompute by this rule too (``services.access._members_matching``).
 """
 
 from __future__ import annotations

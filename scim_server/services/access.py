@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, delete, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from scim_server.policy import access as policy
@@ -54,7 +54,7 @@ from scim_server.store.models import (
     UserAccess,
     UserAttributeValue,
 )
-from scim_server.store.text import same_text, starts_with_text
+from scim_server.store.text import same_text
 
 #: A user's effective access: role name (or None) and access group names, sorted.
 Access = tuple[str | None, tuple[str, ...]]
@@ -501,6 +501,14 @@ def affected_users(
 # -- direct roles on users -------------------------------------------------------------------
 
 
+def _same_name(a: str, b: str) -> bool:
+    """Two names of roles, access groups or groups are the same to ``policy.resolve`` (Python's
+    ``str.lower``). The database's unique indexes fold with its own ``lower()``, which differs on
+    a few letters ("İ", a final sigma): a new name is refused when either says it is taken, so
+    the index never fails with a 500 and the policy never sees two names it cannot tell apart."""
+    return a.lower() == b.lower()
+
+
 def require_roles_exist(session: Session, org_id: int, names: Iterable[str]) -> None:
     """Refuse direct ``roles`` values naming no role of the organisation (400 invalidValue).
 
@@ -609,8 +617,11 @@ def create_role(
     lock_rules(session, org.id)
     name = _clean_name("role", name, MAX_ROLE_NAME)
     existing = session.scalars(select(Role).where(Role.org_id == org.id)).all()
+    taken = session.scalar(
+        select(Role.name).where(Role.org_id == org.id, same_text(Role.name, name))
+    )
     for role in existing:
-        if role.name.lower() == name.lower():
+        if role.name == taken or _same_name(role.name, name):
             raise ServiceError(f"role {role.name!r} already exists (names are case-insensitive)")
         if role.rank == rank:
             raise ServiceError(
@@ -627,13 +638,18 @@ def create_role(
     )
     session.add(role)
     session.flush()
-    naming = session.scalars(
-        select(UserAttributeValue.user_pk).where(
-            UserAttributeValue.org_id == org.id,
-            UserAttributeValue.attribute == "roles",
-            same_text(UserAttributeValue.value, name),
-        )
-    ).all()
+    # the users ``policy.resolve`` will now give it, by its rule (see ``_same_name``)
+    naming = sorted(
+        {
+            user_pk
+            for user_pk, value in session.execute(
+                select(UserAttributeValue.user_pk, UserAttributeValue.value).where(
+                    UserAttributeValue.org_id == org.id, UserAttributeValue.attribute == "roles"
+                )
+            )
+            if value is not None and _same_name(value, name)
+        }
+    )
     if naming:
         recompute_access(session, org.id, list(naming))
     return _view(role, org.default_role_pk)
@@ -751,6 +767,15 @@ def create_access_group(
         select(AccessGroup.name).where(
             AccessGroup.org_id == org.id, same_text(AccessGroup.name, name)
         )
+    ) or next(
+        (
+            other
+            for other in session.scalars(
+                select(AccessGroup.name).where(AccessGroup.org_id == org.id)
+            )
+            if _same_name(other, name)
+        ),
+        None,
     )
     if clash is not None:
         raise ServiceError(f"access group {clash!r} already exists (names are case-insensitive)")
@@ -854,23 +879,31 @@ def list_mappings(session: Session, org: Organization) -> list[MappingView]:
     return _mapping_views(session, org.id)
 
 
-def _group_condition(mapping: GroupMapping) -> ColumnElement[bool]:
-    """The groups ``mapping`` matches, as SQL (the same rule as ``policy.mapping_matches``)."""
-    if mapping.match_kind == "name":
-        return same_text(Group.display_name, mapping.match_value)
-    if mapping.match_kind == "prefix":
-        return starts_with_text(Group.display_name, mapping.match_value)
-    return Group.external_id == mapping.match_value
-
-
 def _members_matching(session: Session, org_id: int, mappings: Sequence[GroupMapping]) -> list[int]:
-    """The users in any group one of ``mappings`` matches (one statement)."""
+    """The users in any group one of ``mappings`` matches.
+
+    Which groups match is decided by ``policy.mapping_matches`` itself, the rule the
+    recomputation applies, not by a SQL rendering of it: PostgreSQL's ``lower()`` and Python's
+    ``str.lower`` fold some letters differently ("İ", a final sigma), and a SQL rule that found
+    other groups than the policy left a removed mapping's grant in place. The organisation's
+    group names are read for it (mapping changes are rare admin actions); the members of the
+    matching groups are then one statement.
+    """
     if not mappings:
+        return []
+    rules = [policy.GroupMapping(policy.match_kind(m.match_kind), m.match_value) for m in mappings]
+    matched = [
+        pk
+        for pk, display_name, external_id in session.execute(
+            select(Group.pk, Group.display_name, Group.external_id).where(Group.org_id == org_id)
+        )
+        if any(policy.mapping_matches(rule, display_name, external_id) for rule in rules)
+    ]
+    if not matched:
         return []
     query = (
         select(GroupMember.user_pk)
-        .join(Group, Group.pk == GroupMember.group_pk)
-        .where(Group.org_id == org_id, or_(false(), *(_group_condition(m) for m in mappings)))
+        .where(GroupMember.org_id == org_id, in_values(session, GroupMember.group_pk, matched))
         .distinct()
     )
     return list(session.scalars(query))

@@ -40,8 +40,3 @@ def like_pattern(text: str, op: str) -> str:
         .replace("_", LIKE_ESCAPE + "_")
     )
     return {"co": f"%{escaped}%", "sw": f"{escaped}%", "ew": f"%{escaped}"}[op]
-
-
-def starts_with_text(column: SQLColumnExpression[Any], prefix: str) -> ColumnElement[bool]:
-    """``column`` starts with ``prefix`` whatever the case."""
-    return func.lower(column).like(folded(like_pattern(prefix, "sw")), escape=LIKE_ESCAPE)

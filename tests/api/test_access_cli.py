@@ -566,3 +566,32 @@ def test_cli_changes_keep_the_audit_chain_valid(database: Database, tenant: Tena
             .where(GroupMapping.org_id == tenant.org_id)
         )
     assert (roles, mappings) == (6, 1)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "taken_on"),
+    [
+        ("ΣΑΣ", "\u03c3\u03b1\u03c3", {"postgresql"}),  # PostgreSQL: the same (final sigma)
+        ("ΣΑΣ", "\u03c3\u03b1\u03c2", {"sqlite", "postgresql"}),  # Python: the same
+        ("İT", "i\u0307t", {"sqlite", "postgresql"}),  # Python folds İ to i + U+0307
+        ("İT", "it", {"postgresql"}),  # PostgreSQL folds İ to i
+    ],
+)
+def test_a_role_or_access_group_name_taken_by_either_fold_is_refused_cleanly(
+    database: Database, tenant: Tenant, first: str, second: str, taken_on: set[str]
+) -> None:
+    """The unique index folds with the database's lower(), the access rules with Python's: a
+    name either calls taken is refused with a message, writing nothing (where only the index
+    said so, it was a traceback in the CLI and a 500 in the admin API)."""
+    ok(database, "role", "create", "--org", tenant.slug, first, "--rank", "50")
+    ok(database, "access-group", "create", "--org", tenant.slug, first)
+    engine = "sqlite" if database.url.startswith("sqlite") else "postgresql"
+    for kind, extra in (("role", ("--rank", "51")), ("access-group", ())):
+        before = event_count(database, tenant.org_id)
+        code, out = run(database, kind, "create", "--org", tenant.slug, second, *extra)
+        if engine not in taken_on:
+            assert code == 0, out
+            continue
+        assert code == 1, out
+        assert "already exists (names are case-insensitive)" in out, out
+        assert event_count(database, tenant.org_id) == before
