@@ -543,4 +543,5 @@ def test_sorting_by_a_boolean_or_binary_element_value_is_refused(
     assert response.status_code == 400, response.get_json()
     body = response.get_json()
     assert body["scimType"] == "invalidFilter"
-    assert sort_by in body["detail"] and kind in body["detail"]
+    assert sort_by in body["detail"]
+    assert kind in body["detail"]
