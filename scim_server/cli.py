@@ -39,7 +39,7 @@ from scim_server.services import (
     tokens,
     user_csv,
 )
-from scim_server.store.db import Database, statistics_warning
+from scim_server.store.db import Database, case_folding_warning, statistics_warning
 from scim_server.store.migrate import MigrationBlocked, upgrade
 from scim_server.store.models import SYSTEM_CHAIN, Connection, Organization, User
 from scim_server.store.revision import head_revision, is_ahead
@@ -152,7 +152,8 @@ def init() -> None:
     """Create or upgrade the database schema at SCIM_DATABASE_URL.
 
     Safe to run at every start: a current schema is only read, and concurrent runs take turns.
-    On PostgreSQL with autovacuum or track_counts off, a warning goes to stderr.
+    On PostgreSQL with autovacuum or track_counts off, or a database folding only ASCII
+    letters (LC_CTYPE C), a warning goes to stderr.
     """
     database = _database()
     try:
@@ -167,9 +168,9 @@ def init() -> None:
         )
         return
     click.echo(f"database ready: {where}")
-    warning = statistics_warning(database.engine)
-    if warning:
-        click.echo(f"warning: {warning}", err=True)
+    for warning in (statistics_warning(database.engine), case_folding_warning(database.engine)):
+        if warning:
+            click.echo(f"warning: {warning}", err=True)
 
 
 @main.group()

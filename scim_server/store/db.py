@@ -134,6 +134,37 @@ def statistics_warning(engine: Engine) -> str | None:
     )
 
 
+def case_folding_warning(engine: Engine) -> str | None:
+    """Why this PostgreSQL folds only ASCII letters, or None.
+
+    Case-insensitive attributes (``userName``, emails, group and role names) are compared and
+    kept unique with the database's ``lower()``, which follows the database's ``LC_CTYPE``: under
+    ``C`` or ``POSIX`` it folds A-Z only, so "ÄNNE@x" and "änne@x" would be two users. The
+    schema works either way; an operator is told at ``init``, where the database is chosen.
+    """
+    if engine.dialect.name != "postgresql":
+        return None  # SQLite's lower() is Python's (registered at connect)
+    try:
+        with engine.connect() as connection:
+            folds, ctype = connection.execute(
+                text(
+                    "SELECT lower('ÄÉΣ') = 'äéσ', datctype FROM pg_database "
+                    "WHERE datname = current_database()"
+                )
+            ).one()
+    except SQLAlchemyError as error:
+        _log.info("could not read the database's case folding (%s)", type(error).__name__)
+        return None
+    if folds:
+        return None
+    return (
+        f"this PostgreSQL database folds only ASCII letters (LC_CTYPE {ctype}): userName, emails "
+        "and names are case-insensitive for A-Z only; create the database with a UTF-8 locale "
+        "(CREATE DATABASE ... LC_CTYPE 'C.UTF-8' TEMPLATE template0) before provisioning users "
+        "(README, PostgreSQL in production)"
+    )
+
+
 class SQLiteWriteQueue:
     """Writers of one SQLite file wait their turn in the kernel, not in SQLite's busy handler.
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import itertools
 import json
+import secrets
 
+import pytest
 from click.testing import CliRunner
 from flask import Flask
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from scim_server.cli import LOCAL_BASE_URL_WARNING, main
 from scim_server.services.tokens import token_prefix
 from scim_server.store.db import Database
+from tests.conftest import POSTGRES_URL
 
 
 def _run(database: Database, *args: str) -> tuple[int, str]:
@@ -41,6 +45,31 @@ def test_init_warns_when_postgresql_will_not_keep_statistics(database: Database)
             assert (name in result.stderr) == (value != "on")
         assert "ANALYZE" in result.stderr
         assert "warning" not in result.stdout  # scripts reading init's stdout see no change
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_init_warns_when_postgresql_folds_only_ascii_letters(database: Database) -> None:
+    """Under LC_CTYPE C, PostgreSQL's lower() leaves "Ä" alone: "ÄNNE@x" and "änne@x" would be
+    two users. ``init`` says so; the database this suite uses (a UTF-8 locale) gets no warning."""
+    quiet = CliRunner().invoke(main, ["init"], env={"SCIM_DATABASE_URL": database.url})
+    assert "folds only ASCII" not in quiet.stderr
+    admin = create_engine(make_url(POSTGRES_URL), isolation_level="AUTOCOMMIT")
+    name = f"scim_ctype_c_{secrets.token_hex(3)}"
+    with admin.connect() as connection:
+        connection.execute(
+            text(f"CREATE DATABASE \"{name}\" LC_CTYPE 'C' LC_COLLATE 'C' TEMPLATE template0")
+        )
+    try:
+        url = make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        result = CliRunner().invoke(main, ["init"], env={"SCIM_DATABASE_URL": url})
+        assert result.exit_code == 0, result.output
+        assert "database ready" in result.stdout
+        assert "folds only ASCII letters (LC_CTYPE C)" in result.stderr
+        assert "C.UTF-8" in result.stderr
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def test_init_org_and_connection_then_the_token_works(database: Database, app: Flask) -> None:
