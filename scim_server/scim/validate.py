@@ -146,6 +146,11 @@ def base64_problem(text: str) -> str | None:
     fix)."""
     if text.isascii() and _BASE64.fullmatch(text):
         return None  # the common case: one line, no whitespace
+    if text.lstrip().startswith("-----BEGIN"):
+        return (
+            "it is a PEM text (RFC 7468): send only the base64 between its -----BEGIN and "
+            "-----END lines"
+        )
     for position, character in enumerate(text, start=1):
         if character in _BASE64_ALPHABET or character in _BASE64_SPACE or character == "=":
             continue

@@ -296,6 +296,7 @@ def test_roles_with_display_name_as_entra_posts_them(api: Api, database: Databas
         ),
     )
     assert both.status_code == 400, both.get_json()
+    assert both.get_json()["scimType"] == "invalidPath"  # a PATCH names sub-attributes as paths
     assert "roles.displayName" in both.get_json()["detail"]
     assert store_snapshot(database, api.tenant.org_id) == before
 

@@ -583,6 +583,10 @@ def test_base64_is_the_standard_alphabet_padded_with_whitespace_ignored(text: st
         ("QUJD====", '"=" padding may only end it'),
         ("Q===", '"=" padding may only end it'),
         ("====", '"=" padding may only end it'),
+        (
+            "-----BEGIN CERTIFICATE-----\nQUJD\n-----END CERTIFICATE-----\n",
+            "send only the base64 between its -----BEGIN and -----END lines",
+        ),
     ],
 )
 def test_what_is_not_base64_is_said(text: str, problem: str) -> None:
