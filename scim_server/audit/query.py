@@ -22,6 +22,7 @@ from sqlalchemy import BigInteger, ColumnElement, bindparam, select
 from sqlalchemy.orm import Session
 
 from scim_server.audit.chain import SEALED_FIELDS, canonical_fields
+from scim_server.scim.columns import safe_cell
 from scim_server.scim.errors import InvalidValue
 from scim_server.scim.filter import parse_filter
 from scim_server.scim.listing import MAX_INTEGER
@@ -203,7 +204,12 @@ _CHANGES_COLUMN = CSV_COLUMNS.index("changes")
 
 
 def csv_lines(events: Iterator[AuditEvent]) -> Iterator[str]:
-    """CSV with a header row; ``changes`` as a JSON object in its column."""
+    """CSV with a header row; ``changes`` as a JSON object in its column.
+
+    The file is for spreadsheets, and events quote what clients sent (a userName, a
+    User-Agent, a request id): a cell a spreadsheet would run as a formula is written after a
+    ``'``, as in the users' CSV (``scim.columns.safe_cell``). The JSON Lines export keeps every
+    value exactly; it is the one to verify a chain with."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
@@ -215,7 +221,12 @@ def csv_lines(events: Iterator[AuditEvent]) -> Iterator[str]:
         row = [document.get(name) for name in CSV_COLUMNS]
         changes = row[_CHANGES_COLUMN]
         row[_CHANGES_COLUMN] = "" if changes is None else json.dumps(changes, sort_keys=True)
-        writer.writerow(["" if value is None else value for value in row])
+        writer.writerow(
+            [
+                "" if value is None else safe_cell(value) if isinstance(value, str) else value
+                for value in row
+            ]
+        )
         yield buffer.getvalue()
 
 

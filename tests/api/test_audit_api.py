@@ -372,6 +372,23 @@ def test_csv_export_has_a_header_and_one_row_per_matching_event(
     assert json.loads(patch_row["changes"]) == {"displayName": ["John", "Johnny"]}
 
 
+def test_the_csv_export_defuses_cells_a_spreadsheet_would_run(api: Api, auditor: Auditor) -> None:
+    """Events quote what clients sent; a crafted User-Agent or request id must not run as a
+    formula on the auditor's machine (as in the users' CSV). JSON Lines keeps them exact."""
+    sent = {"userAgent": "=cmd|' /C calc'!A0", "requestId": "@SUM(1+1)"}
+    headers = {"User-Agent": sent["userAgent"], "X-Request-Id": sent["requestId"]}
+    assert api.get("/Users", headers=headers).status_code == 200
+    wanted = 'operation eq "user.list"'
+    text = auditor.get(format="csv", filter=wanted).get_data(as_text=True)
+    last_row = list(csv.reader(io.StringIO(text)))[-1]
+    record = dict(zip(CSV_HEADER, last_row, strict=True))
+    lines = auditor.get(format="jsonl", filter=wanted).get_data(as_text=True).splitlines()
+    exact = json.loads(lines[-1])
+    for name, value in sent.items():
+        assert exact[name] == value
+        assert record[name] == "'" + value
+
+
 def test_jsonl_export_is_one_event_object_per_line(
     auditor: Auditor, history: dict[str, Any]
 ) -> None:
