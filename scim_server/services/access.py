@@ -762,6 +762,7 @@ def find_access_group(session: Session, org_id: int, name: str) -> AccessGroup:
 def create_access_group(
     session: Session, org: Organization, name: str, campaign_ids: Sequence[str] = ()
 ) -> AccessGroupView:
+    lock_rules(session, org.id)  # two creates of one name: the second sees the first's row
     name = _clean_name("access group", name, MAX_ACCESS_GROUP_NAME)
     clash = session.scalar(
         select(AccessGroup.name).where(

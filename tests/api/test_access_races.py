@@ -122,3 +122,33 @@ def test_a_role_change_by_scim_and_a_rule_change_take_locks_in_one_order(
     writer.join()
     assert statuses == [200]
     assert _role(api, user["id"]) == "Viewer"
+
+
+def test_the_same_access_group_created_at_once_is_created_once(
+    api: Api, database: Database
+) -> None:
+    """Found by fuzzing the admin API on PostgreSQL: 12 parallel creates of one name gave one
+    201 and six 500s (the unique index's violation), the clash check running unlocked."""
+    for round_ in range(3):
+        name = f"Race {round_}"
+        start = threading.Barrier(8)
+        outcomes: list[str] = []
+
+        def create(barrier: threading.Barrier, out: list[str], wanted: str) -> None:
+            barrier.wait()
+            try:
+                with database.transaction(write=True) as session:
+                    org = tokens.get_organization(session, api.tenant.slug)
+                    access.create_access_group(session, org, wanted)
+                out.append("created")
+            except tokens.ServiceError as error:
+                out.append("refused" if "already exists" in str(error) else repr(error))
+            except Exception as error:  # the 500s: anything but a clean refusal
+                out.append(repr(error))
+
+        threads = [threading.Thread(target=create, args=(start, outcomes, name)) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["created"] + ["refused"] * 7, outcomes
