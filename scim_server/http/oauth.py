@@ -213,9 +213,10 @@ def _basic_credentials() -> tuple[str | None, str | None] | None:
 
 
 def _parameter_name(name: str) -> str:
-    """A parameter's name as an error description may quote it (ASCII letters and digits)."""
-    kept = "".join(c for c in name[:64] if c.isascii() and (c.isalnum() or c in "_-."))
-    return kept or "a parameter"
+    """A parameter's name as an error description may quote it: one of the protocol's own. Any
+    other name is the client's text, which may be anything, a secret included (the answer and
+    the log would then keep it)."""
+    return name if name in _BODY_ONLY else "a parameter"
 
 
 def _request_refusal() -> OAuth2Error | None:
@@ -286,8 +287,10 @@ def _refused(oauth_request: OAuth2Request | None, error: OAuth2Error) -> Respons
             description="only grant_type=client_credentials is supported",
             status_code=400,
         )
-    if error.error != "invalid_client":  # an authentication failure is attributed already
-        _attribute_to_named_client()
+    # a failed authentication of a known client is attributed already; one refused before it
+    # (no secret, an empty one: authlib answers invalid_client without looking the client up)
+    # is attributed here, like any other refusal naming a client
+    _attribute_to_named_client()
     note_error(None, f"{error.error}: {error.get_error_description()}")
     if error.error == "invalid_client":
         error.status_code = 401  # authlib answers an unknown client_id of the form 400

@@ -260,6 +260,53 @@ def test_a_wrong_secret_is_refused_and_recorded_in_the_organisations_log(
     assert wrong not in "\n".join(all_event_rows_as_text(database))
 
 
+def test_a_known_client_without_a_secret_is_refused_in_the_organisations_log(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    """Found by fuzzing: an empty or missing secret is refused by authlib before it looks the
+    client up, and the refusal went to the system log although it names the connection."""
+    issued = _oauth(database, tenant)
+    client_id = issued["client_id"]
+    address = client_address()
+    client = _client(app, address)
+    attempts = [
+        {"data": {"grant_type": "client_credentials", "client_id": client_id}},
+        {"data": {"grant_type": "client_credentials", "client_id": client_id, "client_secret": ""}},
+        {"data": {"grant_type": "client_credentials"}, "headers": _basic(client_id, "")},
+    ]
+    for attempt in attempts:
+        response = client.post(TOKEN_URL, **attempt)
+        assert response.status_code == 401, response.get_data(as_text=True)
+        assert response.get_json()["error"] == "invalid_client"
+    events = events_from(database, address)
+    assert [(e["org_id"], e["operation"], e["status"]) for e in events] == [
+        (tenant.org_id, "auth.failed", 401)
+    ] * len(attempts)
+
+
+def test_a_repeated_parameter_is_named_only_if_it_is_the_protocols(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    """A parameter's name is the client's text: a secret sent as a repeated name (by mistake,
+    or a tool's) was quoted back in full in the answer and in the event."""
+    issued = _oauth(database, tenant)
+    secret = issued["client_secret"]
+    client = _client(app)
+    for form, named in (
+        (f"grant_type=client_credentials&{secret}=1&{secret}=2", "a parameter"),
+        ("grant_type=client_credentials&scope=a&scope=b", "scope"),
+    ):
+        response = client.post(
+            TOKEN_URL,
+            data=form,
+            content_type="application/x-www-form-urlencoded",
+            headers=_basic(issued["client_id"], secret),
+        )
+        assert response.status_code == 400
+        assert response.get_json()["error_description"].startswith(f"{named} is repeated")
+    assert secret not in "\n".join(all_event_rows_as_text(database))
+
+
 def test_an_unknown_client_is_refused_in_the_system_log(
     app: Flask, database: Database, tenant: Tenant
 ) -> None:
