@@ -8,6 +8,7 @@ when the whole request succeeded.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -179,16 +180,31 @@ def json_body(limit: int | None = None, too_large: Exception | None = None) -> A
     )
     text = _decoded(raw)
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_refuse_constant)
     except RecursionError:
         raise too_deep from None
-    except ValueError as error:
+    except _NotJson as error:
         raise InvalidSyntax(f"the request body is not valid JSON: {error}") from None
+    except ValueError as error:
+        detail = str(error)
+        if "integer string conversion" in detail:  # Python's own limit, in Python's words
+            detail = f"a number has more than {sys.get_int_max_str_digits()} digits"
+        raise InvalidSyntax(f"the request body is not valid JSON: {detail}") from None
     if _depth(body) > MAX_JSON_DEPTH:
         raise too_deep
     if "\\u" in text:  # only an escape makes NUL or a surrogate: strictly decoded text has none
         _refuse_unstorable(body)
     return body
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity``: Python's decoder reads them, JSON has none
+    (RFC 8259 §6), and no database stores them in a document."""
+    raise _NotJson(f"{name} is not a JSON number (RFC 8259 §6)")
 
 
 def _decoded(raw: bytes) -> str:

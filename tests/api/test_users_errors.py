@@ -9,7 +9,7 @@ import pytest
 
 from scim_server.store.db import Database
 from tests.api.audit_support import auditor_for, request_id
-from tests.conftest import USER_SCHEMA, Api, patch_body, store_snapshot
+from tests.conftest import SCIM, USER_SCHEMA, Api, patch_body, store_snapshot
 
 SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
@@ -49,6 +49,30 @@ def test_malformed_json_is_invalid_syntax(
         "PATCH", f"/Users/{seeded['id']}", data=b"[1,", content_type="application/scim+json"
     )
     assert_error(response, 400, "invalidSyntax", "not valid JSON")
+    assert store_snapshot(database, api.tenant.org_id) == before
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("NaN", "NaN is not a JSON number"),
+        ("Infinity", "Infinity is not a JSON number"),
+        ("-Infinity", "-Infinity is not a JSON number"),
+        ("9" * 5000, "a number has more than 4300 digits"),
+    ],
+    ids=["NaN", "Infinity", "-Infinity", "5000 digits"],
+)
+def test_what_python_reads_but_json_has_not_is_invalid_syntax(
+    api: Api, database: Database, value: str, said: str
+) -> None:
+    """Python's decoder reads NaN and Infinity (RFC 8259 has neither) and words its limit on
+    long integers in Python's terms ("use sys.set_int_max_str_digits()")."""
+    before = store_snapshot(database, api.tenant.org_id)
+    body = '{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "n@x.com",'
+    body += f' "nickName": {value}}}'
+    response = api.request("POST", "/Users", data=body.encode(), content_type=SCIM)
+    assert_error(response, 400, "invalidSyntax", said)
+    assert "sys." not in response.get_json()["detail"]
     assert store_snapshot(database, api.tenant.org_id) == before
 
 
