@@ -393,7 +393,7 @@ _QUOTED = re.compile(r'"(?:\\.|[^"\\])*"')
 _BARE_VALUE = re.compile(
     r"(?i)(\b(?:eq|ne|co|sw|ew|gt|ge|lt|le)\s+)(?!(?:true|false|null)\b)([^\s\"()\[\]]+)"
 )
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?", re.ASCII)
 
 
 def _quote_bare(segment: str) -> str:

@@ -78,7 +78,7 @@ LISTED_USERS = 1000
 #: Holds ``deprovisioning list`` shows.
 LISTED_HOLDS = 100
 
-_LIMIT = re.compile(r"^\s*(\d+)\s*(%?)\s*$")
+_LIMIT = re.compile(r"^\s*(\d+)\s*(%?)\s*$", re.ASCII)  # ASCII digits: \d would match any script's
 
 
 # -- settings --------------------------------------------------------------------------------
@@ -152,10 +152,10 @@ def parse_limit(text: str, option: str = "--deprovision-limit") -> tuple[int | N
 
 def parse_window(text: str, option: str = "--deprovision-window") -> int:
     """The window in whole minutes, 1 to 1440."""
-    try:
-        minutes = int(text)
-    except ValueError:
-        raise ServiceError(f"{option}: {text!r} is not a whole number of minutes") from None
+    digits = text.strip()
+    if not re.fullmatch(r"[0-9]+", digits):  # int() also reads other scripts' digits and "1_0"
+        raise ServiceError(f"{option}: {text!r} is not a whole number of minutes")
+    minutes = int(digits) if len(digits) <= 9 else MAX_WINDOW_MINUTES + 1
     if not 1 <= minutes <= MAX_WINDOW_MINUTES:
         raise ServiceError(
             f"{option}: must be between 1 and {MAX_WINDOW_MINUTES} minutes, got {minutes}"

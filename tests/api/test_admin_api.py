@@ -102,6 +102,9 @@ def test_settings_are_read_and_changed_with_their_event(
         ({"seatLimit": 0}, ["seatLimit: must be between 1 and 2147483647, got 0"]),
         ({"timezone": "Mars/Base"}, ["timezone: 'Mars/Base' is not a time zone name"]),
         ({"deprovisionLimit": "150%"}, ["deprovisionLimit: must be between 1% and 100%"]),
+        # digits of other scripts (int() and a Unicode \d read them) are no number here
+        ({"deprovisionLimit": "\uff15\uff10"}, ["deprovisionLimit:", "is not a number of users"]),
+        ({"deprovisionLimit": "\u0665%"}, ["deprovisionLimit:", "is not a number of users"]),
         ({"shoeSize": 42}, ['unknown setting "shoeSize"; the settings are: ssoDomain,']),
         ({}, ["the body must be a JSON object of the settings to change"]),
         (

@@ -279,6 +279,8 @@ def test_admin_commands_refuse_what_makes_no_sense(api: Api, database: Database)
         (("--deprovision-limit", "many"), "'many' is not a number of users (50), a percentage"),
         (("--deprovision-window", "0"), "must be between 1 and 1440 minutes, got 0"),
         (("--deprovision-window", "5m"), "'5m' is not a whole number of minutes"),
+        (("--deprovision-window", "\u0665"), "is not a whole number of minutes"),
+        (("--deprovision-limit", "\uff15"), "is not a number of users (50), a percentage"),
     ):
         result = run_cli(database, "org", "update", slug, *options)
         assert result.exit_code == 1, result.output
