@@ -14,6 +14,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 from authlib.oauth2 import AuthorizationServer, OAuth2Error
 from authlib.oauth2.rfc6749 import (
@@ -231,6 +232,13 @@ def _request_refusal() -> OAuth2Error | None:
         return InvalidRequestError(
             "the body must be application/x-www-form-urlencoded (RFC 6749 section 4.4.2)"
         )
+    try:  # cached: the form is then parsed from the same bytes
+        request.get_data(cache=True).decode("utf-8")
+    except UnicodeDecodeError:  # werkzeug would drop the whole form: "grant_type is missing"
+        return InvalidRequestError(
+            "the form body is not UTF-8 (RFC 6749 Appendix B: application/x-www-form-urlencoded "
+            "in UTF-8)"
+        )
     repeated = [name for name in request.form if len(request.form.getlist(name)) > 1]
     if repeated:
         return InvalidRequestError(
@@ -270,10 +278,21 @@ def _attribute_to_named_client() -> None:
         basic = _basic_credentials()
     except _MalformedBasic:
         basic = None
-    named = request.form.get("client_id") or (basic[0] if basic else None)
+    named = request.form.get("client_id") or _client_id_of_undecodable_form()
+    named = named or (basic[0] if basic else None)
     found = oauth.find_client(request_session(), named) if named else None
     if found is not None:
         draft.org_id, draft.actor_type, draft.actor = found.org_id, "connection", found.client_id
+
+
+def _client_id_of_undecodable_form() -> str | None:
+    """The client_id of a form werkzeug dropped for a byte that is not UTF-8 (the request is
+    refused for it): read with the bad bytes replaced, only to find whose log it belongs in."""
+    raw = request.get_data(cache=True)
+    if request.form or not raw:
+        return None
+    values = parse_qs(raw.decode("utf-8", "replace")).get("client_id", [])
+    return values[0] if len(values) == 1 else None
 
 
 def _refused(oauth_request: OAuth2Request | None, error: OAuth2Error) -> Response:

@@ -307,6 +307,27 @@ def test_a_repeated_parameter_is_named_only_if_it_is_the_protocols(
     assert secret not in "\n".join(all_event_rows_as_text(database))
 
 
+def test_a_form_that_is_not_utf8_is_refused_as_such_in_the_clients_log(
+    app: Flask, database: Database, tenant: Tenant
+) -> None:
+    """One stray byte made werkzeug drop the whole form: 'grant_type is missing', in the
+    system log, although grant_type and the client were sent."""
+    issued = _oauth(database, tenant)
+    address = client_address()
+    form = (
+        f"grant_type=client_credentials&client_id={issued['client_id']}"
+        f"&client_secret={issued['client_secret']}&x="
+    ).encode() + b"\xff"
+    response = _client(app, address).post(
+        TOKEN_URL, data=form, content_type="application/x-www-form-urlencoded"
+    )
+    assert (response.status_code, response.get_json()["error"]) == (400, "invalid_request")
+    assert "not UTF-8" in response.get_json()["error_description"]
+    events = events_from(database, address)
+    assert [(e["org_id"], e["status"]) for e in events] == [(tenant.org_id, 400)]
+    assert issued["client_secret"] not in "\n".join(all_event_rows_as_text(database))
+
+
 def test_an_unknown_client_is_refused_in_the_system_log(
     app: Flask, database: Database, tenant: Tenant
 ) -> None:
