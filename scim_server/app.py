@@ -8,6 +8,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from scim_server.audit.recorder import EventRecorder
 from scim_server.config import Settings
@@ -40,6 +41,13 @@ def cursor_settings(settings: Settings) -> CursorSettings:
         key = secrets.token_bytes(32)
         _log.info("SCIM_CURSOR_SECRET is not set: cursors are sealed with a per-process key")
     return CursorSettings(secret=key, timeout_seconds=settings.cursor_timeout_seconds)
+
+
+class AsciiIntegerConverter(IntegerConverter):
+    """``<int:...>`` path segments of ASCII digits: werkzeug's ``\\d+`` also matches other
+    scripts' digits (an Arabic-Indic 1 in ``DELETE /admin/v1/mappings/...`` removed mapping 1)."""
+
+    regex = r"[0-9]+"
 
 
 def create_app(
@@ -99,6 +107,7 @@ def create_app(
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops
         )
+    app.url_map.converters["int"] = AsciiIntegerConverter
     app.register_blueprint(scim.bp)
     app.register_blueprint(audit_api.bp)
     app.register_blueprint(admin_api.bp)

@@ -27,6 +27,7 @@ from scim_server.policy import lifecycle as policy_lifecycle
 from scim_server.project_files import gunicorn_config
 from scim_server.scim import discovery
 from scim_server.scim.errors import ScimError
+from scim_server.scim.numbers import ascii_integer
 from scim_server.scim.schema import ACCESS_USER, default_registry
 from scim_server.services import (
     access,
@@ -48,6 +49,38 @@ from scim_server.store.types import utcnow
 DEFAULT_PORT = 8000
 #: The connection `scim-server demo` creates once and gives a new token on every run.
 DEMO_CONNECTION = "demo connection"
+
+
+class WholeNumber(click.types.IntParamType):
+    """An integer option or argument in ASCII digits, within ``low``..``high``: click's ``int``
+    reads other scripts' digits and "1_0" (``scim.numbers``)."""
+
+    name = "integer"
+
+    def __init__(self, low: int | None = None, high: int | None = None) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            number: int | None = value
+        else:
+            number = ascii_integer(str(value))
+        if number is None:
+            self.fail(f"{value!r} is not a whole number", param, ctx)
+        if (self.low is not None and number < self.low) or (
+            self.high is not None and number > self.high
+        ):
+            bounds = "<=".join(
+                part
+                for part in (
+                    None if self.low is None else str(self.low),
+                    "x",
+                    None if self.high is None else str(self.high),
+                )
+                if part is not None
+            )  # as click's IntRange says it: 0<=x<=3650, 1<=x
+            self.fail(f"{str(value).strip()} is not in the range {bounds}.", param, ctx)
+        return number
 
 
 def _settings() -> Settings:
@@ -515,7 +548,9 @@ def role_list(org_slug: str, as_json: bool) -> None:
 @role.command("create")
 @click.option("--org", "org_slug", required=True, help="Organisation slug.")
 @click.argument("name")
-@click.option("--rank", type=int, required=True, help="Higher wins; unique per organisation.")
+@click.option(
+    "--rank", type=WholeNumber(), required=True, help="Higher wins; unique per organisation."
+)
 @click.option("--permission", "permissions", multiple=True, help="A permission (repeatable).")
 @click.option("--admin", "is_admin", is_flag=True, help="The role administers the organisation.")
 def role_create(
@@ -750,7 +785,7 @@ def mapping_list(org_slug: str, as_json: bool) -> None:
 
 @mapping.command("remove")
 @click.option("--org", "org_slug", required=True, help="Organisation slug.")
-@click.argument("mapping_id", type=int, required=False)
+@click.argument("mapping_id", type=WholeNumber(), required=False)
 @_mapping_options
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def mapping_remove(
@@ -1113,7 +1148,7 @@ def deprovisioning_list(org_slug: str, show_all: bool, as_json: bool) -> None:
 
 @deprovisioning_group.command("show")
 @click.option("--org", "org_slug", required=True, help="Organisation slug.")
-@click.argument("hold_id", type=int)
+@click.argument("hold_id", type=WholeNumber())
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def deprovisioning_show(org_slug: str, hold_id: int, as_json: bool) -> None:
     """One hold, with the users deprovisioned in the wave that opened it."""
@@ -1344,7 +1379,7 @@ def invitation_cancel(org_slug: str, user_name: str) -> None:
     "--limit",
     default=100,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=WholeNumber(low=1),
     help="Messages to take at most.",
 )
 def invitation_drain(org_slug: str | None, limit: int) -> None:
@@ -1525,7 +1560,7 @@ def users_import(
 @click.option(
     "--older-than",
     "days",
-    type=click.IntRange(0, organizations.MAX_RETENTION_DAYS),
+    type=WholeNumber(0, organizations.MAX_RETENTION_DAYS),
     metavar="DAYS",
     help="Remove users soft-deleted more than DAYS days ago. Default: the organisation's "
     "soft-delete retention (org update --soft-delete-retention).",
@@ -2200,8 +2235,10 @@ def _gunicorn_command(host: str, port: int, workers: int | None) -> list[str]:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
-@click.option("--workers", type=int, default=None, help="Worker processes (default: config).")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=WholeNumber())
+@click.option(
+    "--workers", type=WholeNumber(low=1), default=None, help="Worker processes (default: config)."
+)
 def serve(host: str, port: int, workers: int | None) -> None:
     """Run the server with gunicorn in production mode (deploy/gunicorn.conf.py)."""
     _settings()  # fail early on bad configuration
@@ -2212,7 +2249,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int)
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=WholeNumber())
 @click.option("--no-serve", is_flag=True, help="Set up and print, but do not start the server.")
 def demo(host: str, port: int, no_serve: bool) -> None:
     """Quick start: initialise the database, create a demo organisation and token, and serve."""

@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import BindParameter
 
 from scim_server.scim.errors import Conflict, ScimError
+from scim_server.scim.numbers import ascii_integer
 from scim_server.services.errors import ServiceError
 from scim_server.services.transaction import RefusalWithConsequence
 from scim_server.store.models import (
@@ -78,7 +79,7 @@ LISTED_USERS = 1000
 #: Holds ``deprovisioning list`` shows.
 LISTED_HOLDS = 100
 
-_LIMIT = re.compile(r"^\s*(\d+)\s*(%?)\s*$", re.ASCII)  # ASCII digits: \d would match any script's
+_LIMIT = re.compile(r"^\s*([0-9]+)\s*(%?)\s*$")
 
 
 # -- settings --------------------------------------------------------------------------------
@@ -143,7 +144,8 @@ def parse_limit(text: str, option: str = "--deprovision-limit") -> tuple[int | N
             f"{option}: {text!r} is not a number of users (50), a percentage of the "
             "organisation's users (10%) or 'off'"
         )
-    value, is_percent = int(match[1]), bool(match[2])
+    value, is_percent = ascii_integer(match[1]), bool(match[2])
+    assert value is not None  # the pattern matched ASCII digits
     if value < 1 or (is_percent and value > 100) or value > 2**31 - 1:
         bound = "between 1% and 100%" if is_percent else f"between 1 and {2**31 - 1}"
         raise ServiceError(f"{option}: must be {bound}, got {text.strip()!r}")
@@ -152,13 +154,12 @@ def parse_limit(text: str, option: str = "--deprovision-limit") -> tuple[int | N
 
 def parse_window(text: str, option: str = "--deprovision-window") -> int:
     """The window in whole minutes, 1 to 1440."""
-    digits = text.strip()
-    if not re.fullmatch(r"[0-9]+", digits):  # int() also reads other scripts' digits and "1_0"
+    minutes = ascii_integer(text)
+    if minutes is None:
         raise ServiceError(f"{option}: {text!r} is not a whole number of minutes")
-    minutes = int(digits) if len(digits) <= 9 else MAX_WINDOW_MINUTES + 1
     if not 1 <= minutes <= MAX_WINDOW_MINUTES:
         raise ServiceError(
-            f"{option}: must be between 1 and {MAX_WINDOW_MINUTES} minutes, got {minutes}"
+            f"{option}: must be between 1 and {MAX_WINDOW_MINUTES} minutes, got {text.strip()}"
         )
     return minutes
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 
 from scim_server.policy import domains, lifecycle
 from scim_server.policy.domains import DomainSettings, InvalidDomain, Violation
+from scim_server.scim.numbers import ascii_integer
 from scim_server.scim.schema import default_registry
 from scim_server.services import access, guards
 from scim_server.services.errors import ServiceError
@@ -90,12 +91,11 @@ def parse_seat_limit(text: str, option: str = "--seat-limit") -> int | None:
     """A seat limit of 1 or more, or None for ``none`` (no limit)."""
     if text.strip().lower() == "none":
         return None
-    try:
-        limit = int(text)
-    except ValueError:
-        raise ServiceError(f"{option}: {text!r} is not a whole number (or 'none')") from None
+    limit = ascii_integer(text)
+    if limit is None:
+        raise ServiceError(f"{option}: {text!r} is not a whole number (or 'none')")
     if not 1 <= limit <= MAX_COUNT:
-        raise ServiceError(f"{option}: must be between 1 and {MAX_COUNT}, got {limit}")
+        raise ServiceError(f"{option}: must be between 1 and {MAX_COUNT}, got {text.strip()}")
     return limit
 
 
@@ -105,12 +105,13 @@ MAX_RETENTION_DAYS = 3650
 
 def parse_retention_days(text: str, option: str = "--soft-delete-retention") -> int:
     """Days a soft-deleted user is kept before it is purged: 0 (the next purge) to 3650."""
-    try:
-        days = int(text.strip())
-    except ValueError:
-        raise ServiceError(f"{option}: {text!r} is not a whole number of days") from None
+    days = ascii_integer(text)
+    if days is None:
+        raise ServiceError(f"{option}: {text!r} is not a whole number of days")
     if not 0 <= days <= MAX_RETENTION_DAYS:
-        raise ServiceError(f"{option}: must be between 0 and {MAX_RETENTION_DAYS} days, got {days}")
+        raise ServiceError(
+            f"{option}: must be between 0 and {MAX_RETENTION_DAYS} days, got {text.strip()}"
+        )
     return days
 
 

@@ -9,6 +9,7 @@ import io
 import json
 import threading
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -541,6 +542,9 @@ def test_a_mapping_is_added_and_removed_with_its_members_recomputed(
     assert [m["id"] for m in admin.call("GET", "/mappings").get_json()["mappings"]] == [
         mapping["id"]
     ]
+    # its id in another script's digits names nothing (werkzeug's \d+ read them: a removal)
+    arabic_indic = quote("".join(chr(0x660 + int(d)) for d in str(mapping["id"])))
+    assert admin.call("DELETE", f"/mappings/{arabic_indic}").status_code == 404
     removed = admin.call("DELETE", f"/mappings/{mapping['id']}")
     assert removed.status_code == 200, removed.get_json()
     assert removed.get_json()["affectedUsers"]["count"] == 1
@@ -651,6 +655,8 @@ def test_a_chunked_body_is_read(api: Api, admin: Admin) -> None:
         ("POST", "/connections/a%00b/revoke", None, 404, ["not found"]),
         ("DELETE", "/roles/a%00b", None, 404, ["not found"]),
         ("DELETE", "/access-groups/a%00", None, 404, ["not found"]),
+        # past Python's 4,300-digit int() (a 500 before)
+        ("PATCH", "/organization", {"deprovisionLimit": "9" * 5000}, 400, ["between 1 and"]),
     ],
 )
 def test_values_past_what_is_stored_are_refused_not_failed(

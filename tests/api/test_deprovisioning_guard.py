@@ -165,7 +165,9 @@ def test_the_hold_is_per_connection_and_per_organisation(
 
 
 def test_deprovisions_older_than_the_window_do_not_count(api: Api, database: Database) -> None:
-    configure(database, api.tenant.slug, "--deprovision-limit", "2", "--deprovision-window", "5")
+    # ten digits with leading zeros are 5 minutes (a review caught them read as too many)
+    window = ("--deprovision-window", "0000000005")
+    configure(database, api.tenant.slug, "--deprovision-limit", "2", *window)
     ids = users(api, 4)
     assert set_active(api, ids[0], False).status_code == 200
     move_back(database, Deprovision, "at", api.tenant.org_id, 6)  # out of the 5-minute window
@@ -281,6 +283,10 @@ def test_admin_commands_refuse_what_makes_no_sense(api: Api, database: Database)
         (("--deprovision-window", "5m"), "'5m' is not a whole number of minutes"),
         (("--deprovision-window", "\u0665"), "is not a whole number of minutes"),
         (("--deprovision-limit", "\uff15"), "is not a number of users (50), a percentage"),
+        (("--deprovision-limit", "9" * 5000), "must be between 1 and 2147483647"),
+        (("--seat-limit", "\uff15\uff10"), "is not a whole number (or 'none')"),
+        (("--seat-limit", "1_0"), "is not a whole number (or 'none')"),
+        (("--soft-delete-retention", "\u0663\u0660"), "is not a whole number of days"),
     ):
         result = run_cli(database, "org", "update", slug, *options)
         assert result.exit_code == 1, result.output
