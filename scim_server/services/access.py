@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select
 from sqlalchemy.orm import Session
@@ -34,7 +34,6 @@ from sqlalchemy.orm import Session
 from scim_server.policy import access as policy
 from scim_server.scim.errors import Conflict, InvalidValue
 from scim_server.scim.schema import ACCESS_USER
-from scim_server.scim.wire import unstorable
 from scim_server.services import guards
 from scim_server.services.errors import ServiceError
 from scim_server.store.access import (
@@ -55,6 +54,8 @@ from scim_server.store.models import (
     UserAttributeValue,
 )
 from scim_server.store.text import same_text
+
+_Named = TypeVar("_Named", Role, AccessGroup)
 
 #: A user's effective access: role name (or None) and access group names, sorted.
 Access = tuple[str | None, tuple[str, ...]]
@@ -585,15 +586,25 @@ def _clean_name(kind: str, name: str, limit: int) -> str:
     return cleaned
 
 
+def _by_name(candidates: Sequence[_Named], name: str) -> _Named | None:
+    """The one of ``candidates`` called ``name``: exactly, else by the access rules' fold
+    (``_same_name``), the one ``policy.resolve`` reads roles' names with, so that an admin
+    names a role as a user's ``roles`` value does. Not by the database's ``lower()``: for a few
+    letters it says otherwise (the clash checks keep both from ever disagreeing on who is
+    meant)."""
+    wanted = name.strip()
+    for matches in (
+        [c for c in candidates if c.name == wanted],
+        [c for c in candidates if _same_name(c.name, wanted)],
+    ):
+        if matches:
+            return matches[0]
+    return None
+
+
 def find_role(session: Session, org_id: int, name: str) -> Role:
-    # a name no database can hold is nobody's (PostgreSQL refuses to compare with a NUL)
-    role = (
-        None
-        if unstorable(name) is not None
-        else session.scalar(
-            select(Role).where(Role.org_id == org_id, same_text(Role.name, name.strip()))
-        )
-    )
+    roles = session.scalars(select(Role).where(Role.org_id == org_id).order_by(Role.pk)).all()
+    role = _by_name(roles, name)
     if role is None:
         known = ", ".join(session.scalars(_role_names_query(org_id)))
         raise NoSuchName(f"no role {name!r} in this organisation; its roles are: {known}")
@@ -735,15 +746,10 @@ def list_access_groups(session: Session, org: Organization) -> list[AccessGroupV
 
 
 def find_access_group(session: Session, org_id: int, name: str) -> AccessGroup:
-    group = (
-        None
-        if unstorable(name) is not None
-        else session.scalar(
-            select(AccessGroup).where(
-                AccessGroup.org_id == org_id, same_text(AccessGroup.name, name.strip())
-            )
-        )
-    )
+    groups = session.scalars(
+        select(AccessGroup).where(AccessGroup.org_id == org_id).order_by(AccessGroup.pk)
+    ).all()
+    group = _by_name(groups, name)
     if group is None:
         known = ", ".join(
             session.scalars(
@@ -888,7 +894,7 @@ def _members_matching(session: Session, org_id: int, mappings: Sequence[GroupMap
     ``str.lower`` fold some letters differently ("İ", a final sigma), and a SQL rule that found
     other groups than the policy left a removed mapping's grant in place. The organisation's
     group names are read for it (mapping changes are rare admin actions); the members of the
-    matching groups are then one statement.
+    matching groups are then one statement per 5,000 groups.
     """
     if not mappings:
         return []
@@ -900,14 +906,17 @@ def _members_matching(session: Session, org_id: int, mappings: Sequence[GroupMap
         )
         if any(policy.mapping_matches(rule, display_name, external_id) for rule in rules)
     ]
-    if not matched:
-        return []
-    query = (
-        select(GroupMember.user_pk)
-        .where(GroupMember.org_id == org_id, in_values(session, GroupMember.group_pk, matched))
-        .distinct()
-    )
-    return list(session.scalars(query))
+    members: set[int] = set()
+    for start in range(0, len(matched), USER_CHUNK):  # SQLite binds each key of an IN list
+        chunk = matched[start : start + USER_CHUNK]
+        members.update(
+            session.scalars(
+                select(GroupMember.user_pk).where(
+                    GroupMember.org_id == org_id, in_values(session, GroupMember.group_pk, chunk)
+                )
+            )
+        )
+    return sorted(members)
 
 
 def _match(

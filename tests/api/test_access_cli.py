@@ -15,7 +15,7 @@ from scim_server.cli import main
 from scim_server.services import access
 from scim_server.store.db import Database
 from scim_server.store.models import AuditEvent, GroupMapping, Role
-from tests.conftest import Api, Tenant
+from tests.conftest import USER_SCHEMA, Api, Tenant
 
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ACCESS = "urn:ietf:params:scim:schemas:extension:access:2.0:User"
@@ -595,3 +595,35 @@ def test_a_role_or_access_group_name_taken_by_either_fold_is_refused_cleanly(
         assert code == 1, out
         assert "already exists (names are case-insensitive)" in out, out
         assert event_count(database, tenant.org_id) == before
+
+
+def test_an_admin_names_a_role_as_a_users_roles_value_does(
+    api: Api, database: Database, tenant: Tenant
+) -> None:
+    """One fold for names, the access rules' (Python's): 'ix' is not the role 'İx' (Python
+    folds İ to i and a combining dot), for a mapping as for a user's roles value, on both
+    databases; PostgreSQL's lower() alone had found it for the mapping."""
+    ok(database, "role", "create", "--org", tenant.slug, "İx", "--rank", "50")
+    refusal = refused(
+        database, "mapping", "add", "--org", tenant.slug, "--group-name", "g", "--role", "ix"
+    )
+    assert "no role 'ix'" in refusal
+    posted = api.post(
+        "/Users",
+        {"schemas": [USER_SCHEMA], "userName": "ix@acme.com", "roles": [{"value": "ix"}]},
+    )
+    assert posted.status_code == 400
+    assert "must name a role" in posted.get_json()["detail"]
+    ok(database, "mapping", "add", "--org", tenant.slug, "--group-name", "g", "--role", "İX")
+
+
+def test_a_mapping_id_in_another_scripts_digits_is_no_id(
+    database: Database, tenant: Tenant
+) -> None:
+    ok(database, "mapping", "add", "--org", tenant.slug, "--group-name", "g", "--role", "Editor")
+    (listed,) = json.loads(ok(database, "mapping", "list", "--org", tenant.slug, "--json"))
+    other_script = "".join(chr(0x660 + int(d)) for d in str(listed["id"]))
+    code, message = run(database, "mapping", "remove", "--org", tenant.slug, other_script)
+    assert code == 2
+    assert "is not a whole number" in message
+    assert json.loads(ok(database, "mapping", "list", "--org", tenant.slug, "--json")) == [listed]
