@@ -288,9 +288,9 @@ def _attribute_to_named_client() -> None:
 def _client_id_of_undecodable_form() -> str | None:
     """The client_id of a form werkzeug dropped for a byte that is not UTF-8 (the request is
     refused for it): read with the bad bytes replaced, only to find whose log it belongs in."""
+    if request.mimetype != "application/x-www-form-urlencoded" or request.form:
+        return None  # a body of another type names no client
     raw = request.get_data(cache=True)
-    if request.form or not raw:
-        return None
     values = parse_qs(raw.decode("utf-8", "replace")).get("client_id", [])
     return values[0] if len(values) == 1 else None
 

@@ -8,6 +8,7 @@ when the whole request succeeded.
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -180,7 +181,7 @@ def json_body(limit: int | None = None, too_large: Exception | None = None) -> A
     )
     text = _decoded(raw)
     try:
-        body = json.loads(text, parse_constant=_refuse_constant)
+        body = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except RecursionError:
         raise too_deep from None
     except _NotJson as error:
@@ -205,6 +206,15 @@ def _refuse_constant(name: str) -> Any:
     """``NaN``, ``Infinity`` and ``-Infinity``: Python's decoder reads them, JSON has none
     (RFC 8259 §6), and no database stores them in a document."""
     raise _NotJson(f"{name} is not a JSON number (RFC 8259 §6)")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent; one past what a float holds (``1e400``) is
+    refused rather than read as infinity."""
+    value = float(text)
+    if math.isinf(value):
+        raise _NotJson(f"the number {text[:40]} is too large")
+    return value
 
 
 def _decoded(raw: bytes) -> str:

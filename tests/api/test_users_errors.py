@@ -59,8 +59,9 @@ def test_malformed_json_is_invalid_syntax(
         ("Infinity", "Infinity is not a JSON number"),
         ("-Infinity", "-Infinity is not a JSON number"),
         ("9" * 5000, "a number has more than 4300 digits"),
+        ("1e400", "the number 1e400 is too large"),
     ],
-    ids=["NaN", "Infinity", "-Infinity", "5000 digits"],
+    ids=["NaN", "Infinity", "-Infinity", "5000 digits", "1e400"],
 )
 def test_what_python_reads_but_json_has_not_is_invalid_syntax(
     api: Api, database: Database, value: str, said: str
