@@ -179,6 +179,9 @@ def _text(name: str, value: Any, *, nullable: bool = False) -> str | None:
 def _domains(name: str, value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise InvalidValue(f'"{name}" must be a list of domain names, got {json.dumps(value)[:64]}')
+    for item in value:  # the CLI's comma-separated text is joined from them: one domain each
+        if "," in item or not item.strip():
+            raise InvalidValue(f'"{name}": each element is one domain name, got {item[:64]!r}')
     return organizations.parse_domain_list(",".join(value), name)
 
 

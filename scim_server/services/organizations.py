@@ -70,10 +70,15 @@ def parse_domain_list(text: str, option: str) -> tuple[str, ...]:
 
 
 def parse_domain(text: str, option: str) -> str:
+    """A domain an admin names in a setting. Not an IP address: no address of a user is at one
+    (an email's address literal is bracketed), so the setting could only be a mistake."""
     try:
-        return domains.normalise_domain(text)
+        domain = domains.normalise_domain(text)
     except InvalidDomain as error:
         raise ServiceError(f"{option}: {error}") from None
+    if domain.rpartition(".")[2].isdigit():  # RFC 3696 §2: no top-level domain is all digits
+        raise ServiceError(f"{option}: {text.strip()!r} is an IP address, not a domain name")
+    return domain
 
 
 def parse_timezone(text: str, option: str = "--timezone") -> str:

@@ -103,6 +103,10 @@ def test_settings_are_read_and_changed_with_their_event(
         ({"seatLimit": 0}, ["seatLimit: must be between 1 and 2147483647, got 0"]),
         ({"timezone": "Mars/Base"}, ["timezone: 'Mars/Base' is not a time zone name"]),
         ({"deprovisionLimit": "150%"}, ["deprovisionLimit: must be between 1% and 100%"]),
+        # one domain per element (they were joined with commas and split again)
+        ({"allowedDomains": ["a.com,b.com"]}, ['"allowedDomains": each element is one domain']),
+        ({"exemptDomains": ["a.com", " "]}, ['"exemptDomains": each element is one domain']),
+        ({"ssoDomain": "10.0.0.1"}, ["is an IP address, not a domain name"]),
         # digits of other scripts (int() and a Unicode \d read them) are no number here
         ({"deprovisionLimit": "\uff15\uff10"}, ["deprovisionLimit:", "is not a number of users"]),
         ({"deprovisionLimit": "\u0665%"}, ["deprovisionLimit:", "is not a number of users"]),
