@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -204,11 +205,23 @@ def create_connection(
     """A new IdP connection and its first SCIM token."""
     if idp not in IDPS:
         raise ServiceError(f"idp must be one of {', '.join(IDPS)}, got {idp!r}")
+    name = name.strip()
     if not 1 <= len(name) <= MAX_CONNECTION_NAME or "\0" in name:
         raise ServiceError(
             f"a connection's name has 1 to {MAX_CONNECTION_NAME} characters (no NUL), "
             f"got {len(name)}"
         )
+    if not any(unicodedata.category(char)[0] in "LNPS" for char in name):
+        raise ServiceError("a connection's name needs a visible character")
+    # commands and the admin API name connections by name too: two alike would be ambiguous
+    for other_id, other_name in session.execute(
+        select(Connection.id, Connection.name).where(Connection.org_id == org.id)
+    ):
+        if other_name.lower() == name.lower():
+            raise ServiceError(
+                f"a connection named {other_name!r} exists already ({other_id}); names are "
+                "case-insensitive"
+            )
     connection = Connection(id=str(uuid.uuid4()), org_id=org.id, name=name, idp=idp)
     session.add(connection)
     session.flush()

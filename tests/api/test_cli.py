@@ -97,6 +97,26 @@ def test_init_org_and_connection_then_the_token_works(database: Database, app: F
     assert response.get_json()["totalResults"] == 0
 
 
+def test_a_connection_name_is_unique_and_visible(database: Database) -> None:
+    """Commands and the admin API name connections by name: a second 'Okta' (in any case) made
+    them ambiguous, and a name of only a right-to-left override showed as nothing."""
+    slug = f"names-{secrets.token_hex(3)}"
+    assert _run(database, "org", "create", slug, "--name", "Names")[0] == 0
+    created = _run(database, "connection", "create", "--org", slug, "--name", " Okta ", "--json")
+    assert created[0] == 0, created[1]
+    for name, said in (
+        ("okta", "a connection named 'Okta' exists already"),
+        ("\u202e", "needs a visible character"),
+        ("   ", "1 to 200 characters"),
+    ):
+        code, out = _run(database, "connection", "create", "--org", slug, "--name", name)
+        assert code == 1, out
+        assert said in out
+    code, out = _run(database, "connection", "list", "--org", slug)
+    assert code == 0
+    assert out.count("Okta") == 1
+
+
 def test_connection_for_unknown_org_fails_cleanly(database: Database) -> None:
     code, out = _run(database, "connection", "create", "--org", "no-such-org", "--name", "x")
     assert code != 0

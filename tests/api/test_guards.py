@@ -17,7 +17,7 @@ from sqlalchemy import text, update
 from scim_server.cli import main
 from scim_server.services import guards, tokens
 from scim_server.store.db import Database
-from scim_server.store.models import User
+from scim_server.store.models import Connection, User
 from tests.api.audit_support import Auditor, auditor_for, request_id, run_cli
 from tests.api.test_users_errors import assert_error
 from tests.conftest import USER_SCHEMA, Api, Tenant, make_tenant, patch_body, store_snapshot
@@ -604,7 +604,14 @@ def test_transfer_refuses_unknown_same_and_ambiguous_connections(
     )
     assert result.exit_code == 1
     assert "same connection" in result.output
-    other_connection(database, api.tenant, "test connection")
+    # two connections of one name: only a database from before names were unique has them
+    twin = other_connection(database, api.tenant, "test connection twin")
+    with database.transaction(write=True) as session:
+        session.execute(
+            update(Connection)
+            .where(Connection.id == twin.connection_id)
+            .values(name="test connection")
+        )
     result = run_cli(
         database,
         "connection",
