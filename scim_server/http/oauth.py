@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -201,11 +202,17 @@ class _MalformedBasic(Exception):
     """An ``Authorization: Basic`` header that does not decode (not base64, not UTF-8)."""
 
 
+_BASIC = re.compile(r"[Bb][Aa][Ss][Ii][Cc] +[A-Za-z0-9._~+/-]+=* *")
+
+
 def _basic_credentials() -> tuple[str | None, str | None] | None:
     """The id and secret of an ``Authorization: Basic`` header; None without one."""
-    scheme = request.headers.get("Authorization", "").split(None, 1)
+    header = request.headers.get("Authorization", "")
+    scheme = header.split(None, 1)
     if not scheme or scheme[0].lower() != "basic":
         return None
+    if not _BASIC.fullmatch(header):  # RFC 7617: "Basic" SP token68, nothing after it
+        raise _MalformedBasic("the Basic credentials are not one token68")
     try:
         client_id, secret = extract_basic_authorization(request.headers)
     except ValueError as error:  # UnicodeDecodeError, or "Basic" and nothing after it

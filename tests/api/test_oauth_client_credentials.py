@@ -792,7 +792,17 @@ def test_hostile_inputs_get_clear_errors_never_a_500(
     client = _client(app)
     grant = {"grant_type": "client_credentials"}
     not_utf8 = {"Authorization": "Basic " + base64.b64encode(b"\xff:\xff").decode()}
-    for headers in (not_utf8, {"Authorization": "Basic "}, {"Authorization": "Basic !!!"}):
+    # the right credentials with text after them are no Basic credentials (RFC 7617 token68)
+    trailing = {
+        "Authorization": _basic(issued["client_id"], issued["client_secret"])["Authorization"]
+        + " junk"
+    }
+    for headers in (
+        not_utf8,
+        {"Authorization": "Basic "},
+        {"Authorization": "Basic !!!"},
+        trailing,
+    ):
         refused = client.post(TOKEN_URL, data=grant, headers=headers)
         assert refused.status_code == 401, headers
         assert refused.get_json()["error_description"] == "client authentication failed"
