@@ -61,6 +61,12 @@ def _identify_unrouted_caller(database: Database) -> None:
         attribute_caller(authenticate(database, token.strip()), token.strip())
 
 
+_NO_BODY_SENT = {
+    "HEAD": "HEAD: the answer's headers only, no body was sent",
+    "OPTIONS": "OPTIONS: the allowed methods only, nothing was read",
+}
+
+
 def _operation(endpoint: str | None) -> str:
     operations: dict[str, str] = current_app.extensions["scim_operations"]
     if endpoint is None:
@@ -97,6 +103,10 @@ def register_provisioning_log(
         draft.status = response.status_code
         if response.status_code >= 400:
             draft.changes = None  # whatever the request meant to change was rolled back
+        elif request.method in _NO_BODY_SENT:
+            # Flask answers HEAD with the GET's view and OPTIONS by itself, under the GET's
+            # operation: the event must not say an export or a read was handed over
+            draft.detail = _NO_BODY_SENT[request.method]
         if response.status_code == 401 or draft.operation == "auth.failed":
             # every refusal of the token endpoint is one too (http.oauth)
             draft.operation = "auth.failed"

@@ -798,5 +798,21 @@ def test_users_are_exported_as_csv(
     assert "theirs@acme.com" not in admin.call("GET", "/users.csv").get_data(as_text=True)
 
 
+def test_head_and_options_are_logged_as_such_not_as_an_export(
+    admin: Admin, auditor: Auditor
+) -> None:
+    """Flask answers HEAD with the GET's view and OPTIONS by itself, under the GET's
+    operation: a HEAD of users.csv was logged 'users exported as CSV (streamed)'."""
+    for method, said in (("HEAD", "no body was sent"), ("OPTIONS", "nothing was read")):
+        rid = request_id(method.lower())
+        response = admin.call(method, "/users.csv", **{"X-Request-Id": rid})
+        assert response.status_code == 200
+        assert response.get_data() == b""
+        event = auditor.one(rid)
+        assert (event["operation"], event["status"]) == ("users.export", 200)
+        assert said in event["detail"]
+        assert "exported" not in event["detail"]
+
+
 def cli_export(database: Database, slug: str) -> str:
     return cli(database, "users", "export", "--org", slug)
