@@ -953,7 +953,7 @@ def _grant(
 
 
 def _same_value(kind: str, a: str, b: str) -> bool:
-    return a == b if kind == "external_id" else a.lower() == b.lower()
+    return a == b if kind == "external_id" else _same_name(a, b)
 
 
 def _find_mappings(
